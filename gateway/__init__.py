@@ -1,0 +1,1 @@
+"""The gateway's edge and process: HTTP app, auth, idempotency, settings, CLI, storage."""

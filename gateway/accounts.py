@@ -1,0 +1,238 @@
+"""Merchants and API keys: creation, listing, revocation, and authentication of a presented key.
+
+A key reads `gw_<kind>_<id>_<secret>`: `kind` is `sandbox`, `live` or `operator`, so a glance tells
+which it is; `id` (16 base32 characters) is stored in clear and finds the row; `secret` is 256
+random bits, stored only as its SHA-256 and compared in constant time. A slow password hash would
+add nothing: the secret is random, not chosen by a person.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import psycopg
+from psycopg.rows import dict_row
+
+from gateway.storage import QUERIES
+
+Mode = Literal["sandbox", "live"]
+Kind = Literal["merchant", "operator"]
+
+# Primer's scope names. A merchant key has all of them unless created with fewer.
+SCOPES = (
+    "transactions:authorize",
+    "transactions:capture",
+    "transactions:cancel",
+    "transactions:refund",
+    "transactions:retrieve",
+    "payment_instrument:read",
+    "payment_instrument:write",
+)
+_KEY_PREFIX = "gw"
+
+
+class AccountError(Exception):
+    """A merchant or key operation could not be done."""
+
+
+class UnknownMerchant(AccountError):
+    """No merchant has this name."""
+
+
+class MerchantExists(AccountError):
+    """A merchant with this name already exists."""
+
+
+class InvalidMerchantName(AccountError):
+    """A merchant name is 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit."""
+
+
+class UnknownScope(AccountError):
+    """A scope is not one of Primer's scope names."""
+
+
+class UnknownKey(AccountError):
+    """No API key has this id."""
+
+
+@dataclass(frozen=True)
+class Merchant:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class NewKey:
+    id: str
+    kind: Kind
+    mode: Mode | None
+    merchant_id: str | None
+    scopes: tuple[str, ...]
+    secret: str  # the whole key, shown once
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: what a valid key proves."""
+
+    key_id: str
+    kind: Kind
+    merchant_id: str | None
+    mode: Mode | None
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class KeyListing:
+    id: str
+    kind: Kind
+    merchant_name: str | None
+    mode: Mode | None
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def new_id(prefix: str) -> str:
+    """A random, sortable-enough, URL-safe identifier such as `mer_5n2k...`.
+
+    Random, not a sequence: ids are made on any machine with no coordination.
+    """
+    return f"{prefix}_{_base32(secrets.token_bytes(10))}"
+
+
+def _base32(raw: bytes) -> str:
+    return base64.b32encode(raw).decode().rstrip("=").lower()
+
+
+def _hash(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def parse_key(presented: str) -> tuple[str, str, str] | None:
+    """Split a presented key into (kind label, id, secret), or None if it is not shaped like one."""
+    parts = presented.split("_", 3)
+    if len(parts) != 4 or parts[0] != _KEY_PREFIX:
+        return None
+    _, label, key_id, secret = parts
+    if label not in ("sandbox", "live", "operator") or len(key_id) != 16 or len(secret) < 32:
+        return None
+    return label, key_id, secret
+
+
+async def create_merchant(conn: psycopg.AsyncConnection, name: str) -> Merchant:
+    try:
+        cur = await conn.execute(QUERIES["create_merchant"], {"id": new_id("mer"), "name": name})
+    except psycopg.errors.UniqueViolation:
+        raise MerchantExists(f"a merchant named {name!r} already exists") from None
+    except psycopg.errors.CheckViolation:
+        raise InvalidMerchantName(InvalidMerchantName.__doc__) from None
+    row = await cur.fetchone()
+    assert row is not None
+    return Merchant(id=row[0], name=row[1])
+
+
+async def find_merchant(conn: psycopg.AsyncConnection, name: str) -> Merchant:
+    cur = await conn.execute(QUERIES["find_merchant_by_name"], {"name": name})
+    row = await cur.fetchone()
+    if row is None:
+        raise UnknownMerchant(f"no merchant named {name!r}")
+    return Merchant(id=row[0], name=row[1])
+
+
+async def create_key(
+    conn: psycopg.AsyncConnection,
+    *,
+    kind: Kind,
+    merchant: Merchant | None = None,
+    mode: Mode | None = None,
+    scopes: tuple[str, ...] = SCOPES,
+) -> NewKey:
+    if kind == "operator":
+        merchant, mode, scopes = None, None, ()
+    else:
+        if merchant is None or mode is None:
+            raise AccountError("a merchant key needs a merchant and a mode")
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown:
+            raise UnknownScope(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}")
+    key_id = _base32(secrets.token_bytes(10))
+    secret = secrets.token_urlsafe(32)
+    label = mode if kind == "merchant" else "operator"
+    await conn.execute(
+        QUERIES["create_api_key"],
+        {
+            "id": key_id,
+            "kind": kind,
+            "merchant_id": merchant.id if merchant else None,
+            "mode": mode,
+            "scopes": list(scopes),
+            "secret_hash": _hash(secret),
+        },
+    )
+    return NewKey(
+        id=key_id,
+        kind=kind,
+        mode=mode,
+        merchant_id=merchant.id if merchant else None,
+        scopes=tuple(scopes),
+        secret=f"{_KEY_PREFIX}_{label}_{key_id}_{secret}",
+    )
+
+
+async def list_keys(conn: psycopg.AsyncConnection) -> list[KeyListing]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(QUERIES["list_api_keys"])
+    return [
+        KeyListing(
+            id=row["id"],
+            kind=row["kind"],
+            merchant_name=row["merchant_name"],
+            mode=row["mode"],
+            scopes=tuple(row["scopes"]),
+            created_at=row["created_at"],
+            revoked_at=row["revoked_at"],
+        )
+        for row in await cur.fetchall()
+    ]
+
+
+async def revoke_key(conn: psycopg.AsyncConnection, key_id: str) -> None:
+    cur = await conn.execute(QUERIES["revoke_api_key"], {"id": key_id})
+    if await cur.fetchone() is None:
+        raise UnknownKey(f"no API key with id {key_id!r}")
+
+
+# A well-formed hash to compare against when the id is unknown, so that an unknown id and a
+# wrong secret take the same path.
+_NO_SUCH_KEY = _hash("no such key")
+
+
+async def authenticate(conn: psycopg.AsyncConnection, presented: str) -> Principal | None:
+    """The principal a presented key proves, or None (unknown, wrong secret, revoked, malformed)."""
+    parsed = parse_key(presented)
+    if parsed is None:
+        return None
+    label, key_id, secret = parsed
+    cur = await conn.execute(QUERIES["find_api_key"], {"id": key_id})
+    row = await cur.fetchone()
+    stored_hash = bytes(row[5]) if row is not None else _NO_SUCH_KEY
+    matches = hmac.compare_digest(_hash(secret), stored_hash)
+    if row is None or not matches or row[6] is not None:
+        return None
+    _, kind, merchant_id, mode, scopes = row[:5]
+    if label != (mode if kind == "merchant" else "operator"):
+        return None  # a key whose readable prefix was edited is not the key that was issued
+    return Principal(
+        key_id=key_id,
+        kind=kind,
+        merchant_id=merchant_id,
+        mode=mode,
+        scopes=frozenset(scopes),
+    )

@@ -1,0 +1,242 @@
+"""The `gateway` command: serve, migrate, and the operator's merchant and key tools.
+
+Every command reads the same settings. With no database/Redis URL it uses the embedded servers of
+the data directory, starting them if no other process has, so `gateway keys create` works beside
+a running `gateway serve`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import msgspec
+import psycopg
+
+from gateway import accounts, settings as settings_module
+from gateway.embedded import embedded_services
+from gateway.settings import InvalidSetting, Settings
+from gateway.storage import migrate
+
+T = TypeVar("T")
+SANDBOX_MERCHANT = "sandbox"
+
+
+class CommandError(Exception):
+    """A command could not do what it was asked; its message says why."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_module.load()
+    except InvalidSetting as error:
+        print(f"gateway: invalid setting {error}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.run(settings, args) or 0)
+    except (CommandError, accounts.AccountError) as error:
+        print(f"gateway: {error}", file=sys.stderr)
+        return 1
+    except psycopg.OperationalError as error:
+        print(f"gateway: cannot reach PostgreSQL: {str(error).strip()}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP gateway")
+    serve.set_defaults(run=_serve)
+
+    mig = commands.add_parser("migrate", help="apply database migrations")
+    mig.set_defaults(run=_migrate)
+
+    merchants = commands.add_parser("merchants", help="manage merchants").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    create_merchant = merchants.add_parser("create", help="create a merchant")
+    create_merchant.add_argument("name")
+    create_merchant.set_defaults(run=_merchants_create)
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    create_key = keys.add_parser("create", help="create an API key (printed once)")
+    who = create_key.add_mutually_exclusive_group(required=True)
+    who.add_argument("--merchant", help="merchant name (a merchant key)")
+    who.add_argument("--operator", action="store_true", help="an operator key for /admin/*")
+    create_key.add_argument("--mode", choices=["sandbox", "live"], default=None)
+    create_key.add_argument(
+        "--scope",
+        action="append",
+        choices=accounts.SCOPES,
+        help="grant only this scope (repeatable); default: all of them",
+    )
+    create_key.set_defaults(run=_keys_create)
+    keys.add_parser("list", help="list API keys (never their secrets)").set_defaults(
+        run=_keys_list
+    )
+    revoke = keys.add_parser("revoke", help="revoke an API key")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(run=_keys_revoke)
+    return parser
+
+
+@contextlib.contextmanager
+def _resolved(settings: Settings, *, need_redis: bool) -> Iterator[Settings]:
+    """`settings` with real URLs: the configured servers, or the data directory's embedded ones."""
+    if settings.database_url and (settings.redis_url or not need_redis):
+        yield settings
+        return
+    with embedded_services(settings.data_path, need_redis=need_redis) as urls:
+        yield msgspec.structs.replace(
+            settings,
+            database_url=settings.database_url or urls.database_url,
+            redis_url=settings.redis_url or urls.redis_url or None,
+        )
+
+
+def _with_connection(
+    settings: Settings, work: Callable[[psycopg.AsyncConnection], Awaitable[T]]
+) -> T:
+    with _resolved(settings, need_redis=False) as resolved:
+        assert resolved.database_url is not None
+        migrate.apply(resolved.database_url)
+
+        async def run() -> T:
+            conn = await psycopg.AsyncConnection.connect(resolved.database_url, autocommit=True)
+            async with conn:
+                return await work(conn)
+
+        return asyncio.run(run())
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    with _resolved(settings, need_redis=False) as resolved:
+        assert resolved.database_url is not None
+        applied = migrate.apply(resolved.database_url)
+    for migration in applied:
+        print(f"applied {migration.version:04d}_{migration.name}")
+    print("schema is up to date" if not applied else f"{len(applied)} migration(s) applied")
+    return 0
+
+
+def _merchants_create(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(conn: psycopg.AsyncConnection) -> accounts.Merchant:
+        return await accounts.create_merchant(conn, args.name)
+
+    merchant = _with_connection(settings, work)
+    print(f"created merchant {merchant.name} ({merchant.id})")
+    return 0
+
+
+def _keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    if args.operator and (args.mode or args.scope):
+        raise CommandError("operator keys have no --mode or --scope")
+    if args.merchant and not args.mode:
+        raise CommandError("a merchant key needs --mode sandbox or --mode live")
+
+    async def work(conn: psycopg.AsyncConnection) -> accounts.NewKey:
+        if args.operator:
+            return await accounts.create_key(conn, kind="operator")
+        merchant = await accounts.find_merchant(conn, args.merchant)
+        scopes = tuple(dict.fromkeys(args.scope)) if args.scope else accounts.SCOPES
+        return await accounts.create_key(
+            conn, kind="merchant", merchant=merchant, mode=args.mode, scopes=scopes
+        )
+
+    key = _with_connection(settings, work)
+    print(key.secret)
+    what = "operator key" if key.kind == "operator" else f"{key.mode} key for {args.merchant}"
+    print(f"# {what}, id {key.id}. Shown once: store it now.", file=sys.stderr)
+    return 0
+
+
+def _keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    keys = _with_connection(settings, accounts.list_keys)
+    print(f"{'ID':<18}{'KIND':<10}{'MERCHANT':<20}{'MODE':<9}{'CREATED':<22}{'REVOKED':<22}SCOPES")
+    for key in keys:
+        scopes = "all" if set(key.scopes) == set(accounts.SCOPES) else ",".join(key.scopes) or "-"
+        print(
+            f"{key.id:<18}{key.kind:<10}{key.merchant_name or '-':<20}{key.mode or '-':<9}"
+            f"{key.created_at:%Y-%m-%d %H:%M:%S}   "
+            f"{f'{key.revoked_at:%Y-%m-%d %H:%M:%S}' if key.revoked_at else '-':<22}{scopes}"
+        )
+    return 0
+
+
+def _keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(conn: psycopg.AsyncConnection) -> None:
+        await accounts.revoke_key(conn, args.key_id)
+
+    _with_connection(settings, work)
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.logging import configure
+
+    configure(settings.log_level)
+    with _resolved(settings, need_redis=True) as resolved:
+        assert resolved.database_url is not None
+        migrate.apply(resolved.database_url)
+        if settings.embedded:
+            asyncio.run(_sandbox_banner(resolved))
+        app = create_app(resolved)
+        uvicorn.run(
+            app,
+            host=resolved.host,
+            port=resolved.port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=10,
+        )
+    return 0
+
+
+async def _sandbox_banner(settings: Settings) -> None:
+    """On first start of an embedded gateway, make a sandbox merchant and show its key once."""
+    assert settings.database_url is not None
+    conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+    async with conn:
+        try:
+            merchant = await accounts.find_merchant(conn, SANDBOX_MERCHANT)
+            key = None
+        except accounts.UnknownMerchant:
+            with contextlib.suppress(accounts.MerchantExists):
+                await accounts.create_merchant(conn, SANDBOX_MERCHANT)
+            merchant = await accounts.find_merchant(conn, SANDBOX_MERCHANT)
+            key = await accounts.create_key(conn, kind="merchant", merchant=merchant, mode="sandbox")
+    base = f"http://{settings.host}:{settings.port}"
+    lines = ["", f"Sandbox gateway on {base} (data in {settings.data_path})"]
+    if key is not None:
+        lines += [
+            f"Sandbox merchant {merchant.name!r} created. Its API key, shown this once:",
+            "",
+            f"    {key.secret}",
+            "",
+            "Try it:",
+            "",
+            f"    curl -s {base}/health/ready",
+            f"    curl -s -H 'X-API-KEY: {key.secret}' {base}/payments",
+        ]
+    else:
+        lines += [
+            f"Sandbox merchant {merchant.name!r} exists; its key was shown on first start.",
+            "Another one: gateway keys create --merchant sandbox --mode sandbox",
+        ]
+    print("\n".join(lines) + "\n", flush=True)

@@ -1,0 +1,154 @@
+"""What every merchant and operator endpoint does before its own work.
+
+`merchant_endpoint(scope=...)` wraps a handler: X-API-KEY (401 unless a live merchant key),
+the scope (403), X-API-VERSION (400 unless absent or 2.4), X-Idempotency-Key (400 unless 1-255
+visible ASCII). The handler receives a `MerchantCall` that decodes the body with msgspec (422
+`RequestValidationError` on anything malformed) and runs money-moving work under the
+idempotency guard. `operator_endpoint` does the same for `/admin/*` with operator keys.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+import psycopg
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import accounts
+from gateway.errors import Forbidden, ServiceUnavailable, Unauthorized, UnsupportedApiVersion
+from gateway.errors import validation_error
+from gateway.idempotency import Claim, IdempotencyScope, fingerprint, validate_key
+from gateway.services import Services
+
+SUPPORTED_API_VERSIONS = ("2.4",)
+# Primer: a request without X-API-VERSION is served by the earliest supported version.
+DEFAULT_API_VERSION = SUPPORTED_API_VERSIONS[0]
+
+T = TypeVar("T")
+_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
+_canonical = msgspec.json.Encoder(order="sorted")
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return msgspec.json.encode(content)
+
+
+def api_version(request: Request) -> str:
+    version = request.headers.get("x-api-version")
+    if version is None:
+        return DEFAULT_API_VERSION
+    if version not in SUPPORTED_API_VERSIONS:
+        raise UnsupportedApiVersion(
+            f"API version {version!r} is not supported. "
+            f"Supported versions: {', '.join(SUPPORTED_API_VERSIONS)}."
+        )
+    return version
+
+
+async def authenticate(request: Request, services: Services) -> accounts.Principal:
+    presented = request.headers.get("x-api-key")
+    if not presented:
+        raise Unauthorized("The X-API-KEY header is missing.")
+    try:
+        async with services.pool.connection() as conn:
+            principal = await accounts.authenticate(conn, presented)
+    except psycopg.OperationalError:
+        raise ServiceUnavailable() from None
+    if principal is None:
+        raise Unauthorized()
+    return principal
+
+
+@dataclass
+class MerchantCall:
+    request: Request
+    principal: accounts.Principal
+    services: Services
+    api_version: str
+    idempotency_key: str | None
+
+    @property
+    def merchant_id(self) -> str:
+        assert self.principal.merchant_id is not None
+        return self.principal.merchant_id
+
+    async def body(self, model: type[T]) -> T:
+        decoder = _decoders.get(model)
+        if decoder is None:
+            decoder = _decoders[model] = msgspec.json.Decoder(model)
+        raw = await self.request.body()
+        try:
+            return decoder.decode(raw or b"{}")  # type: ignore[no-any-return]
+        except msgspec.DecodeError as error:
+            raise validation_error(model.__name__, str(error)) from None
+
+    async def once(
+        self,
+        operation: str,
+        command: object,
+        work: Callable[[Claim], Awaitable[Response]],
+        *,
+        target: str = "",
+    ) -> Response:
+        """Run `work` at most once per idempotency key (just once, if the request has none)."""
+        if self.idempotency_key is None:
+            return await work(Claim())
+        scope = IdempotencyScope(self.merchant_id, operation, target)
+        body_fp = fingerprint(scope, _canonical.encode(command))
+        async with self.services.idempotency.hold(scope, self.idempotency_key, body_fp) as claim:
+            return await work(claim)
+
+
+Handler = Callable[[MerchantCall], Awaitable[Response]]
+
+
+def merchant_endpoint(scope: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    if scope not in accounts.SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            services: Services = request.app.state.services
+            principal = await authenticate(request, services)
+            if principal.kind != "merchant":
+                raise Unauthorized("Operator keys are not valid on merchant endpoints.")
+            structlog.contextvars.bind_contextvars(merchant_id=principal.merchant_id)
+            if scope not in principal.scopes:
+                raise Forbidden(f"This API key lacks the scope {scope!r}.")
+            call = MerchantCall(
+                request=request,
+                principal=principal,
+                services=services,
+                api_version=api_version(request),
+                idempotency_key=validate_key(request.headers.get("x-idempotency-key")),
+            )
+            return await handler(call)
+
+        return endpoint
+
+    return wrap
+
+
+OperatorHandler = Callable[[Request, accounts.Principal], Awaitable[Response]]
+
+
+def operator_endpoint(handler: OperatorHandler) -> Callable[[Request], Awaitable[Response]]:
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        principal = await authenticate(request, request.app.state.services)
+        if principal.kind != "operator":
+            raise Unauthorized("Merchant keys are not valid on operator endpoints.")
+        structlog.contextvars.bind_contextvars(operator_key_id=principal.key_id)
+        return await handler(request, principal)
+
+    return endpoint

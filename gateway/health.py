@@ -1,0 +1,53 @@
+"""Liveness and readiness.
+
+Ready means PostgreSQL answers: it is the truth, and without it no request can be served. Redis
+being unreachable is reported (`"redis": "unavailable"`) but does not make the gateway unready,
+because payments keep flowing on the PostgreSQL path; taking every instance out of a load
+balancer when Redis blips would turn a degradation into an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.endpoints import JSONResponse
+from gateway.services import Services
+
+_CHECK_TIMEOUT_SECONDS = 2.0
+
+
+async def live(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    services: Services = request.app.state.services
+    postgres, redis = await asyncio.gather(_postgres_ok(services), _redis_ok(services))
+    body = {
+        "status": "ready" if postgres else "unavailable",
+        "postgres": "ok" if postgres else "unavailable",
+        "redis": "ok" if redis else "unavailable",
+        "redisFailures": services.idempotency.redis_failures,
+    }
+    return JSONResponse(body, status_code=200 if postgres else 503)
+
+
+async def _postgres_ok(services: Services) -> bool:
+    try:
+        async with asyncio.timeout(_CHECK_TIMEOUT_SECONDS):
+            async with services.pool.connection() as conn:
+                await conn.execute("SELECT 1")
+        return True
+    except Exception:
+        return False
+
+
+async def _redis_ok(services: Services) -> bool:
+    try:
+        async with asyncio.timeout(_CHECK_TIMEOUT_SECONDS):
+            return bool(await services.redis.ping())
+    except Exception:
+        return False

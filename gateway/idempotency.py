@@ -1,0 +1,268 @@
+"""Idempotency of merchant requests (`X-Idempotency-Key`), as the reference README's table says.
+
+A request that carries a key is run inside `IdempotencyGuard.hold(...)`:
+
+- Redis is the fast path. One `SET NX GET` either claims the key for this request or returns what
+  an earlier request recorded: in flight (409 `IdempotencyKeyInProgress`), processed (409
+  `IdempotencyKeyAlreadyExists` with the payment), or another body (422 `IdempotencyKeyReused`).
+- PostgreSQL is the truth. The claim is also inserted into `idempotency_keys`, whose primary key
+  rejects a repeat that Redis forgot (flush, failover) and serves alone while Redis is unreachable.
+- A request that fails before it is processed (the handler raises) releases the key, so the
+  merchant can retry with it; a request whose process died holds it only until its lease ends.
+- Records live `idempotency_ttl_seconds` (24 h by default) in both stores.
+
+Keys are scoped to (merchant, operation, target): the payment id for a follow-up, '' for a create.
+Redis keys carry the merchant as a hash tag (`{mer_...}`), ready for Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import msgspec
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.errors import (
+    IdempotencyKeyAlreadyExists,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    ServiceUnavailable,
+)
+from gateway.logging import get_logger
+from gateway.storage import QUERIES
+
+log = get_logger(__name__)
+
+# After Redis fails, skip it for this long instead of paying a timeout on every request.
+_REDIS_BACKOFF_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class IdempotencyScope:
+    merchant_id: str
+    operation: str
+    target: str = ""
+
+
+class _Record(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What Redis holds for a key; short field names, it is stored millions of times."""
+
+    s: Literal["in_flight", "processed"]
+    f: str  # body fingerprint, hex
+    p: str | None = None  # payment id
+    st: str | None = None  # payment status when processed
+
+
+_record_encoder = msgspec.json.Encoder()
+_record_decoder = msgspec.json.Decoder(_Record)
+
+
+@dataclass
+class Claim:
+    """Handed to the request holding a key: it says which payment the request produced."""
+
+    payment_id: str | None = None
+    payment_status: str | None = None
+
+    def processed(self, payment_id: str | None, payment_status: str | None) -> None:
+        self.payment_id, self.payment_status = payment_id, payment_status
+
+
+def validate_key(raw: str | None) -> str | None:
+    """The X-Idempotency-Key header, checked: 1-255 visible ASCII characters, or absent."""
+    if raw is None:
+        return None
+    if not 1 <= len(raw) <= 255 or not all("!" <= c <= "~" for c in raw):
+        raise InvalidIdempotencyKey()
+    return raw
+
+
+def fingerprint(scope: IdempotencyScope, canonical_body: bytes) -> bytes:
+    """SHA-256 of what makes two requests the same request: operation, target and body."""
+    digest = hashlib.sha256()
+    for part in (scope.operation.encode(), scope.target.encode(), canonical_body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.digest()
+
+
+StatusLookup = Callable[[str, str], Awaitable[str | None]]
+
+
+class IdempotencyGuard:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        redis: Redis,
+        *,
+        ttl_seconds: int,
+        lease_seconds: int,
+        current_status: StatusLookup | None = None,
+    ) -> None:
+        self._pool = pool
+        self._redis = redis
+        self._ttl_ms = ttl_seconds * 1000
+        self._lease_ms = lease_seconds * 1000
+        self._ttl_seconds = ttl_seconds
+        self._lease_seconds = lease_seconds
+        # (merchant_id, payment_id) -> the payment's status now, for the 409 answer.
+        self._current_status = current_status
+        self._redis_skip_until = 0.0
+        self.redis_failures = 0
+
+    @property
+    def redis_degraded(self) -> bool:
+        return time.monotonic() < self._redis_skip_until
+
+    @asynccontextmanager
+    async def hold(
+        self, scope: IdempotencyScope, key: str, body_fingerprint: bytes
+    ) -> AsyncIterator[Claim]:
+        redis_key = f"gw:{{{scope.merchant_id}}}:idem:{scope.operation}:{scope.target}:{key}"
+        fp = body_fingerprint.hex()
+        await self._claim(scope, key, body_fingerprint, redis_key, fp)
+        claim = Claim()
+        try:
+            yield claim
+        except BaseException:
+            # Not processed: the key is not burnt. Shielded, so a cancelled request still lets go.
+            await asyncio.shield(self._release(scope, key, body_fingerprint, redis_key))
+            raise
+        await self._complete(scope, key, body_fingerprint, redis_key, fp, claim)
+
+    async def _claim(
+        self, scope: IdempotencyScope, key: str, fp_bytes: bytes, redis_key: str, fp: str
+    ) -> None:
+        in_flight = _record_encoder.encode(_Record("in_flight", fp))
+        earlier = await self._redis_call(
+            self._redis.set(redis_key, in_flight, nx=True, get=True, px=self._lease_ms)
+        )
+        if isinstance(earlier, bytes):
+            await self._refuse(scope, _record_decoder.decode(earlier), fp, retry_after=1)
+        params = {
+            "merchant_id": scope.merchant_id,
+            "operation": scope.operation,
+            "target": scope.target,
+            "key": key,
+            "fingerprint": fp_bytes,
+            "lease_seconds": self._lease_seconds,
+            "ttl_seconds": self._ttl_seconds,
+        }
+        try:
+            async with self._pool.connection() as conn:
+                for _ in range(3):
+                    cur = await conn.execute(QUERIES["claim_idempotency_key"], params)
+                    if await cur.fetchone() is not None:
+                        return
+                    dict_cur = conn.cursor(row_factory=dict_row)
+                    await dict_cur.execute(QUERIES["find_idempotency_key"], params)
+                    row = await dict_cur.fetchone()
+                    if row is not None:
+                        break  # held by another request; refused below, outside the connection
+                else:
+                    raise ServiceUnavailable("Could not claim the idempotency key; retry.")
+        except psycopg.OperationalError:
+            await self._redis_call(self._redis.delete(redis_key))
+            raise ServiceUnavailable() from None
+        record = _Record(
+            row["state"], bytes(row["fingerprint"]).hex(), row["payment_id"], row["payment_status"]
+        )
+        if record.s == "processed":
+            # Redis forgot a processed key (flush, failover): teach it again, then refuse.
+            await self._redis_call(
+                self._redis.set(
+                    redis_key, _record_encoder.encode(record), px=row["ttl_left_seconds"] * 1000
+                )
+            )
+        elif record.f != fp:
+            await self._redis_call(self._redis.delete(redis_key))
+        await self._refuse(scope, record, fp, retry_after=max(1, row["lease_left_seconds"]))
+
+    async def _refuse(
+        self, scope: IdempotencyScope, record: _Record, fp: str, *, retry_after: int
+    ) -> None:
+        if record.f != fp:
+            raise IdempotencyKeyReused()
+        if record.s == "in_flight":
+            raise IdempotencyKeyInProgress(headers={"Retry-After": str(retry_after)})
+        status = record.st
+        if record.p is not None and self._current_status is not None:
+            status = await self._current_status(scope.merchant_id, record.p) or status
+        raise IdempotencyKeyAlreadyExists(payment_id=record.p, payment_status=status)
+
+    async def _complete(
+        self,
+        scope: IdempotencyScope,
+        key: str,
+        fp_bytes: bytes,
+        redis_key: str,
+        fp: str,
+        claim: Claim,
+    ) -> None:
+        # PostgreSQL first: once it says processed, no repeat can run, whatever Redis does next.
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                QUERIES["complete_idempotency_key"],
+                {
+                    "merchant_id": scope.merchant_id,
+                    "operation": scope.operation,
+                    "target": scope.target,
+                    "key": key,
+                    "fingerprint": fp_bytes,
+                    "payment_id": claim.payment_id,
+                    "payment_status": claim.payment_status,
+                },
+            )
+        record = _Record("processed", fp, claim.payment_id, claim.payment_status)
+        await self._redis_call(
+            self._redis.set(redis_key, _record_encoder.encode(record), px=self._ttl_ms)
+        )
+
+    async def _release(
+        self, scope: IdempotencyScope, key: str, fp_bytes: bytes, redis_key: str
+    ) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute(
+                    QUERIES["release_idempotency_key"],
+                    {
+                        "merchant_id": scope.merchant_id,
+                        "operation": scope.operation,
+                        "target": scope.target,
+                        "key": key,
+                        "fingerprint": fp_bytes,
+                    },
+                )
+        except psycopg.Error:
+            # The lease will free the key; the request's own error is what the client needs.
+            log.warning("idempotency_release_failed", operation=scope.operation)
+        await self._redis_call(self._redis.delete(redis_key))
+
+    async def _redis_call(self, command: Awaitable[object]) -> object:
+        """Run a Redis command; on failure note the degradation and carry on without Redis."""
+        if self.redis_degraded:
+            if asyncio.iscoroutine(command):
+                command.close()
+            return None
+        try:
+            return await command
+        except (RedisError, OSError) as error:
+            self.redis_failures += 1
+            self._redis_skip_until = time.monotonic() + _REDIS_BACKOFF_SECONDS
+            log.warning(
+                "redis_unavailable_idempotency_on_postgresql",
+                error=type(error).__name__,
+                failures=self.redis_failures,
+            )
+            return None

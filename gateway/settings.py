@@ -1,0 +1,77 @@
+"""Settings: every `GATEWAY_*` environment variable, parsed once into one typed object.
+
+A bad value stops start-up with one line naming the variable (exit code 2, see `cli`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+PREFIX = "GATEWAY_"
+
+
+class InvalidSetting(Exception):
+    """A GATEWAY_* environment variable has a value the gateway cannot use."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8080
+    data_dir: str = ".gateway"
+    # Unset: embedded PostgreSQL / Redis under data_dir, started on demand.
+    database_url: str | None = None
+    redis_url: str | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    db_pool_min: Annotated[int, Meta(ge=1, le=200)] = 2
+    db_pool_max: Annotated[int, Meta(ge=1, le=500)] = 20
+    idempotency_ttl_seconds: Annotated[int, Meta(ge=60, le=30 * 86400)] = 86400
+    # How long a request may hold an idempotency key before a retry may take it over
+    # (a process that died mid-request must not burn the key forever).
+    idempotency_lease_seconds: Annotated[int, Meta(ge=1, le=3600)] = 60
+    redis_timeout_seconds: Annotated[float, Meta(gt=0, le=30)] = 0.5
+    max_body_bytes: Annotated[int, Meta(ge=1024, le=10 * 1024 * 1024)] = 64 * 1024
+    print_sandbox_key: bool = True
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None or self.redis_url is None
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+
+_FIELDS = {name.upper(): name for name in Settings.__struct_fields__}
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the GATEWAY_* variables of `environ` (default: the process environment)."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, str] = {}
+    for variable, value in environ.items():
+        if not variable.startswith(PREFIX):
+            continue
+        field = _FIELDS.get(variable[len(PREFIX) :])
+        if field is None:
+            continue  # GATEWAY_* variables of other tools (and of later versions) are not ours.
+        if value == "" and field in ("database_url", "redis_url"):
+            continue
+        raw[field] = value
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as error:
+        message = str(error)
+        field = message.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in message else ""
+        problem = message.split(" - at ", 1)[0]
+        variable = PREFIX + field.upper() if field in Settings.__struct_fields__ else "GATEWAY_*"
+        raise InvalidSetting(variable, f"{problem} (got {raw.get(field)!r})") from None

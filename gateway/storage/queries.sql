@@ -1,0 +1,65 @@
+-- Queries of the edge: merchants, API keys, the durable idempotency record.
+
+-- name: create_merchant
+INSERT INTO merchants (id, name) VALUES (%(id)s, %(name)s)
+RETURNING id, name, created_at;
+
+-- name: find_merchant_by_name
+SELECT id, name, created_at FROM merchants WHERE name = %(name)s;
+
+-- name: create_api_key
+INSERT INTO api_keys (id, kind, merchant_id, mode, scopes, secret_hash)
+VALUES (%(id)s, %(kind)s, %(merchant_id)s, %(mode)s, %(scopes)s, %(secret_hash)s)
+RETURNING id, kind, merchant_id, mode, scopes, created_at, revoked_at;
+
+-- name: find_api_key
+SELECT k.id, k.kind, k.merchant_id, k.mode, k.scopes, k.secret_hash, k.revoked_at
+FROM api_keys k WHERE k.id = %(id)s;
+
+-- name: list_api_keys
+SELECT k.id, k.kind, m.name AS merchant_name, k.mode, k.scopes, k.created_at, k.revoked_at
+FROM api_keys k LEFT JOIN merchants m ON m.id = k.merchant_id
+ORDER BY k.created_at, k.id;
+
+-- name: revoke_api_key
+UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = %(id)s
+RETURNING id, revoked_at;
+
+-- name: claim_idempotency_key
+-- Take the key if nobody has it, if it expired, or if the request holding it died (lease over).
+-- Returns a row only when this request now holds the key.
+INSERT INTO idempotency_keys AS k
+    (merchant_id, operation, target, key, fingerprint, state, locked_until, expires_at)
+VALUES (%(merchant_id)s, %(operation)s, %(target)s, %(key)s, %(fingerprint)s, 'in_flight',
+        now() + make_interval(secs => %(lease_seconds)s),
+        now() + make_interval(secs => %(ttl_seconds)s))
+ON CONFLICT (merchant_id, operation, target, key) DO UPDATE
+    SET fingerprint = EXCLUDED.fingerprint, state = 'in_flight',
+        locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at,
+        payment_id = NULL, payment_status = NULL, created_at = now()
+    WHERE k.expires_at < now()
+       OR (k.state = 'in_flight' AND k.locked_until < now() AND k.fingerprint = EXCLUDED.fingerprint)
+RETURNING 1;
+
+-- name: find_idempotency_key
+SELECT fingerprint, state, payment_id, payment_status,
+       greatest(0, ceil(extract(epoch FROM locked_until - now())))::int AS lease_left_seconds,
+       greatest(1, ceil(extract(epoch FROM expires_at - now())))::int AS ttl_left_seconds
+FROM idempotency_keys
+WHERE merchant_id = %(merchant_id)s AND operation = %(operation)s AND target = %(target)s
+  AND key = %(key)s AND expires_at >= now();
+
+-- name: complete_idempotency_key
+UPDATE idempotency_keys
+SET state = 'processed', locked_until = NULL,
+    payment_id = %(payment_id)s, payment_status = %(payment_status)s
+WHERE merchant_id = %(merchant_id)s AND operation = %(operation)s AND target = %(target)s
+  AND key = %(key)s AND fingerprint = %(fingerprint)s AND state = 'in_flight';
+
+-- name: release_idempotency_key
+DELETE FROM idempotency_keys
+WHERE merchant_id = %(merchant_id)s AND operation = %(operation)s AND target = %(target)s
+  AND key = %(key)s AND fingerprint = %(fingerprint)s AND state = 'in_flight';
+
+-- name: purge_expired_idempotency_keys
+DELETE FROM idempotency_keys WHERE merchant_id = %(merchant_id)s AND expires_at < now();
