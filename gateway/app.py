@@ -43,9 +43,7 @@ async def http_error(request: Request, error: Exception) -> Response:
         return await api_error(request, MethodNotAllowed())
     if error.status_code == 404:
         return await api_error(request, RouteNotFound())
-    generic = ApiError(str(error.detail))
-    generic.status = error.status_code  # type: ignore[misc]
-    return await api_error(request, generic)
+    return await api_error(request, ApiError(str(error.detail), status=error.status_code))
 
 
 def open_redis(settings: Settings) -> Redis:

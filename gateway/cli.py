@@ -17,7 +17,8 @@ from typing import TypeVar
 import msgspec
 import psycopg
 
-from gateway import accounts, settings as settings_module
+from gateway import accounts
+from gateway import settings as settings_module
 from gateway.embedded import embedded_services
 from gateway.settings import InvalidSetting, Settings
 from gateway.storage import migrate
@@ -80,9 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         help="grant only this scope (repeatable); default: all of them",
     )
     create_key.set_defaults(run=_keys_create)
-    keys.add_parser("list", help="list API keys (never their secrets)").set_defaults(
-        run=_keys_list
-    )
+    keys.add_parser("list", help="list API keys (never their secrets)").set_defaults(run=_keys_list)
     revoke = keys.add_parser("revoke", help="revoke an API key")
     revoke.add_argument("key_id")
     revoke.set_defaults(run=_keys_revoke)
@@ -95,7 +94,11 @@ def _resolved(settings: Settings, *, need_redis: bool) -> Iterator[Settings]:
     if settings.database_url and (settings.redis_url or not need_redis):
         yield settings
         return
-    with embedded_services(settings.data_path, need_redis=need_redis) as urls:
+    with embedded_services(
+        settings.data_path,
+        postgres=not settings.database_url,
+        redis=need_redis and not settings.redis_url,
+    ) as urls:
         yield msgspec.structs.replace(
             settings,
             database_url=settings.database_url or urls.database_url,
@@ -107,11 +110,12 @@ def _with_connection(
     settings: Settings, work: Callable[[psycopg.AsyncConnection], Awaitable[T]]
 ) -> T:
     with _resolved(settings, need_redis=False) as resolved:
-        assert resolved.database_url is not None
-        migrate.apply(resolved.database_url)
+        database_url = resolved.database_url
+        assert database_url is not None
+        migrate.apply(database_url)
 
         async def run() -> T:
-            conn = await psycopg.AsyncConnection.connect(resolved.database_url, autocommit=True)
+            conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
             async with conn:
                 return await work(conn)
 
@@ -190,8 +194,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     configure(settings.log_level)
     with _resolved(settings, need_redis=True) as resolved:
         assert resolved.database_url is not None
-        migrate.apply(resolved.database_url)
         if settings.embedded:
+            # Against real servers, migrations are a deploy step (`gateway migrate`).
+            migrate.apply(resolved.database_url)
             asyncio.run(_sandbox_banner(resolved))
         app = create_app(resolved)
         uvicorn.run(
@@ -220,7 +225,9 @@ async def _sandbox_banner(settings: Settings) -> None:
             with contextlib.suppress(accounts.MerchantExists):
                 await accounts.create_merchant(conn, SANDBOX_MERCHANT)
             merchant = await accounts.find_merchant(conn, SANDBOX_MERCHANT)
-            key = await accounts.create_key(conn, kind="merchant", merchant=merchant, mode="sandbox")
+            key = await accounts.create_key(
+                conn, kind="merchant", merchant=merchant, mode="sandbox"
+            )
     base = f"http://{settings.host}:{settings.port}"
     lines = ["", f"Sandbox gateway on {base} (data in {settings.data_path})"]
     if key is not None:
@@ -232,7 +239,7 @@ async def _sandbox_banner(settings: Settings) -> None:
             "Try it:",
             "",
             f"    curl -s {base}/health/ready",
-            f"    curl -s -H 'X-API-KEY: {key.secret}' {base}/payments",
+            f"    export API_KEY='{key.secret}'",
         ]
     else:
         lines += [

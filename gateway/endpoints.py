@@ -21,8 +21,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import accounts
-from gateway.errors import Forbidden, ServiceUnavailable, Unauthorized, UnsupportedApiVersion
-from gateway.errors import validation_error
+from gateway.errors import (
+    Forbidden,
+    ServiceUnavailable,
+    Unauthorized,
+    UnsupportedApiVersion,
+    validation_error,
+)
 from gateway.idempotency import Claim, IdempotencyScope, fingerprint, validate_key
 from gateway.services import Services
 

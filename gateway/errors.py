@@ -5,7 +5,7 @@ A class's docstring is its default description. Handlers are chosen by class in 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import msgspec
 
@@ -52,7 +52,10 @@ class ApiError(Exception):
         payment_id: str | None = None,
         payment_status: str | None = None,
         headers: dict[str, str] | None = None,
+        status: int | None = None,
     ) -> None:
+        if status is not None:
+            self.status = status  # type: ignore[misc]  # an HTTP error raised by Starlette itself
         self.description = description or (self.__doc__ or "").strip()
         super().__init__(self.description)
         self.validation_errors = validation_errors or []
@@ -180,12 +183,5 @@ def validation_error(model: str, message: str) -> RequestValidationError:
     if not text:
         text, path = message, "$"
     return RequestValidationError(
-        validation_errors=[
-            ModelErrors(model, [FieldError(path.rstrip("`") or "$", text)])
-        ]
+        validation_errors=[ModelErrors(model, [FieldError(path.rstrip("`") or "$", text)])]
     )
-
-
-def describe(error: ApiError) -> dict[str, Any]:
-    """A log-friendly summary of an error."""
-    return {"error_id": error.error_id, "status": error.status}

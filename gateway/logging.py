@@ -83,6 +83,20 @@ def _json_dumps(obj: Any, default: Any = None, **_: Any) -> str:
     return msgspec.json.encode(obj, enc_hook=default or str).decode()
 
 
+class _Stderr:
+    """Whatever sys.stderr is at the time of writing (pytest swaps it per test)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _stderr_logger(*_: Any) -> structlog.WriteLogger:
+    return structlog.WriteLogger(_Stderr())  # type: ignore[arg-type]
+
+
 def configure(level: str = "info") -> None:
     numeric = logging.getLevelName(level.upper())
     renderer = structlog.processors.JSONRenderer(serializer=_json_dumps)
@@ -97,12 +111,13 @@ def configure(level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        logger_factory=_stderr_logger,
+        # Not cached: `configure` may be called again (tests, a level change) and must take effect.
+        cache_logger_on_first_use=False,
     )
     # Libraries that log through the standard library (uvicorn, psycopg, redis) get the same
     # JSON lines and the same scrubbing.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_Stderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[

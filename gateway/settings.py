@@ -40,7 +40,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     idempotency_lease_seconds: Annotated[int, Meta(ge=1, le=3600)] = 60
     redis_timeout_seconds: Annotated[float, Meta(gt=0, le=30)] = 0.5
     max_body_bytes: Annotated[int, Meta(ge=1024, le=10 * 1024 * 1024)] = 64 * 1024
-    print_sandbox_key: bool = True
 
     @property
     def embedded(self) -> bool:

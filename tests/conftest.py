@@ -1,0 +1,54 @@
+"""Fixtures shared by every test: real PostgreSQL and Redis, once per session.
+
+With GATEWAY_DATABASE_URL and GATEWAY_REDIS_URL set, the tests use those servers (they must be
+disposable: tests create merchants and flush Redis). Otherwise they start the embedded servers
+in a temporary data directory, exactly as `make run` does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway import settings as settings_module
+from gateway.embedded import embedded_services
+from gateway.logging import configure
+from gateway.settings import Settings
+from gateway.storage import migrate
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "reference"
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    database_url = os.environ.get("GATEWAY_DATABASE_URL")
+    redis_url = os.environ.get("GATEWAY_REDIS_URL")
+    if database_url and redis_url:
+        migrate.apply(database_url)
+        yield database_url, redis_url
+        return
+    with embedded_services(tmp_path_factory.mktemp("data")) as urls:
+        migrate.apply(urls.database_url)
+        yield urls.database_url, urls.redis_url
+
+
+@pytest.fixture(scope="session")
+def settings(servers: tuple[str, str]) -> Settings:
+    configure("warning")
+    base = settings_module.load({})
+    import msgspec
+
+    return msgspec.structs.replace(base, database_url=servers[0], redis_url=servers[1])
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[object]:
+    import psycopg
+
+    conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+    async with conn:
+        yield conn

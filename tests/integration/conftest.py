@@ -1,0 +1,130 @@
+"""Integration fixtures: a gateway app on the session's real PostgreSQL and Redis, and merchants.
+
+`probe` routes are a test-only endpoint built from the real pieces (merchant auth, headers, body
+decoding, the idempotency guard) whose handler counts how often it ran and can be held open, so
+the tests see exactly what a payment endpoint plugged into the same pieces would do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import httpx
+import msgspec
+import pytest
+from msgspec import Meta
+from starlette.routing import Route
+
+from gateway import accounts
+from gateway.app import create_app
+from gateway.endpoints import JSONResponse, MerchantCall, merchant_endpoint, operator_endpoint
+from gateway.errors import ApiError
+from gateway.settings import Settings
+
+
+class ProbeBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    amount: Annotated[int, Meta(ge=0)]
+    note: str = ""
+
+
+class ProbeRefused(ApiError):
+    """The probe refused this amount before doing anything."""
+
+    status = 400
+    error_id = "InvalidPaymentStatus"
+
+
+@dataclass
+class Probe:
+    """What the probe handler did: how often it ran, and a gate that holds it open."""
+
+    executions: int = 0
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    gate: asyncio.Event | None = None
+
+    def routes(self) -> list[Route]:
+        @merchant_endpoint("transactions:capture")
+        async def capture(call: MerchantCall) -> JSONResponse:
+            body = await call.body(ProbeBody)
+            target = call.request.path_params["target"]
+
+            async def work(claim: Any) -> JSONResponse:
+                self.executions += 1
+                self.entered.set()
+                if self.gate is not None:
+                    await self.gate.wait()
+                if body.amount == 13:
+                    raise ProbeRefused()
+                if body.amount == 500:
+                    raise RuntimeError("probe exploded with card 4111111111111111")
+                claim.processed(f"pay_{target}", "SETTLED")
+                return JSONResponse({"id": f"pay_{target}", "amount": body.amount})
+
+            return await call.once("capture", body, work, target=target)
+
+        @operator_endpoint
+        async def admin(request: Any, principal: accounts.Principal) -> JSONResponse:
+            return JSONResponse({"operatorKeyId": principal.key_id})
+
+        return [
+            Route("/probe/{target}/capture", capture, methods=["POST"]),
+            Route("/admin/probe", admin, methods=["GET"]),
+        ]
+
+
+@dataclass(frozen=True)
+class SomeMerchant:
+    id: str
+    name: str
+    key: str
+
+
+@pytest.fixture
+def probe() -> Probe:
+    return Probe()
+
+
+ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+@pytest.fixture
+async def gateway(settings: Settings, probe: Probe) -> AsyncIterator[ClientFactory]:
+    """Start a gateway app (optionally with other settings); yields an HTTP client on it."""
+    stack: list[Any] = []
+
+    async def start(app_settings: Settings | None = None) -> httpx.AsyncClient:
+        app = create_app(app_settings or settings, extra_routes=probe.routes())
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        stack.append(lifespan)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
+        )
+        stack.append(client)
+        return client
+
+    yield start
+    for resource in reversed(stack):
+        await resource.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def client(gateway: ClientFactory) -> httpx.AsyncClient:
+    return await gateway()
+
+
+async def new_merchant(db: Any, *, scopes: tuple[str, ...] = accounts.SCOPES) -> SomeMerchant:
+    merchant = await accounts.create_merchant(db, f"m-{secrets.token_hex(6)}")
+    key = await accounts.create_key(
+        db, kind="merchant", merchant=merchant, mode="sandbox", scopes=scopes
+    )
+    return SomeMerchant(merchant.id, merchant.name, key.secret)
+
+
+@pytest.fixture
+async def merchant(db: Any) -> SomeMerchant:
+    return await new_merchant(db)

@@ -1,0 +1,194 @@
+"""Merchants and API keys through the `gateway` command, as an operator uses them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway import accounts
+from gateway.settings import Settings
+
+GATEWAY = [sys.executable, "-m", "gateway"]
+
+
+def run(
+    settings: Settings, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    assert settings.database_url and settings.redis_url
+    env.update(GATEWAY_DATABASE_URL=settings.database_url, GATEWAY_REDIS_URL=settings.redis_url)
+    env.update(extra_env or {})
+    return subprocess.run(
+        [*GATEWAY, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+
+
+@pytest.fixture
+def merchant_name() -> str:
+    return f"shop-{secrets.token_hex(4)}"
+
+
+def test_an_operator_creates_a_merchant_and_a_key_that_is_printed_once(
+    settings: Settings, merchant_name: str
+) -> None:
+    created = run(settings, "merchants", "create", merchant_name)
+    assert created.returncode == 0, created.stderr
+    assert merchant_name in created.stdout
+
+    key = run(settings, "keys", "create", "--merchant", merchant_name, "--mode", "sandbox")
+    assert key.returncode == 0, key.stderr
+    secret = key.stdout.strip()
+    assert secret.startswith("gw_sandbox_")
+    assert "Shown once" in key.stderr
+
+    listing = run(settings, "keys", "list")
+    assert listing.returncode == 0
+    key_id = accounts.parse_key(secret)[1]  # type: ignore[index]
+    line = next(line for line in listing.stdout.splitlines() if line.startswith(key_id))
+    assert merchant_name in line and "sandbox" in line and "all" in line
+    assert secret.rsplit("_", 1)[-1] not in listing.stdout
+    assert secret not in listing.stdout
+
+
+def test_live_keys_say_so_in_their_prefix(settings: Settings, merchant_name: str) -> None:
+    run(settings, "merchants", "create", merchant_name)
+    key = run(settings, "keys", "create", "--merchant", merchant_name, "--mode", "live")
+    assert key.stdout.startswith("gw_live_")
+
+
+def test_scopes_can_be_narrowed_and_unknown_scopes_are_refused(
+    settings: Settings, merchant_name: str
+) -> None:
+    run(settings, "merchants", "create", merchant_name)
+    narrow = run(
+        settings,
+        "keys",
+        "create",
+        "--merchant",
+        merchant_name,
+        "--mode",
+        "sandbox",
+        "--scope",
+        "transactions:retrieve",
+        "--scope",
+        "transactions:capture",
+    )
+    assert narrow.returncode == 0
+    key_id = accounts.parse_key(narrow.stdout.strip())[1]  # type: ignore[index]
+    listing = run(settings, "keys", "list").stdout
+    line = next(line for line in listing.splitlines() if line.startswith(key_id))
+    assert line.endswith("transactions:retrieve,transactions:capture")
+
+    bad = run(
+        settings,
+        "keys",
+        "create",
+        "--merchant",
+        merchant_name,
+        "--mode",
+        "sandbox",
+        "--scope",
+        "everything",
+    )
+    assert bad.returncode == 2
+    assert "invalid choice" in bad.stderr
+
+
+def test_revoking_a_key_is_reported_and_shown_in_the_list(
+    settings: Settings, merchant_name: str
+) -> None:
+    run(settings, "merchants", "create", merchant_name)
+    secret = run(
+        settings, "keys", "create", "--merchant", merchant_name, "--mode", "sandbox"
+    ).stdout.strip()
+    key_id = accounts.parse_key(secret)[1]  # type: ignore[index]
+    revoked = run(settings, "keys", "revoke", key_id)
+    assert revoked.returncode == 0 and key_id in revoked.stdout
+    line = next(
+        line
+        for line in run(settings, "keys", "list").stdout.splitlines()
+        if line.startswith(key_id)
+    )
+    assert "-" not in line.split()[6:7]  # the REVOKED column holds a date
+    unknown = run(settings, "keys", "revoke", "zzzzzzzzzzzzzzzz")
+    assert unknown.returncode == 1 and "no API key" in unknown.stderr
+
+
+def test_operator_keys_are_their_own_kind(settings: Settings) -> None:
+    key = run(settings, "keys", "create", "--operator")
+    assert key.returncode == 0
+    assert key.stdout.startswith("gw_operator_")
+    mixed = run(settings, "keys", "create", "--operator", "--mode", "live")
+    assert mixed.returncode == 1 and "operator keys have no --mode" in mixed.stderr
+
+
+def test_a_merchant_name_is_unique_and_well_formed(settings: Settings, merchant_name: str) -> None:
+    assert run(settings, "merchants", "create", merchant_name).returncode == 0
+    again = run(settings, "merchants", "create", merchant_name)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    bad = run(settings, "merchants", "create", "no spaces please")
+    assert bad.returncode == 1 and "merchant name" in bad.stderr
+    missing = run(
+        settings, "keys", "create", "--merchant", "nobody-" + merchant_name, "--mode", "live"
+    )
+    assert missing.returncode == 1 and "no merchant named" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("GATEWAY_PORT", "eighty"),
+        ("GATEWAY_PORT", "70000"),
+        ("GATEWAY_LOG_LEVEL", "loud"),
+        ("GATEWAY_IDEMPOTENCY_TTL_SECONDS", "-5"),
+        ("GATEWAY_REDIS_TIMEOUT_SECONDS", "soon"),
+    ],
+)
+def test_an_invalid_setting_stops_any_command_with_one_line_naming_it_and_exit_2(
+    settings: Settings, variable: str, value: str
+) -> None:
+    result = run(settings, "keys", "list", extra_env={variable: value})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert variable in lines[0]
+
+
+async def test_keys_are_stored_only_as_a_hash(db: Any) -> None:
+    merchant = await accounts.create_merchant(db, f"hash-{secrets.token_hex(4)}")
+    key = await accounts.create_key(db, kind="merchant", merchant=merchant, mode="live")
+    secret_part = key.secret.split("_", 3)[3]
+    cur = await db.execute("SELECT secret_hash FROM api_keys WHERE id = %s", (key.id,))
+    (stored,) = await cur.fetchone()
+    assert bytes(stored) == hashlib.sha256(secret_part.encode()).digest()
+    for table in ("merchants", "api_keys", "idempotency_keys"):
+        cur = await db.execute(
+            f"SELECT count(*) FROM {table} t WHERE t::text LIKE %s", (f"%{secret_part[:12]}%",)
+        )
+        assert (await cur.fetchone())[0] == 0, f"part of a key's secret found in {table}"
+
+
+async def test_keys_carry_at_least_128_random_bits(db: Any) -> None:
+    merchant = await accounts.create_merchant(db, f"bits-{secrets.token_hex(4)}")
+    keys = {
+        (await accounts.create_key(db, kind="merchant", merchant=merchant, mode="sandbox")).secret
+        for _ in range(20)
+    }
+    assert len(keys) == 20
+    for key in keys:
+        secret = key.split("_", 3)[3]
+        assert len(secret) * 6 >= 128  # base64url characters carry 6 bits each
+
+
+def test_migrate_is_safe_to_run_twice(settings: Settings, tmp_path: Path) -> None:
+    first = run(settings, "migrate")
+    second = run(settings, "migrate")
+    assert first.returncode == second.returncode == 0
+    assert "schema is up to date" in second.stdout

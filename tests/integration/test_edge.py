@@ -1,0 +1,269 @@
+"""The HTTP edge: the three Primer headers, the error envelope, request ids, body limits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway import accounts
+from tests.integration.conftest import SomeMerchant, new_merchant
+
+CAPTURE = "/probe/pay_1/capture"
+BODY = {"amount": 100}
+
+
+def assert_envelope(response: httpx.Response, status: int, error_id: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error["errorId"] == error_id
+    assert error["description"]
+    assert error["diagnosticsId"] == response.headers["x-request-id"]
+    return error  # type: ignore[no-any-return]
+
+
+async def test_a_valid_key_with_the_scope_is_served(
+    client: httpx.AsyncClient, merchant: SomeMerchant
+) -> None:
+    response = await client.post(CAPTURE, json=BODY, headers={"X-API-KEY": merchant.key})
+    assert response.status_code == 200
+    assert response.json() == {"id": "pay_pay_1", "amount": 100}
+
+
+async def test_a_missing_api_key_is_401(client: httpx.AsyncClient) -> None:
+    response = await client.post(CAPTURE, json=BODY)
+    assert_envelope(response, 401, "Unauthorized")
+
+
+@pytest.mark.parametrize(
+    "presented",
+    [
+        "not-a-key",
+        "gw_sandbox_aaaaaaaaaaaaaaaa_" + "x" * 43,  # well-formed, unknown id
+        "",
+    ],
+)
+async def test_an_unknown_or_malformed_api_key_is_401(
+    client: httpx.AsyncClient, presented: str
+) -> None:
+    response = await client.post(CAPTURE, json=BODY, headers={"X-API-KEY": presented})
+    assert_envelope(response, 401, "Unauthorized")
+
+
+async def test_a_key_with_a_wrong_secret_is_401(
+    client: httpx.AsyncClient, merchant: SomeMerchant
+) -> None:
+    tampered = merchant.key[:-4] + ("AAAA" if not merchant.key.endswith("AAAA") else "BBBB")
+    response = await client.post(CAPTURE, json=BODY, headers={"X-API-KEY": tampered})
+    assert_envelope(response, 401, "Unauthorized")
+
+
+async def test_a_key_whose_readable_prefix_was_edited_is_401(
+    client: httpx.AsyncClient, merchant: SomeMerchant
+) -> None:
+    relabelled = merchant.key.replace("gw_sandbox_", "gw_live_", 1)
+    response = await client.post(CAPTURE, json=BODY, headers={"X-API-KEY": relabelled})
+    assert_envelope(response, 401, "Unauthorized")
+
+
+async def test_a_revoked_key_is_refused_at_once(
+    client: httpx.AsyncClient, merchant: SomeMerchant, db: Any
+) -> None:
+    assert (
+        await client.post(CAPTURE, json=BODY, headers={"X-API-KEY": merchant.key})
+    ).status_code == 200
+    key_id = accounts.parse_key(merchant.key)[1]  # type: ignore[index]
+    await accounts.revoke_key(db, key_id)
+    response = await client.post(CAPTURE, json=BODY, headers={"X-API-KEY": merchant.key})
+    assert_envelope(response, 401, "Unauthorized")
+
+
+async def test_a_key_without_the_endpoint_scope_is_403(client: httpx.AsyncClient, db: Any) -> None:
+    reader = await new_merchant(db, scopes=("transactions:retrieve",))
+    response = await client.post(CAPTURE, json=BODY, headers={"X-API-KEY": reader.key})
+    error = assert_envelope(response, 403, "Forbidden")
+    assert "transactions:capture" in error["description"]
+
+
+async def test_an_operator_key_is_not_valid_on_merchant_endpoints(
+    client: httpx.AsyncClient, db: Any
+) -> None:
+    operator = await accounts.create_key(db, kind="operator")
+    response = await client.post(CAPTURE, json=BODY, headers={"X-API-KEY": operator.secret})
+    assert_envelope(response, 401, "Unauthorized")
+
+
+async def test_a_merchant_key_is_not_valid_on_operator_endpoints(
+    client: httpx.AsyncClient, merchant: SomeMerchant
+) -> None:
+    response = await client.get("/admin/probe", headers={"X-API-KEY": merchant.key})
+    assert_envelope(response, 401, "Unauthorized")
+
+
+async def test_an_operator_key_is_valid_on_operator_endpoints(
+    client: httpx.AsyncClient, db: Any
+) -> None:
+    operator = await accounts.create_key(db, kind="operator")
+    response = await client.get("/admin/probe", headers={"X-API-KEY": operator.secret})
+    assert response.status_code == 200
+    assert response.json() == {"operatorKeyId": operator.id}
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-VERSION": "2.4"}])
+async def test_api_version_2_4_or_none_is_served(
+    client: httpx.AsyncClient, merchant: SomeMerchant, headers: dict[str, str]
+) -> None:
+    response = await client.post(CAPTURE, json=BODY, headers={"X-API-KEY": merchant.key, **headers})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("version", ["2.3", "2.1", "3.0", "", "latest", "2.4 "])
+async def test_any_other_api_version_is_400_naming_the_supported_ones(
+    client: httpx.AsyncClient, merchant: SomeMerchant, version: str
+) -> None:
+    response = await client.post(
+        CAPTURE, json=BODY, headers={"X-API-KEY": merchant.key, "X-API-VERSION": version}
+    )
+    error = assert_envelope(response, 400, "UnsupportedApiVersion")
+    assert "2.4" in error["description"]
+
+
+@pytest.mark.parametrize("key", ["a", "k" * 255, "order-17:capture#1", "!~"])
+async def test_idempotency_keys_of_1_to_255_visible_ascii_characters_are_accepted(
+    client: httpx.AsyncClient, merchant: SomeMerchant, key: str
+) -> None:
+    response = await client.post(
+        CAPTURE, json=BODY, headers={"X-API-KEY": merchant.key, "X-Idempotency-Key": key}
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "key",
+    [b"", b"k" * 256, b"has space", b"tab\there", "caf\u00e9".encode("latin-1"), b"\x7f"],
+)
+async def test_other_idempotency_keys_are_400(
+    client: httpx.AsyncClient, merchant: SomeMerchant, key: bytes, probe: Any
+) -> None:
+    response = await client.post(
+        CAPTURE,
+        json=BODY,
+        headers=[(b"X-API-KEY", merchant.key.encode()), (b"X-Idempotency-Key", key)],
+    )
+    assert_envelope(response, 400, "InvalidIdempotencyKey")
+    assert probe.executions == 0
+
+
+async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    ids = set()
+    for path in ("/health/live", "/health/ready", "/no/such/route"):
+        response = await client.get(path)
+        ids.add(response.headers["x-request-id"])
+    assert len(ids) == 3
+
+
+async def test_an_unknown_route_is_404_and_a_wrong_method_405_in_the_envelope(
+    client: httpx.AsyncClient,
+) -> None:
+    assert_envelope(await client.get("/nope"), 404, "NotFound")
+    assert_envelope(await client.get(CAPTURE), 405, "MethodNotAllowed")
+
+
+async def test_malformed_json_is_422_request_validation_error(
+    client: httpx.AsyncClient, merchant: SomeMerchant, probe: Any
+) -> None:
+    response = await client.post(
+        CAPTURE, content=b'{"amount": 1', headers={"X-API-KEY": merchant.key}
+    )
+    error = assert_envelope(response, 422, "RequestValidationError")
+    assert error["validationErrors"][0]["model"] == "ProbeBody"
+    assert probe.executions == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"amount": "100"}, "$.amount"),
+        ({"amount": -1}, "$.amount"),
+        ({"amount": 1.5}, "$.amount"),
+        ({"amount": 1, "surprise": True}, "$"),
+        ({}, "$"),
+    ],
+)
+async def test_wrong_types_unknown_fields_and_out_of_range_values_are_422_with_the_path(
+    client: httpx.AsyncClient, merchant: SomeMerchant, body: dict[str, Any], path: str
+) -> None:
+    response = await client.post(CAPTURE, json=body, headers={"X-API-KEY": merchant.key})
+    error = assert_envelope(response, 422, "RequestValidationError")
+    [model] = error["validationErrors"]
+    assert model["model"] == "ProbeBody"
+    assert model["errors"][0]["path"] == path
+    assert model["errors"][0]["description"]
+
+
+async def test_a_body_over_64_kib_is_413_in_the_envelope(
+    client: httpx.AsyncClient, merchant: SomeMerchant, probe: Any
+) -> None:
+    big = json.dumps({"amount": 1, "note": "x" * (64 * 1024)}).encode()
+    response = await client.post(CAPTURE, content=big, headers={"X-API-KEY": merchant.key})
+    assert_envelope(response, 413, "PayloadTooLarge")
+
+    async def chunks() -> Any:  # no Content-Length: counted as it arrives
+        for start in range(0, len(big), 8192):
+            yield big[start : start + 8192]
+
+    response = await client.post(CAPTURE, content=chunks(), headers={"X-API-KEY": merchant.key})
+    assert_envelope(response, 413, "PayloadTooLarge")
+    assert probe.executions == 0
+
+
+async def test_a_body_just_under_the_limit_is_read(
+    client: httpx.AsyncClient, merchant: SomeMerchant
+) -> None:
+    body = json.dumps({"amount": 1, "note": "x" * (60 * 1024)}).encode()
+    response = await client.post(CAPTURE, content=body, headers={"X-API-KEY": merchant.key})
+    assert response.status_code == 200
+
+
+async def test_an_unexpected_failure_is_500_with_a_diagnostics_id_and_no_internals(
+    client: httpx.AsyncClient, merchant: SomeMerchant
+) -> None:
+    response = await client.post(CAPTURE, json={"amount": 500}, headers={"X-API-KEY": merchant.key})
+    error = assert_envelope(response, 500, "InternalServerError")
+    assert "exploded" not in response.text
+    assert "Traceback" not in response.text
+    assert "4111" not in response.text
+    assert len(error["diagnosticsId"]) == 32
+
+
+async def test_ready_reports_postgres_and_redis(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json()["postgres"] == "ok"
+    assert response.json()["redis"] == "ok"
+    assert (await client.get("/health/live")).json() == {"status": "ok"}
+
+
+async def test_each_request_writes_one_json_log_line_with_its_context(
+    client: httpx.AsyncClient, merchant: SomeMerchant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.logging import configure
+
+    configure("info")
+    try:
+        capsys.readouterr()
+        response = await client.post(CAPTURE, json=BODY, headers={"X-API-KEY": merchant.key})
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    finally:
+        configure("warning")
+    [line] = [line for line in lines if line["event"] == "request"]
+    assert line["request_id"] == response.headers["x-request-id"]
+    assert line["merchant_id"] == merchant.id
+    assert line["route"] == "/probe/{target}/capture"
+    assert line["status"] == 200
+    assert line["method"] == "POST"
+    assert line["duration_ms"] >= 0
+    assert merchant.key not in json.dumps(lines)
