@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -13,15 +13,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway import health
-from gateway.errors import ApiError, MethodNotAllowed, RouteNotFound
-from gateway.idempotency import IdempotencyGuard
+from gateway import admin, health, instruments, payments
+from gateway.errors import ApiError, MethodNotAllowed, RouteNotFound, from_payment_error
 from gateway.middleware import RequestContext, request_id
-from gateway.services import Services
+from gateway.services import open_services
 from gateway.settings import Settings
-from gateway.storage import create_pool
+from workflows import worker
+from workflows.errors import PaymentError
 
 ROUTES: list[BaseRoute] = [
+    Route("/payment-instruments", instruments.create_instrument, methods=["POST"]),
+    Route("/payments", payments.create_payment, methods=["POST"]),
+    Route("/payments", payments.list_payments, methods=["GET"]),
+    Route("/payments/{id}", payments.get_payment, methods=["GET"]),
+    Route("/payments/{id}/capture", payments.capture_payment, methods=["POST"]),
+    Route("/payments/{id}/cancel", payments.cancel_payment, methods=["POST"]),
+    Route("/payments/{id}/refund", payments.refund_payment, methods=["POST"]),
+    Route("/admin/workflows", admin.list_runs, methods=["GET"]),
+    Route("/admin/workflows/{id}", admin.show_run, methods=["GET"]),
+    Route("/admin/workflows/{id}/replay", admin.replay_run, methods=["POST"]),
     Route("/health/live", health.live, methods=["GET"]),
     Route("/health/ready", health.ready, methods=["GET"]),
 ]
@@ -37,6 +47,11 @@ async def api_error(request: Request, error: Exception) -> Response:
     )
 
 
+async def payment_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, PaymentError)
+    return await api_error(request, from_payment_error(error))
+
+
 async def http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     if error.status_code == 405:
@@ -46,45 +61,31 @@ async def http_error(request: Request, error: Exception) -> Response:
     return await api_error(request, ApiError(str(error.detail), status=error.status_code))
 
 
-def open_redis(settings: Settings) -> Redis:
-    assert settings.redis_url is not None
-    return Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-        retry_on_timeout=False,
-        health_check_interval=0,
-        max_connections=1024,
-    )
-
-
 def create_app(settings: Settings, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The gateway app for `settings`, whose database and Redis URLs must be set."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        assert settings.database_url is not None
-        pool = create_pool(
-            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
-        )
-        await pool.open(wait=True, timeout=30)
-        redis = open_redis(settings)
-        guard = IdempotencyGuard(
-            pool,
-            redis,
-            ttl_seconds=settings.idempotency_ttl_seconds,
-            lease_seconds=settings.idempotency_lease_seconds,
-        )
-        app.state.services = Services(settings=settings, pool=pool, redis=redis, idempotency=guard)
-        try:
-            yield
-        finally:
-            await redis.aclose()
-            await pool.close()
+        async with open_services(settings) as services:
+            app.state.services = services
+            stop = asyncio.Event()
+            worker_task = None
+            if settings.runs_worker:
+                worker_task = asyncio.create_task(worker.run(services.engine, stop))
+            try:
+                yield
+            finally:
+                stop.set()
+                if worker_task is not None:
+                    await worker_task
 
     return Starlette(
         routes=[*ROUTES, *extra_routes],
         middleware=[Middleware(RequestContext, max_body_bytes=settings.max_body_bytes)],
-        exception_handlers={ApiError: api_error, HTTPException: http_error},
+        exception_handlers={
+            ApiError: api_error,
+            PaymentError: payment_error,
+            HTTPException: http_error,
+        },
         lifespan=lifespan,
     )

@@ -9,6 +9,8 @@ from typing import ClassVar
 
 import msgspec
 
+from workflows import errors as domain
+
 
 class FieldError(msgspec.Struct, frozen=True):
     path: str
@@ -185,3 +187,77 @@ def validation_error(model: str, message: str) -> RequestValidationError:
     return RequestValidationError(
         validation_errors=[ModelErrors(model, [FieldError(path.rstrip("`") or "$", text)])]
     )
+
+
+class PaymentNotFound(ApiError):
+    """The payment could not be found."""
+
+    status = 404
+    error_id = "PaymentNotFound"
+
+
+class InvalidPaymentStatus(ApiError):
+    """The payment's status does not allow this operation."""
+
+    status = 400
+    error_id = "InvalidPaymentStatus"
+
+
+class UnprocessableCaptureAmount(ApiError):
+    """The capture amount is more than what is left to capture."""
+
+    status = 422
+    error_id = "UnprocessableCaptureAmount"
+
+
+class UnprocessableRefundAmount(ApiError):
+    """The refund amount is more than what is left to refund."""
+
+    status = 422
+    error_id = "UnprocessableRefundAmount"
+
+
+class PaymentAlreadyRefunded(ApiError):
+    """Nothing is left to refund on this payment."""
+
+    status = 409
+    error_id = "PaymentAlreadyRefunded"
+
+
+class PaymentMethodTokenNotFound(ApiError):
+    """The payment method token is unknown."""
+
+    status = 400
+    error_id = "PaymentMethodTokenNotFound"
+
+
+class TransactionEventNotFound(ApiError):
+    """The transactionEventId does not name a capture of this payment."""
+
+    status = 400
+    error_id = "TransactionEventNotFound"
+
+
+_DOMAIN: dict[type[domain.PaymentError], type[ApiError]] = {
+    domain.PaymentNotFound: PaymentNotFound,
+    domain.InvalidPaymentStatus: InvalidPaymentStatus,
+    domain.UnprocessableCaptureAmount: UnprocessableCaptureAmount,
+    domain.UnprocessableRefundAmount: UnprocessableRefundAmount,
+    domain.PaymentAlreadyRefunded: PaymentAlreadyRefunded,
+    domain.PaymentMethodTokenNotFound: PaymentMethodTokenNotFound,
+    domain.TransactionEventNotFound: TransactionEventNotFound,
+}
+
+
+def from_payment_error(error: domain.PaymentError) -> ApiError:
+    """The HTTP answer to a refusal of the payment domain."""
+    if isinstance(error, domain.RunAlreadyExists):
+        if error.finished:
+            return IdempotencyKeyAlreadyExists(
+                payment_id=error.payment_id, payment_status=error.payment_status
+            )
+        return IdempotencyKeyInProgress(headers={"Retry-After": "1"})
+    if isinstance(error, domain.PaymentNotFound):
+        return PaymentNotFound()  # never a hint about whose payment it might be
+    answer = _DOMAIN.get(type(error), InternalError)
+    return answer(str(error), payment_id=error.payment_id, payment_status=error.payment_status)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from psycopg_pool import AsyncConnectionPool
@@ -9,6 +11,12 @@ from redis.asyncio import Redis
 
 from gateway.idempotency import IdempotencyGuard
 from gateway.settings import Settings
+from gateway.storage import create_pool
+from processors.base import Processor
+from processors.manual import ManualProcessor
+from processors.sandbox import SandboxProcessor
+from workflows.engine import Engine, EngineConfig
+from workflows.reads import Reads
 
 
 @dataclass
@@ -17,3 +25,76 @@ class Services:
     pool: AsyncConnectionPool
     redis: Redis
     idempotency: IdempotencyGuard
+    engine: Engine
+    reads: Reads
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        attempts=settings.processor_attempts,
+        max_call_seconds=settings.processor_max_seconds,
+        backoff_initial_seconds=settings.processor_backoff_seconds,
+        backoff_max_seconds=max(settings.processor_backoff_seconds, 2.0),
+        lease_seconds=settings.workflow_lease_seconds,
+        recovery_backoff_seconds=settings.workflow_recovery_backoff_seconds,
+        max_recoveries=settings.workflow_max_recoveries,
+        settlement_poll_seconds=settings.settlement_poll_seconds,
+    )
+
+
+def build_engine(pool: AsyncConnectionPool, settings: Settings) -> Engine:
+    processors: dict[str, Processor] = {
+        "sandbox": SandboxProcessor(pool),
+        "manual": ManualProcessor(),
+    }
+    return Engine(pool, processors, engine_config(settings))
+
+
+@asynccontextmanager
+async def open_pool(settings: Settings) -> AsyncIterator[AsyncConnectionPool]:
+    assert settings.database_url is not None
+    pool = create_pool(
+        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    await pool.open(wait=True, timeout=30)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def open_redis(settings: Settings) -> Redis:
+    assert settings.redis_url is not None
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        retry_on_timeout=False,
+        health_check_interval=0,
+        max_connections=1024,
+    )
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    async with open_pool(settings) as pool:
+        redis = open_redis(settings)
+        engine = build_engine(pool, settings)
+        guard = IdempotencyGuard(
+            pool,
+            redis,
+            ttl_seconds=settings.idempotency_ttl_seconds,
+            lease_seconds=settings.idempotency_lease_seconds,
+            current_status=engine.payment_status,
+        )
+        try:
+            yield Services(
+                settings=settings,
+                pool=pool,
+                redis=redis,
+                idempotency=guard,
+                engine=engine,
+                reads=Reads(pool),
+            )
+        finally:
+            await redis.aclose()

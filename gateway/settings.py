@@ -40,10 +40,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     idempotency_lease_seconds: Annotated[int, Meta(ge=1, le=3600)] = 60
     redis_timeout_seconds: Annotated[float, Meta(gt=0, le=30)] = 0.5
     max_body_bytes: Annotated[int, Meta(ge=1024, le=10 * 1024 * 1024)] = 64 * 1024
+    # The workflow engine: processor calls per attempt, how long runs are leased, how recovery
+    # backs off and when a run is declared stuck.
+    processor_attempts: Annotated[int, Meta(ge=1, le=20)] = 3
+    processor_max_seconds: Annotated[float, Meta(gt=0, le=600)] = 30.0
+    processor_backoff_seconds: Annotated[float, Meta(ge=0, le=60)] = 0.05
+    workflow_lease_seconds: Annotated[int, Meta(ge=1, le=3600)] = 30
+    workflow_recovery_backoff_seconds: Annotated[int, Meta(ge=0, le=86400)] = 5
+    workflow_max_recoveries: Annotated[int, Meta(ge=0, le=1000)] = 5
+    settlement_poll_seconds: Annotated[int, Meta(ge=0, le=86400)] = 5
+    # Run the recovery worker inside the gateway process. Unset: yes in embedded mode, no with
+    # real servers (run `gateway worker` processes instead).
+    worker_in_process: bool | None = None
 
     @property
     def embedded(self) -> bool:
         return self.database_url is None or self.redis_url is None
+
+    @property
+    def runs_worker(self) -> bool:
+        return self.embedded if self.worker_in_process is None else self.worker_in_process
 
     @property
     def data_path(self) -> Path:

@@ -1,0 +1,1 @@
+"""Processor connectors: one module per processor behind the `Processor` Protocol of `base`."""

@@ -1,0 +1,1 @@
+"""The payment domain: lifecycle rules, durable workflow runs and their phases, the worker."""

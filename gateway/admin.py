@@ -1,0 +1,94 @@
+"""The operator's HTTP API (`/admin/*`, operator keys only): list, inspect and replay runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import accounts
+from gateway.endpoints import JSONResponse, operator_endpoint
+from gateway.errors import ApiError, validation_error
+from gateway.services import Services
+from workflows.errors import RunNotFound, RunNotReplayable
+from workflows.records import HistoryEntry, Run
+
+RUN_STATES = ("running", "succeeded", "failed", "stuck")
+
+
+class WorkflowRunNotFound(ApiError):
+    """No workflow run has this id."""
+
+    status = 404
+    error_id = "WorkflowRunNotFound"
+
+
+class WorkflowRunNotReplayable(ApiError):
+    """This workflow run cannot be replayed."""
+
+    status = 409
+    error_id = "WorkflowRunNotReplayable"
+
+
+def run_json(run: Run, history: list[HistoryEntry] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": run.id,
+        "merchantId": run.merchant_id,
+        "paymentId": run.payment_id,
+        "kind": run.kind,
+        "state": run.state,
+        "recoveryPoint": run.recovery_point,
+        "amount": run.amount,
+        "attempts": run.attempts,
+        "recoveries": run.recoveries,
+        "processorKey": run.processor_key,
+        "leaseOwner": run.lease_owner,
+        "leaseExpiresAt": run.lease_expires_at.isoformat() if run.lease_expires_at else None,
+        "nextAttemptAt": run.next_attempt_at.isoformat() if run.next_attempt_at else None,
+        "outcome": run.outcome,
+        "lastError": run.last_error,
+        "createdAt": run.created_at.isoformat(),
+        "updatedAt": run.updated_at.isoformat(),
+    }
+    if history is not None:
+        body["history"] = [
+            {"at": entry.at.isoformat(), "event": entry.event, "detail": entry.detail}
+            for entry in history
+        ]
+    return body
+
+
+@operator_endpoint
+async def list_runs(request: Request, principal: accounts.Principal) -> Response:
+    services: Services = request.app.state.services
+    state = request.query_params.get("state")
+    if state is not None and state not in RUN_STATES:
+        raise validation_error("WorkflowRunQuery", f"Unknown state {state!r} - at `$.state`")
+    runs = await services.reads.list_runs(
+        state=state, payment_id=request.query_params.get("payment")
+    )
+    return JSONResponse({"data": [run_json(run) for run in runs]})
+
+
+@operator_endpoint
+async def show_run(request: Request, principal: accounts.Principal) -> Response:
+    services: Services = request.app.state.services
+    try:
+        run, history = await services.reads.run_with_history(request.path_params["id"])
+    except RunNotFound as error:
+        raise WorkflowRunNotFound(str(error)) from None
+    return JSONResponse(run_json(run, history))
+
+
+@operator_endpoint
+async def replay_run(request: Request, principal: accounts.Principal) -> Response:
+    services: Services = request.app.state.services
+    try:
+        await services.engine.replay(request.path_params["id"])
+        run, history = await services.reads.run_with_history(request.path_params["id"])
+    except RunNotFound as error:
+        raise WorkflowRunNotFound(str(error)) from None
+    except RunNotReplayable as error:
+        raise WorkflowRunNotReplayable(str(error)) from None
+    return JSONResponse(run_json(run, history))

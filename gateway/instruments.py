@@ -1,0 +1,108 @@
+"""`POST /payment-instruments`: a card becomes a `paymentMethodToken`.
+
+Sandbox keys accept only the sandbox's test cards; live keys refuse raw card data (a live card is
+tokenized by a PCI-compliant vault, never sent through the gateway). Only network, first 6, last 4,
+expiry and holder name are kept; the number and the CVV are dropped here and never logged.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+from starlette.responses import Response
+
+from gateway import payment_json
+from gateway.endpoints import JSONResponse, MerchantCall, merchant_endpoint
+from gateway.errors import ApiError, validation_error
+from gateway.logging import luhn_valid
+from processors.sandbox import TEST_CARDS
+from workflows.engine import Q
+
+
+class NotATestCard(ApiError):
+    """Sandbox keys accept only the sandbox's test card numbers (see the README)."""
+
+    status = 400
+    error_id = "InvalidTestCard"
+
+
+class RawCardDataRefused(ApiError):
+    """Live keys do not accept raw card data; tokenize cards with a PCI-compliant vault."""
+
+    status = 400
+    error_id = "RawCardDataNotAllowed"
+
+
+class CardDetails(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    number: Annotated[str, Meta(pattern="^[0-9]{12,19}$")]
+    expirationMonth: Annotated[str, Meta(pattern="^(0[1-9]|1[0-2])$")]
+    expirationYear: Annotated[str, Meta(pattern="^[0-9]{4}$")]
+    cvv: Annotated[str, Meta(pattern="^[0-9]{3,4}$")]
+    cardholderName: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
+
+
+def _network(number: str) -> str:
+    if number in TEST_CARDS:
+        return TEST_CARDS[number][0]
+    if number.startswith("4"):
+        return "VISA"
+    if number[:2] in {"51", "52", "53", "54", "55"} or "2221" <= number[:4] <= "2720":
+        return "MASTERCARD"
+    if number[:2] in {"34", "37"}:
+        return "AMEX"
+    return "OTHER"
+
+
+@merchant_endpoint("payment_instrument:write")
+async def create_instrument(call: MerchantCall) -> Response:
+    if call.principal.mode == "live":
+        raise RawCardDataRefused()
+    card = await call.body(CardDetails)
+    if not luhn_valid(card.number):
+        raise validation_error("CardDetails", "Not a valid card number - at `$.number`")
+    now = datetime.now(UTC)
+    if (int(card.expirationYear), int(card.expirationMonth)) < (now.year, now.month):
+        raise validation_error("CardDetails", "The card has expired - at `$.expirationYear`")
+    if card.number not in TEST_CARDS:
+        raise NotATestCard()
+    kept = {
+        "network": _network(card.number),
+        "first6": card.number[:6],
+        "last4": card.number[-4:],
+        "expirationMonth": card.expirationMonth,
+        "expirationYear": card.expirationYear,
+        "holder": card.cardholderName,
+    }
+    token = f"tok_{secrets.token_urlsafe(18)}"
+    async with call.services.pool.connection() as conn:
+        cur = await conn.execute(
+            Q["create_instrument"],
+            {
+                "merchant_id": call.merchant_id,
+                "token": token,
+                "mode": call.principal.mode,
+                "network": kept["network"],
+                "first6": kept["first6"],
+                "last4": kept["last4"],
+                "expiration_month": kept["expirationMonth"],
+                "expiration_year": kept["expirationYear"],
+                "cardholder_name": kept["holder"],
+            },
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return JSONResponse(
+        {
+            "createdAt": row[0].isoformat(),
+            "token": token,
+            "tokenType": "MULTI_USE",
+            "paymentMethodType": "PAYMENT_CARD",
+            "paymentMethodData": payment_json.card_data(kept),
+            "deleted": False,
+            "default": False,
+        }
+    )

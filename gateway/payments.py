@@ -1,0 +1,310 @@
+"""The Payments API: `/payments*` endpoints, decoded into commands for the workflow engine.
+
+Each handler decodes the body (422 on anything malformed), hands a typed command to the engine
+under the idempotency guard, and encodes the resulting payment as Primer does.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+from starlette.responses import Response
+
+from gateway import payment_json
+from gateway.endpoints import JSONResponse, MerchantCall, merchant_endpoint
+from gateway.errors import validation_error
+from gateway.idempotency import Claim
+from workflows.engine import CreatePayment
+from workflows.records import Payment, PaymentView
+
+Text255 = Annotated[str, Meta(max_length=255)]
+Amount = Annotated[int, Meta(ge=0, le=9_007_199_254_740_991)]
+Expand = list[Literal["transactions.events"]]
+
+
+class Address(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    firstName: Text255 | None = None
+    lastName: Text255 | None = None
+    addressLine1: Text255 | None = None
+    addressLine2: Text255 | None = None
+    city: Text255 | None = None
+    state: Text255 | None = None
+    countryCode: Annotated[str, Meta(pattern="^[A-Z]{2}$")] | None = None
+    postalCode: Text255 | None = None
+
+
+class CustomerDetails(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    emailAddress: Annotated[str, Meta(pattern=r"^[^@\s]+@[^@\s]+$", max_length=255)] | None = None
+    mobileNumber: Text255 | None = None
+    firstName: Text255 | None = None
+    lastName: Text255 | None = None
+    billingAddress: Address | None = None
+    shippingAddress: Address | None = None
+    taxId: Text255 | None = None
+    nationalDocumentId: Text255 | None = None
+
+
+class PaymentMethodOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    vaultOnSuccess: bool | None = None
+    vaultOn3DS: bool | None = None
+    vaultOnAgreement: bool | None = None
+    descriptor: Text255 | None = None
+    paymentType: Literal["FIRST_PAYMENT", "ECOMMERCE", "SUBSCRIPTION", "UNSCHEDULED"] | None = None
+    authorizationType: Literal["ESTIMATED", "FINAL"] | None = None
+    firstPaymentReason: Literal["CardOnFile", "Recurring", "Unscheduled"] | None = None
+
+
+class PaymentCreationAPIRequest(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    # Primer takes these three from a client session when absent; without client sessions the
+    # gateway needs them in the request.
+    orderId: Annotated[str, Meta(min_length=1, max_length=255)]
+    currencyCode: Annotated[str, Meta(pattern="^[A-Z]{3}$")]
+    amount: Amount
+    paymentMethodToken: Annotated[str, Meta(min_length=1, max_length=255)]
+    customerId: Text255 | None = None
+    customer: CustomerDetails | None = None
+    order: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    paymentMethod: PaymentMethodOptions | None = None
+    expand: Expand | None = None
+
+
+class PaymentCaptureAPIRequest(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    amount: Amount | None = None
+    final: bool = True
+    order: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    expand: Expand | None = None
+
+
+class PaymentCancelAPIRequest(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    reason: Text255 | None = None
+    expand: Expand | None = None
+
+
+class PaymentRefundAPIRequest(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    amount: Amount | None = None
+    orderId: Text255 | None = None
+    reason: Text255 | None = None
+    transactionEventId: uuid.UUID | None = None
+    expand: Expand | None = None
+
+
+def _check_metadata(model: str, metadata: dict[str, Any] | None) -> None:
+    if metadata and any(not key for key in metadata):
+        raise validation_error(model, "Metadata keys must not be empty - at `$.metadata`")
+
+
+def _answer(view: PaymentView, claim: Claim, expand: Expand | None) -> Response:
+    claim.processed(view.payment.id, view.payment.status)
+    return JSONResponse(payment_json.payment(view, expand_events=bool(expand)))
+
+
+@merchant_endpoint("transactions:authorize")
+async def create_payment(call: MerchantCall) -> Response:
+    body = await call.body(PaymentCreationAPIRequest)
+    _check_metadata("PaymentCreationAPIRequest", body.metadata)
+    command = CreatePayment(
+        merchant_id=call.merchant_id,
+        mode=call.principal.mode or "sandbox",
+        order_id=body.orderId,
+        currency_code=body.currencyCode,
+        amount=body.amount,
+        payment_method_token=body.paymentMethodToken,
+        customer_id=body.customerId,
+        customer=msgspec.to_builtins(body.customer) if body.customer else None,
+        order_details=body.order,
+        metadata=body.metadata,
+        payment_options=msgspec.to_builtins(body.paymentMethod) if body.paymentMethod else None,
+        idempotency_key=call.idempotency_key,
+    )
+
+    async def work(claim: Claim) -> Response:
+        view = await call.services.engine.authorize(command)
+        return _answer(view, claim, body.expand)
+
+    return await call.once("create", body, work)
+
+
+@merchant_endpoint("transactions:capture")
+async def capture_payment(call: MerchantCall) -> Response:
+    payment_id = call.request.path_params["id"]
+    body = await call.body(PaymentCaptureAPIRequest)
+
+    async def work(claim: Claim) -> Response:
+        view = await call.services.engine.capture(
+            call.merchant_id,
+            payment_id,
+            amount=body.amount,
+            final=body.final,
+            idempotency_key=call.idempotency_key,
+        )
+        return _answer(view, claim, body.expand)
+
+    return await call.once("capture", body, work, target=payment_id)
+
+
+@merchant_endpoint("transactions:cancel")
+async def cancel_payment(call: MerchantCall) -> Response:
+    payment_id = call.request.path_params["id"]
+    body = await call.body(PaymentCancelAPIRequest)
+
+    async def work(claim: Claim) -> Response:
+        view = await call.services.engine.cancel(
+            call.merchant_id, payment_id, reason=body.reason, idempotency_key=call.idempotency_key
+        )
+        return _answer(view, claim, body.expand)
+
+    return await call.once("cancel", body, work, target=payment_id)
+
+
+@merchant_endpoint("transactions:refund")
+async def refund_payment(call: MerchantCall) -> Response:
+    payment_id = call.request.path_params["id"]
+    body = await call.body(PaymentRefundAPIRequest)
+
+    async def work(claim: Claim) -> Response:
+        view = await call.services.engine.refund(
+            call.merchant_id,
+            payment_id,
+            amount=body.amount,
+            order_id=body.orderId,
+            reason=body.reason,
+            transaction_event_id=body.transactionEventId,
+            idempotency_key=call.idempotency_key,
+        )
+        return _answer(view, claim, body.expand)
+
+    return await call.once("refund", body, work, target=payment_id)
+
+
+@merchant_endpoint("transactions:retrieve")
+async def get_payment(call: MerchantCall) -> Response:
+    view = await call.services.engine.view(call.merchant_id, call.request.path_params["id"])
+    expand = call.request.query_params.getlist("expand")
+    unknown = [value for value in expand if value != "transactions.events"]
+    if unknown:
+        raise validation_error(
+            "PaymentQuery", f"Unknown expand value {unknown[0]!r} - at `$.expand`"
+        )
+    return JSONResponse(payment_json.payment(view, expand_events=bool(expand)))
+
+
+# ------------------------------------------------------------------ listing
+
+
+class ListQuery(msgspec.Struct, kw_only=True, frozen=True):
+    status: (
+        list[
+            Literal[
+                "PENDING",
+                "FAILED",
+                "AUTHORIZED",
+                "SETTLING",
+                "PARTIALLY_SETTLED",
+                "SETTLED",
+                "DECLINED",
+                "CANCELLED",
+            ]
+        ]
+        | None
+    ) = None
+    currency_code: list[Annotated[str, Meta(pattern="^[A-Z]{3}$")]] | None = None
+    order_id: str | None = None
+    customer_id: list[str] | None = None
+    from_date: datetime | None = None
+    to_date: datetime | None = None
+    min_amount: Annotated[int, Meta(ge=0)] | None = None
+    max_amount: Annotated[int, Meta(ge=0)] | None = None
+    processor: list[str] | None = None
+    last_4_digits: list[Annotated[str, Meta(pattern="^[0-9]{4}$")]] | None = None
+    limit: Annotated[int, Meta(ge=1, le=100)] = 100
+    cursor: str | None = None
+
+
+_MULTI = {"status", "currency_code", "customer_id", "processor", "last_4_digits"}
+
+
+class Cursor(msgspec.Struct, frozen=True, array_like=True):
+    direction: Literal["next", "prev"]
+    created_at: datetime
+    payment_id: str
+
+
+_cursor_decoder = msgspec.json.Decoder(Cursor)
+
+
+def _encode_cursor(direction: Literal["next", "prev"], payment: Payment) -> str:
+    raw = msgspec.json.encode(Cursor(direction, payment.created_at, payment.id))
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(text: str) -> Cursor:
+    try:
+        return _cursor_decoder.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, msgspec.DecodeError):
+        raise validation_error("PaymentListQuery", "Invalid cursor - at `$.cursor`") from None
+
+
+def _list_query(call: MerchantCall) -> ListQuery:
+    params = call.request.query_params
+    raw: dict[str, Any] = {}
+    for name in set(params.keys()):
+        if name in ListQuery.__struct_fields__:
+            raw[name] = params.getlist(name) if name in _MULTI else params[name]
+    try:
+        return msgspec.convert(raw, ListQuery, strict=False)
+    except msgspec.ValidationError as error:
+        raise validation_error("PaymentListQuery", str(error)) from None
+
+
+@merchant_endpoint("transactions:retrieve")
+async def list_payments(call: MerchantCall) -> Response:
+    query = _list_query(call)
+    cursor = _decode_cursor(query.cursor) if query.cursor else None
+    processors = None
+    if query.processor:
+        processors = [name.lower() for name in query.processor]
+        if not set(processors) <= {"sandbox", "manual"}:
+            return JSONResponse({"data": []})
+    position = (cursor.created_at, cursor.payment_id) if cursor else None
+    page, has_more = await call.services.reads.list_payments(
+        call.merchant_id,
+        statuses=query.status,
+        currencies=query.currency_code,
+        order_id=query.order_id,
+        customer_ids=query.customer_id,
+        from_date=query.from_date,
+        to_date=query.to_date,
+        min_amount=query.min_amount,
+        max_amount=query.max_amount,
+        processors=processors,
+        last4s=query.last_4_digits,
+        limit=query.limit,
+        after=position if cursor and cursor.direction == "next" else None,
+        before=position if cursor and cursor.direction == "prev" else None,
+    )
+    engine = call.services.engine
+    body: dict[str, Any] = {
+        "data": [payment_json.summary(p, engine.processor_name(p.processor)) for p in page]
+    }
+    backwards = cursor is not None and cursor.direction == "prev"
+    if page:
+        if has_more or backwards:
+            body["nextCursor"] = _encode_cursor("next", page[-1])
+        if (cursor is not None and not backwards) or (backwards and has_more):
+            body["prevCursor"] = _encode_cursor("prev", page[0])
+    return JSONResponse(body)

@@ -1,0 +1,143 @@
+"""What every processor answers, in one vocabulary.
+
+Every processor implements the same verbs (authorize, capture, cancel, refund, status) and
+returns a `Result`: a canonical `Outcome` plus, for declines and failures, Primer's decline
+vocabulary. A decline is a value, never an exception. Exceptions are for transport only:
+`TransientError` (nothing happened, safe to retry) and `OutcomeUnknown` (the request may have
+been done; retry with the same key or ask for the status).
+
+Every call carries the processor idempotency key the engine committed before the first attempt;
+a processor must do the operation at most once per key.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class Outcome(enum.StrEnum):
+    AUTHORIZED = "AUTHORIZED"
+    PENDING = "PENDING"  # needs an action (3DS) or an asynchronous answer
+    CAPTURED = "CAPTURED"
+    SETTLING = "SETTLING"  # capture accepted, settlement confirmed later
+    CANCELLED = "CANCELLED"
+    REFUNDED = "REFUNDED"
+    DECLINED = "DECLINED"
+    FAILED = "FAILED"
+    NOT_FOUND = "NOT_FOUND"  # status: the processor never saw this key
+
+
+class StatusReasonType(enum.StrEnum):
+    """Primer's PaymentStatusTypeEnum."""
+
+    APPLICATION_ERROR = "APPLICATION_ERROR"
+    GATEWAY_REJECTED = "GATEWAY_REJECTED"
+    GATEWAY_TIMEOUT = "GATEWAY_TIMEOUT"
+    ISSUER_DECLINED = "ISSUER_DECLINED"
+
+
+class DeclineType(enum.StrEnum):
+    SOFT_DECLINE = "SOFT_DECLINE"
+    HARD_DECLINE = "HARD_DECLINE"
+
+
+class DeclineCode(enum.StrEnum):
+    """Primer's TransactionDeclineReasonV2Enum: the closed set every processor maps into."""
+
+    ERROR = "ERROR"
+    INVALID_CARD_NUMBER = "INVALID_CARD_NUMBER"
+    EXPIRED_CARD = "EXPIRED_CARD"
+    LOST_OR_STOLEN_CARD = "LOST_OR_STOLEN_CARD"
+    SUSPECTED_FRAUD = "SUSPECTED_FRAUD"
+    UNKNOWN = "UNKNOWN"
+    DECLINED = "DECLINED"
+    REFER_TO_CARD_ISSUER = "REFER_TO_CARD_ISSUER"
+    DO_NOT_HONOR = "DO_NOT_HONOR"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    WITHDRAWAL_LIMIT_EXCEEDED = "WITHDRAWAL_LIMIT_EXCEEDED"
+    ISSUER_TEMPORARILY_UNAVAILABLE = "ISSUER_TEMPORARILY_UNAVAILABLE"
+    AUTHENTICATION_REQUIRED = "AUTHENTICATION_REQUIRED"
+
+
+@dataclass(frozen=True)
+class StatusReason:
+    type: StatusReasonType
+    decline_type: DeclineType | None = None
+    code: DeclineCode | None = None
+    message: str | None = None
+
+    def to_api(self) -> dict[str, str]:
+        """Primer's StatusReasonAPISchema."""
+        body = {"type": self.type.value}
+        if self.decline_type is not None:
+            body["declineType"] = self.decline_type.value
+        if self.code is not None:
+            body["code"] = self.code.value
+        if self.message:
+            body["message"] = self.message
+        return body
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    processor_transaction_id: str | None = None
+    reason: StatusReason | None = None
+    required_action: str | None = None  # e.g. "3DS_AUTHENTICATION" with PENDING
+
+    @property
+    def definitive_no(self) -> bool:
+        return self.outcome in (Outcome.DECLINED, Outcome.FAILED)
+
+
+@dataclass(frozen=True)
+class Card:
+    """The card data the gateway kept for a token (never the full number, never the CVV)."""
+
+    network: str
+    first6: str
+    last4: str
+    expiration_month: str
+    expiration_year: str
+    cardholder_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One processor call: the operation's key, what it is about, and the context it needs."""
+
+    processor_key: str
+    reference: str  # our payment id, for the processor's records
+    amount: int = 0
+    currency_code: str = ""
+    card: Card | None = None
+    payment_method_token: str | None = None
+    # The processor's id of the authorization, for follow-ups.
+    processor_transaction_id: str | None = None
+    final: bool = True
+    verb: str = ""  # for status: which operation's outcome is asked for
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class ProcessorError(Exception):
+    """A processor could not be reached or did not answer properly."""
+
+
+class TransientError(ProcessorError):
+    """Nothing happened at the processor (connection refused, 429, 5xx before processing)."""
+
+
+class OutcomeUnknown(ProcessorError):
+    """The request may have been done: a timeout after sending, a reset, a 5xx."""
+
+
+class Processor(Protocol):
+    name: str  # as shown to merchants, e.g. "SANDBOX"
+
+    async def authorize(self, call: Call) -> Result: ...
+    async def capture(self, call: Call) -> Result: ...
+    async def cancel(self, call: Call) -> Result: ...
+    async def refund(self, call: Call) -> Result: ...
+    async def status(self, call: Call) -> Result: ...

@@ -1,0 +1,33 @@
+"""The manual processor: money that moves outside the gateway (cash, bank transfer, settled
+elsewhere). Every operation succeeds at once; nothing is called."""
+
+from __future__ import annotations
+
+from processors.base import Call, Outcome, Result
+
+_OUTCOMES = {
+    "authorize": Outcome.AUTHORIZED,
+    "capture": Outcome.CAPTURED,
+    "cancel": Outcome.CANCELLED,
+    "refund": Outcome.REFUNDED,
+}
+
+
+class ManualProcessor:
+    name = "MANUAL"
+
+    async def authorize(self, call: Call) -> Result:
+        return Result(Outcome.AUTHORIZED, f"manual_{call.processor_key}")
+
+    async def capture(self, call: Call) -> Result:
+        return Result(Outcome.CAPTURED, call.processor_transaction_id)
+
+    async def cancel(self, call: Call) -> Result:
+        return Result(Outcome.CANCELLED, call.processor_transaction_id)
+
+    async def refund(self, call: Call) -> Result:
+        return Result(Outcome.REFUNDED, f"manual_{call.processor_key}")
+
+    async def status(self, call: Call) -> Result:
+        # Whatever was asked of the manual processor, it did.
+        return Result(_OUTCOMES[call.verb], call.processor_transaction_id)

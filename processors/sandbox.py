@@ -1,0 +1,216 @@
+"""The sandbox processor: Primer's test cards, and triggers that exercise every failure path.
+
+It behaves like a real processor with its own ledger (tables `sandbox_operations` and
+`sandbox_calls`): an operation is done at most once per processor key, a repeat with the same
+key answers what was done, and every call received is recorded so that tests can count them.
+
+Test cards (any future expiry, any 3-digit CVV) decide authorizations:
+
+| outcome | cards |
+|---|---|
+| authorized | 4111111111111111, 4242424242424242, 5252525252525258, 5555555555554444 |
+| declined (ISSUER_DECLINED) | 4000000000000002, 5100000000000008 |
+| failed (APPLICATION_ERROR) | 4000000000000010, 5100000000000016 |
+
+Triggers are keys of the payment's `metadata`, counted per payment over every call the sandbox
+receives for it (authorize, capture, cancel, refund and status alike):
+
+- `sandbox_latency_ms`: every call takes this long (after the sandbox has done the work).
+- `sandbox_transient_errors`: the first N calls answer 503 without doing anything.
+- `sandbox_timeouts`: the first N calls do the work and then time out, so the gateway does not
+  know the outcome (a status query counts as a call, and times out too).
+- `sandbox_async_settlement`: captures answer SETTLING; the settlement is confirmed by the next
+  status query (the worker asks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from processors.base import (
+    Call,
+    DeclineCode,
+    DeclineType,
+    Outcome,
+    OutcomeUnknown,
+    Result,
+    StatusReason,
+    StatusReasonType,
+    TransientError,
+)
+
+# number -> (network, outcome of an authorization)
+TEST_CARDS: dict[str, tuple[str, Outcome]] = {
+    "4111111111111111": ("VISA", Outcome.AUTHORIZED),
+    "4242424242424242": ("VISA", Outcome.AUTHORIZED),
+    "5252525252525258": ("MASTERCARD", Outcome.AUTHORIZED),
+    "5555555555554444": ("MASTERCARD", Outcome.AUTHORIZED),
+    "4000000000000002": ("VISA", Outcome.DECLINED),
+    "5100000000000008": ("MASTERCARD", Outcome.DECLINED),
+    "4000000000000010": ("VISA", Outcome.FAILED),
+    "5100000000000016": ("MASTERCARD", Outcome.FAILED),
+}
+# The sandbox never sees a card number: it knows a test card by what the gateway kept of it.
+_BY_FIRST6_LAST4 = {
+    (number[:6], number[-4:]): outcome for number, (_, outcome) in TEST_CARDS.items()
+}
+
+DECLINED = StatusReason(
+    StatusReasonType.ISSUER_DECLINED,
+    DeclineType.SOFT_DECLINE,
+    DeclineCode.DECLINED,
+    "Declined by the issuer (sandbox test card)",
+)
+FAILED = StatusReason(
+    StatusReasonType.APPLICATION_ERROR,
+    None,
+    DeclineCode.ERROR,
+    "The processor failed to handle the request (sandbox test card)",
+)
+_REASONS = {Outcome.DECLINED: DECLINED, Outcome.FAILED: FAILED}
+
+_RECORD_CALL = """
+INSERT INTO sandbox_calls (reference, id, processor_key, verb, amount)
+VALUES (%(reference)s, %(id)s, %(processor_key)s, %(verb)s, %(amount)s)
+"""
+_COUNT_CALLS = "SELECT count(*) FROM sandbox_calls WHERE reference = %(reference)s"
+_DO_ONCE = """
+INSERT INTO sandbox_operations
+    (processor_key, reference, verb, amount, outcome, processor_transaction_id, settled)
+VALUES (%(processor_key)s, %(reference)s, %(verb)s, %(amount)s, %(outcome)s,
+        %(processor_transaction_id)s, %(settled)s)
+ON CONFLICT (processor_key) DO NOTHING
+"""
+_FIND = """
+SELECT outcome, processor_transaction_id, settled FROM sandbox_operations
+WHERE processor_key = %(processor_key)s
+"""
+_SETTLE = "UPDATE sandbox_operations SET settled = true WHERE processor_key = %(processor_key)s"
+
+
+@dataclass(frozen=True)
+class Triggers:
+    latency_ms: int = 0
+    transient_errors: int = 0
+    timeouts: int = 0
+    async_settlement: bool = False
+
+    @classmethod
+    def of(cls, metadata: dict[str, Any]) -> Triggers:
+        def number(name: str, ceiling: int) -> int:
+            value = metadata.get(name, 0)
+            return max(0, min(int(value), ceiling)) if isinstance(value, int | str) else 0
+
+        return cls(
+            latency_ms=number("sandbox_latency_ms", 120_000),
+            transient_errors=number("sandbox_transient_errors", 1000),
+            timeouts=number("sandbox_timeouts", 1000),
+            async_settlement=metadata.get("sandbox_async_settlement") in (True, "true"),
+        )
+
+    @property
+    def counted(self) -> bool:
+        return bool(self.transient_errors or self.timeouts)
+
+
+class SandboxProcessor:
+    name = "SANDBOX"
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def authorize(self, call: Call) -> Result:
+        card = call.card
+        outcome = Outcome.FAILED
+        if card is not None:
+            outcome = _BY_FIRST6_LAST4.get((card.first6, card.last4), Outcome.FAILED)
+        return await self._operate("authorize", call, outcome)
+
+    async def capture(self, call: Call) -> Result:
+        settling = Triggers.of(call.metadata).async_settlement
+        return await self._operate(
+            "capture", call, Outcome.SETTLING if settling else Outcome.CAPTURED
+        )
+
+    async def cancel(self, call: Call) -> Result:
+        return await self._operate("cancel", call, Outcome.CANCELLED)
+
+    async def refund(self, call: Call) -> Result:
+        return await self._operate("refund", call, Outcome.REFUNDED)
+
+    async def status(self, call: Call) -> Result:
+        triggers = Triggers.of(call.metadata)
+        number = await self._received("status", call, triggers)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_FIND, {"processor_key": call.processor_key})
+            row = await cur.fetchone()
+            if row is not None and not row[2]:
+                await conn.execute(_SETTLE, {"processor_key": call.processor_key})
+        await self._answer_late(triggers, number)
+        if row is None:
+            return Result(Outcome.NOT_FOUND)
+        outcome = Outcome(row[0])
+        if outcome is Outcome.SETTLING:
+            outcome = Outcome.CAPTURED  # asked after the fact: settled
+        return Result(outcome, row[1], _REASONS.get(outcome))
+
+    async def _operate(self, verb: str, call: Call, outcome: Outcome) -> Result:
+        triggers = Triggers.of(call.metadata)
+        number = await self._received(verb, call, triggers)
+        params = {
+            "processor_key": call.processor_key,
+            "reference": call.reference,
+            "verb": verb,
+            "amount": call.amount,
+            "outcome": outcome.value,
+            # Captures and cancels act on the authorization; authorizations and refunds are new.
+            "processor_transaction_id": (
+                call.processor_transaction_id
+                if verb in ("capture", "cancel") and call.processor_transaction_id
+                else f"sbx_{secrets.token_hex(8)}"
+            ),
+            "settled": outcome is not Outcome.SETTLING,
+        }
+        async with self._pool.connection() as conn:
+            await conn.execute(_DO_ONCE, params)  # at most once per processor key
+            cur = await conn.execute(_FIND, params)
+            row = await cur.fetchone()
+        assert row is not None
+        await self._answer_late(triggers, number)
+        done = Outcome(row[0])
+        if done is Outcome.SETTLING and row[2]:
+            done = Outcome.CAPTURED
+        return Result(done, row[1], _REASONS.get(done))
+
+    async def _received(self, verb: str, call: Call, triggers: Triggers) -> int:
+        """Record the call; return its number among this payment's calls (0 if not counted)."""
+        params = {
+            "reference": call.reference,
+            "id": uuid.uuid4(),
+            "processor_key": call.processor_key,
+            "verb": verb,
+            "amount": call.amount,
+        }
+        async with self._pool.connection() as conn:
+            await conn.execute(_RECORD_CALL, params)
+            if not triggers.counted:
+                return 0
+            cur = await conn.execute(_COUNT_CALLS, params)
+            row = await cur.fetchone()
+        number = int(row[0]) if row else 0
+        if number <= triggers.transient_errors:
+            raise TransientError(f"sandbox: 503 Service Unavailable (call {number})")
+        return number
+
+    @staticmethod
+    async def _answer_late(triggers: Triggers, number: int) -> None:
+        if triggers.latency_ms:
+            await asyncio.sleep(triggers.latency_ms / 1000)
+        if number and number <= triggers.timeouts:
+            raise OutcomeUnknown(f"sandbox: timed out after doing the work (call {number})")

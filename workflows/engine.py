@@ -1,0 +1,927 @@
+"""The durable workflow engine: each authorize, capture, cancel and refund is a run of three phases.
+
+1. One transaction: lock the payment, check the lifecycle rules, reserve the amount, write the
+   run with a freshly generated processor key (and the REFUND transaction of a refund). Commit.
+2. Call the processor with that key, retrying only transient failures (bounded, jittered backoff).
+   A heartbeat keeps the run's lease while the call lasts.
+3. One transaction: lock the payment, record the outcome on the transaction, the payment and the
+   run. Commit.
+
+An outcome that stays unknown after the retries leaves the payment's status as it was (with
+`statusReason.type = GATEWAY_TIMEOUT`), marks the transaction unknown, and leaves the run for
+recovery: a worker (any process, any machine) claims it when it is due, resumes it with the same
+processor key, and after `max_recoveries` passes marks it stuck for an operator to replay.
+A process that dies mid-run leaves a lease that runs out; the run is then due like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import secrets
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from processors.base import (
+    Call,
+    Card,
+    Outcome,
+    OutcomeUnknown,
+    Processor,
+    Result,
+    StatusReason,
+    StatusReasonType,
+    TransientError,
+)
+from workflows import lifecycle
+from workflows.errors import (
+    PaymentMethodTokenNotFound,
+    PaymentNotFound,
+    RunAlreadyExists,
+    RunNotFound,
+    RunNotReplayable,
+    TransactionEventNotFound,
+)
+from workflows.records import Event, Payment, PaymentView, Run, Transaction, from_row
+from workflows.sql import load_queries
+
+Q = load_queries(Path(__file__).with_name("queries.sql"))
+log = structlog.get_logger("workflows.engine")
+
+TIMEOUT_REASON = StatusReason(
+    StatusReasonType.GATEWAY_TIMEOUT,
+    message="The processor did not answer in time; the outcome is being confirmed.",
+)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    attempts: int = 3  # processor calls per phase 2, the first included
+    max_call_seconds: float = 30.0  # and no retry starts after this long
+    backoff_initial_seconds: float = 0.05
+    backoff_max_seconds: float = 2.0
+    lease_seconds: int = 30
+    recovery_backoff_seconds: int = 5
+    max_recoveries: int = 5
+    settlement_poll_seconds: int = 5
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreatePayment:
+    merchant_id: str
+    mode: str
+    order_id: str
+    currency_code: str
+    amount: int
+    payment_method_token: str
+    customer_id: str | None = None
+    customer: dict[str, Any] | None = None
+    order_details: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    payment_options: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def _json(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+class Engine:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        processors: Mapping[str, Processor],
+        config: EngineConfig | None = None,
+    ) -> None:
+        self._pool = pool
+        self._processors = processors
+        self.config = config or EngineConfig()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    def processor_name(self, kind: str) -> str:
+        return self._processors[kind].name
+
+    # ---------------------------------------------------------------- commands
+
+    async def authorize(self, command: CreatePayment) -> PaymentView:
+        payment_id = new_id("pay")
+
+        async def plan(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
+            cur = await conn.execute(Q["merchant_routing"], {"merchant_id": command.merchant_id})
+            routing = await cur.fetchone()
+            assert routing is not None
+            processor, capture_on_create = routing
+            cur = await conn.execute(
+                Q["find_instrument"],
+                {"merchant_id": command.merchant_id, "token": command.payment_method_token},
+            )
+            instrument = await cur.fetchone()
+            if instrument is None or instrument[6] != command.mode:
+                raise PaymentMethodTokenNotFound()
+            card = dict(
+                zip(
+                    ("network", "first6", "last4", "expirationMonth", "expirationYear", "holder"),
+                    instrument[:6],
+                    strict=True,
+                )
+            )
+            await conn.execute(
+                Q["insert_payment"],
+                {
+                    "merchant_id": command.merchant_id,
+                    "id": payment_id,
+                    "mode": command.mode,
+                    "order_id": command.order_id,
+                    "currency_code": command.currency_code,
+                    "amount": command.amount,
+                    "customer_id": command.customer_id,
+                    "customer": _json(command.customer),
+                    "order_details": _json(command.order_details),
+                    "metadata": _json(command.metadata),
+                    "payment_options": _json(command.payment_options),
+                    "payment_method_token": command.payment_method_token,
+                    "card": Jsonb(card),
+                    "card_last4": card["last4"],
+                    "processor": processor,
+                    "processor_merchant_id": command.merchant_id,
+                },
+            )
+            sale_id = new_id("txn")
+            await conn.execute(
+                Q["insert_transaction"],
+                {
+                    "merchant_id": command.merchant_id,
+                    "id": sale_id,
+                    "payment_id": payment_id,
+                    "type": "SALE",
+                    "amount": command.amount,
+                    "currency_code": command.currency_code,
+                    "order_id": command.order_id,
+                    "reason": None,
+                    "processor_status": "PENDING",
+                },
+            )
+            return {
+                "amount": command.amount,
+                "transaction_id": sale_id,
+                "input": {"captureOnCreate": capture_on_create},
+            }
+
+        run, owner = await self._start(
+            "authorize", command.merchant_id, payment_id, command.idempotency_key, plan, target=""
+        )
+        await self._drive(run, owner)
+        view = await self.view(command.merchant_id, payment_id)
+        if run.input.get("captureOnCreate") and view.payment.status == "AUTHORIZED":
+            return await self.capture(command.merchant_id, payment_id, amount=None, final=True)
+        return view
+
+    async def capture(
+        self,
+        merchant_id: str,
+        payment_id: str,
+        *,
+        amount: int | None,
+        final: bool,
+        idempotency_key: str | None = None,
+    ) -> PaymentView:
+        async def plan(conn: psycopg.AsyncConnection[Any], payment: Payment) -> dict[str, Any]:
+            reserved = lifecycle.capture_amount(payment, amount)
+            await self._update_payment(
+                conn,
+                payment,
+                capture_reserved=payment.capture_reserved + reserved,
+                captures_closed=payment.captures_closed or final,
+            )
+            return {
+                "amount": reserved,
+                "transaction_id": await self._sale_id(conn, payment),
+                "input": {"amount": amount, "final": final, "wasClosed": payment.captures_closed},
+            }
+
+        return await self._follow_up("capture", merchant_id, payment_id, idempotency_key, plan)
+
+    async def cancel(
+        self,
+        merchant_id: str,
+        payment_id: str,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> PaymentView:
+        async def plan(conn: psycopg.AsyncConnection[Any], payment: Payment) -> dict[str, Any]:
+            lifecycle.check_cancel(payment)
+            await self._update_payment(conn, payment, captures_closed=True)
+            return {
+                "amount": 0,
+                "transaction_id": await self._sale_id(conn, payment),
+                "input": {"reason": reason, "wasClosed": payment.captures_closed},
+            }
+
+        return await self._follow_up("cancel", merchant_id, payment_id, idempotency_key, plan)
+
+    async def refund(
+        self,
+        merchant_id: str,
+        payment_id: str,
+        *,
+        amount: int | None,
+        order_id: str | None = None,
+        reason: str | None = None,
+        transaction_event_id: uuid.UUID | None = None,
+        idempotency_key: str | None = None,
+    ) -> PaymentView:
+        async def plan(conn: psycopg.AsyncConnection[Any], payment: Payment) -> dict[str, Any]:
+            event_refundable = None
+            if transaction_event_id is not None:
+                cur = await conn.execute(
+                    Q["lock_capture_event"],
+                    {
+                        "merchant_id": merchant_id,
+                        "payment_id": payment.id,
+                        "id": transaction_event_id,
+                    },
+                )
+                event = await cur.fetchone()
+                if event is None:
+                    raise TransactionEventNotFound(
+                        payment_id=payment.id, payment_status=payment.status
+                    )
+                event_refundable = event[1] - event[2] - event[3]
+            reserved = lifecycle.refund_amount(payment, amount, event_refundable)
+            await self._update_payment(
+                conn, payment, refund_reserved=payment.refund_reserved + reserved
+            )
+            if transaction_event_id is not None:
+                await conn.execute(
+                    Q["reserve_event_refund"],
+                    {"merchant_id": merchant_id, "id": transaction_event_id, "amount": reserved},
+                )
+            refund_id = new_id("txn")
+            await conn.execute(
+                Q["insert_transaction"],
+                {
+                    "merchant_id": merchant_id,
+                    "id": refund_id,
+                    "payment_id": payment.id,
+                    "type": "REFUND",
+                    "amount": reserved,
+                    "currency_code": payment.currency_code,
+                    "order_id": order_id or payment.order_id,
+                    "reason": reason,
+                    "processor_status": "PENDING",
+                },
+            )
+            return {
+                "amount": reserved,
+                "transaction_id": refund_id,
+                "capture_event_id": transaction_event_id,
+                "input": {"amount": amount, "reason": reason, "orderId": order_id},
+            }
+
+        return await self._follow_up("refund", merchant_id, payment_id, idempotency_key, plan)
+
+    # ---------------------------------------------------------------- reads
+
+    async def view(self, merchant_id: str, payment_id: str) -> PaymentView:
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            params = {"merchant_id": merchant_id, "id": payment_id, "payment_id": payment_id}
+            await cur.execute(Q["get_payment"], params)
+            row = await cur.fetchone()
+            if row is None:
+                raise PaymentNotFound()
+            payment = from_row(Payment, row)
+            await cur.execute(Q["payment_transactions"], params)
+            transactions = [from_row(Transaction, r) for r in await cur.fetchall()]
+            await cur.execute(Q["payment_events"], params)
+            events = [from_row(Event, r) for r in await cur.fetchall()]
+        return PaymentView(
+            payment=payment,
+            transactions=transactions,
+            events=events,
+            processor_name=self.processor_name(payment.processor),
+        )
+
+    async def payment_status(self, merchant_id: str, payment_id: str) -> str | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                Q["get_payment_status"], {"merchant_id": merchant_id, "id": payment_id}
+            )
+            row = await cur.fetchone()
+        return None if row is None else str(row[0])
+
+    # ---------------------------------------------------------------- recovery
+
+    async def recover_due(self, limit: int = 20) -> int:
+        """One worker pass: claim due runs (SKIP LOCKED) and resume them. Returns how many."""
+        owner = f"{self.owner}/worker-{secrets.token_hex(4)}"
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["claim_due_runs"],
+                {"limit": limit, "lease_owner": owner, "lease_seconds": self.config.lease_seconds},
+            )
+            runs = [from_row(Run, row) for row in await cur.fetchall()]
+        await asyncio.gather(*(self._recover(run, owner) for run in runs))
+        return len(runs)
+
+    async def _recover(self, run: Run, owner: str) -> None:
+        with structlog.contextvars.bound_contextvars(run_id=run.id, payment_id=run.payment_id):
+            try:
+                if (
+                    run.recovery_point == "call_processor"
+                    and run.recoveries > self.config.max_recoveries
+                ):
+                    await self._mark_stuck(run, owner)
+                    return
+                await self._history(
+                    run,
+                    "recovery_started",
+                    {"recoveries": run.recoveries, "point": run.recovery_point},
+                )
+                await self._drive(run, owner)
+            except Exception:
+                # The run keeps its lease until it runs out, then it is due again.
+                log.exception("recovery_failed")
+
+    async def replay(self, run_id: str) -> Run:
+        """An operator's replay: resume a stuck (or due) run now, with the same processor key."""
+        owner = f"{self.owner}/replay-{secrets.token_hex(4)}"
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["claim_run_for_replay"],
+                {"id": run_id, "lease_owner": owner, "lease_seconds": self.config.lease_seconds},
+            )
+            row = await cur.fetchone()
+        if row is None:
+            run = await self.get_run(run_id)
+            if run.state in ("succeeded", "failed"):
+                raise RunNotReplayable(
+                    f"run {run_id} already {run.state}: it is finished, there is nothing to replay"
+                )
+            raise RunNotReplayable(
+                f"run {run_id} is in progress (lease held by {run.lease_owner} until "
+                f"{run.lease_expires_at:%Y-%m-%d %H:%M:%S %Z}); replay it if it gets stuck"
+            )
+        run = from_row(Run, row)
+        await self._history(run, "replayed", {"by": "operator", "point": run.recovery_point})
+        await self._drive(run, owner)
+        return await self.get_run(run_id)
+
+    async def get_run(self, run_id: str) -> Run:
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(Q["get_run"], {"id": run_id})
+            row = await cur.fetchone()
+        if row is None:
+            raise RunNotFound(f"no workflow run with id {run_id!r}")
+        return from_row(Run, row)
+
+    # ---------------------------------------------------------------- phase 1
+
+    async def _follow_up(
+        self,
+        kind: str,
+        merchant_id: str,
+        payment_id: str,
+        idempotency_key: str | None,
+        plan: Callable[[psycopg.AsyncConnection[Any], Payment], Awaitable[dict[str, Any]]],
+    ) -> PaymentView:
+        async def locked_plan(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(Q["lock_payment"], {"merchant_id": merchant_id, "id": payment_id})
+            row = await cur.fetchone()
+            if row is None:
+                raise PaymentNotFound()
+            return await plan(conn, from_row(Payment, row))
+
+        run, owner = await self._start(
+            kind, merchant_id, payment_id, idempotency_key, locked_plan, target=payment_id
+        )
+        await self._drive(run, owner)
+        return await self.view(merchant_id, payment_id)
+
+    async def _start(
+        self,
+        kind: str,
+        merchant_id: str,
+        payment_id: str,
+        idempotency_key: str | None,
+        plan: Callable[[psycopg.AsyncConnection[Any]], Awaitable[dict[str, Any]]],
+        *,
+        target: str,
+    ) -> tuple[Run, str]:
+        owner = f"{self.owner}/{secrets.token_hex(4)}"
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                planned = await plan(conn)
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(
+                    Q["insert_run"],
+                    {
+                        "merchant_id": merchant_id,
+                        "id": new_id("run"),
+                        "payment_id": payment_id,
+                        "kind": kind,
+                        "idempotency_key": idempotency_key,
+                        "target": target,
+                        "input": Jsonb(planned["input"]),
+                        "amount": planned["amount"],
+                        "transaction_id": planned["transaction_id"],
+                        "capture_event_id": planned.get("capture_event_id"),
+                        # Committed before the first call, sent on every retry and recovery.
+                        "processor_key": f"{merchant_id}:{kind}:{secrets.token_urlsafe(18)}",
+                        "lease_owner": owner,
+                        "lease_seconds": self.config.lease_seconds,
+                    },
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                run = from_row(Run, row)
+                await self._history(run, "started", {"amount": run.amount, **run.input}, conn)
+        except psycopg.errors.UniqueViolation as error:
+            if error.diag.constraint_name != "workflow_runs_one_per_idempotency_key":
+                raise
+            raise await self._existing_run(merchant_id, kind, target, idempotency_key) from None
+        structlog.contextvars.bind_contextvars(run_id=run.id, payment_id=payment_id)
+        return run, owner
+
+    async def _existing_run(
+        self, merchant_id: str, kind: str, target: str, idempotency_key: str | None
+    ) -> RunAlreadyExists:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                Q["find_run_by_idempotency_key"],
+                {
+                    "merchant_id": merchant_id,
+                    "kind": kind,
+                    "target": target,
+                    "idempotency_key": idempotency_key,
+                },
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        state, payment_id, payment_status = row
+        return RunAlreadyExists(
+            payment_id=payment_id, payment_status=payment_status, finished=state != "running"
+        )
+
+    async def _sale_id(self, conn: psycopg.AsyncConnection[Any], payment: Payment) -> str:
+        cur = await conn.execute(
+            Q["sale_transaction"], {"merchant_id": payment.merchant_id, "payment_id": payment.id}
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return str(row[0])
+
+    # ---------------------------------------------------------------- phase 2
+
+    async def _drive(self, run: Run, owner: str) -> None:
+        """Phases 2 and 3 of a run whose lease `owner` holds."""
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["get_payment"], {"merchant_id": run.merchant_id, "id": run.payment_id}
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            payment = from_row(Payment, row)
+            sale = await self._sale_processor_id(conn, payment)
+        processor = self._processors[payment.processor]
+        call = Call(
+            processor_key=run.processor_key,
+            reference=payment.id,
+            amount=run.amount,
+            currency_code=payment.currency_code,
+            card=Card(
+                network=payment.card["network"],
+                first6=payment.card["first6"],
+                last4=payment.card["last4"],
+                expiration_month=payment.card["expirationMonth"],
+                expiration_year=payment.card["expirationYear"],
+                cardholder_name=payment.card.get("holder"),
+            ),
+            payment_method_token=payment.payment_method_token,
+            processor_transaction_id=sale,
+            final=bool(run.input.get("final", True)),
+            verb=run.kind,
+            metadata=payment.metadata or {},
+        )
+        if run.recovery_point == "await_settlement":
+            operation = processor.status
+        else:
+            operation = getattr(processor, run.kind)
+        attempts = 0
+        result: Result | None = None
+        error: Exception | None = None
+        async with self._heartbeat(run, owner):
+            try:
+                async for attempt in self._retrying():
+                    with attempt:
+                        attempts += 1
+                        result = await operation(call)
+            except (TransientError, OutcomeUnknown) as exhausted:
+                error = exhausted
+        await self._record(run, owner, payment, result, attempts, error)
+
+    def _retrying(self) -> AsyncRetrying:
+        config = self.config
+        return AsyncRetrying(
+            retry=retry_if_exception_type((TransientError, OutcomeUnknown)),
+            stop=stop_after_attempt(config.attempts) | stop_after_delay(config.max_call_seconds),
+            wait=wait_exponential_jitter(
+                initial=config.backoff_initial_seconds, max=config.backoff_max_seconds
+            ),
+            reraise=True,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, run: Run, owner: str) -> AsyncIterator[None]:
+        async def beat() -> None:
+            interval = max(self.config.lease_seconds / 3, 0.2)
+            while True:
+                await asyncio.sleep(interval)
+                async with self._pool.connection() as conn:
+                    await conn.execute(
+                        Q["extend_lease"],
+                        {
+                            "merchant_id": run.merchant_id,
+                            "id": run.id,
+                            "lease_owner": owner,
+                            "lease_seconds": self.config.lease_seconds,
+                        },
+                    )
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _sale_processor_id(
+        self, conn: psycopg.AsyncConnection[Any], payment: Payment
+    ) -> str | None:
+        cur = await conn.execute(
+            Q["sale_transaction"], {"merchant_id": payment.merchant_id, "payment_id": payment.id}
+        )
+        row = await cur.fetchone()
+        return None if row is None else row[1]
+
+    # ---------------------------------------------------------------- phase 3
+
+    async def _record(
+        self,
+        run: Run,
+        owner: str,
+        payment: Payment,
+        result: Result | None,
+        attempts: int,
+        error: Exception | None,
+    ) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["lock_payment"], {"merchant_id": run.merchant_id, "id": run.payment_id}
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            payment = from_row(Payment, row)
+            if result is None:
+                await self._record_unknown(conn, run, owner, payment, attempts, error)
+                return
+            if result.outcome is Outcome.SETTLING:
+                if await self._finish(
+                    conn,
+                    run,
+                    owner,
+                    "running",
+                    "await_settlement",
+                    result,
+                    attempts,
+                    retry_after=self.config.settlement_poll_seconds,
+                ):
+                    await self._update_payment(conn, payment, status="SETTLING", status_reason=None)
+                return
+            succeeded = not result.definitive_no and result.outcome is not Outcome.NOT_FOUND
+            if result.outcome is Outcome.NOT_FOUND:
+                # Asked for a settlement the processor does not know: nothing was captured.
+                result = Result(
+                    Outcome.FAILED,
+                    reason=StatusReason(
+                        StatusReasonType.APPLICATION_ERROR, message="unknown to the processor"
+                    ),
+                )
+            state = "succeeded" if succeeded else "failed"
+            if not await self._finish(conn, run, owner, state, "finished", result, attempts):
+                return  # another holder of the lease recorded the same answer
+            apply = getattr(self, f"_apply_{run.kind}")
+            await apply(conn, run, payment, result, succeeded)
+
+    async def _record_unknown(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        run: Run,
+        owner: str,
+        payment: Payment,
+        attempts: int,
+        error: Exception | None,
+    ) -> None:
+        finished = await self._finish(
+            conn,
+            run,
+            owner,
+            "running",
+            run.recovery_point,
+            None,
+            attempts,
+            retry_after=self.config.recovery_backoff_seconds,
+            error=error,
+        )
+        if not finished:
+            return
+        await self._update_payment(conn, payment, status_reason=TIMEOUT_REASON.to_api())
+        await conn.execute(
+            Q["mark_transaction_unknown"],
+            {"merchant_id": run.merchant_id, "id": run.transaction_id},
+        )
+        log.warning("processor_outcome_unknown", run_id=run.id, error=str(error))
+
+    async def _finish(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        run: Run,
+        owner: str,
+        state: str,
+        recovery_point: str,
+        result: Result | None,
+        attempts: int,
+        *,
+        retry_after: int = 0,
+        error: Exception | None = None,
+    ) -> bool:
+        outcome = None
+        if result is not None:
+            outcome = {
+                "outcome": result.outcome.value,
+                "processorTransactionId": result.processor_transaction_id,
+                "reason": result.reason.to_api() if result.reason else None,
+            }
+        cur = await conn.execute(
+            Q["finish_run"],
+            {
+                "merchant_id": run.merchant_id,
+                "id": run.id,
+                "state": state,
+                "recovery_point": recovery_point,
+                "attempts": attempts,
+                "outcome": _json(outcome),
+                "last_error": None if error is None else f"{type(error).__name__}: {error}",
+                "retry_after_seconds": retry_after,
+                "lease_owner": owner,
+            },
+        )
+        if await cur.fetchone() is None:
+            return False
+        event = {"running": "outcome_unknown" if result is None else "awaiting_settlement"}.get(
+            state, state
+        )
+        detail: dict[str, Any] = {"attempts": attempts}
+        if outcome:
+            detail.update(outcome)
+        if error is not None:
+            detail["error"] = f"{type(error).__name__}: {error}"
+        await self._history(run, event, detail, conn)
+        return True
+
+    async def _apply_authorize(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        run: Run,
+        payment: Payment,
+        result: Result,
+        succeeded: bool,
+    ) -> None:
+        if payment.status != "PENDING":
+            return  # cancelled meanwhile: the cancel's own run answered for it
+        if result.outcome is Outcome.AUTHORIZED:
+            status, reason = "AUTHORIZED", None
+            await self._update_payment(
+                conn, payment, status=status, status_reason=None, amount_authorized=payment.amount
+            )
+            await self._event(conn, run, "AUTHORIZATION_SUCCEEDED", payment.amount, None)
+        elif result.outcome is Outcome.PENDING:
+            status, reason = "PENDING", None
+        else:
+            status = "DECLINED" if result.outcome is Outcome.DECLINED else "FAILED"
+            reason = (result.reason or StatusReason(StatusReasonType.APPLICATION_ERROR)).to_api()
+            await self._update_payment(conn, payment, status=status, status_reason=reason)
+        await self._update_transaction(conn, run, status, reason, result)
+
+    async def _apply_capture(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        run: Run,
+        payment: Payment,
+        result: Result,
+        succeeded: bool,
+    ) -> None:
+        final = bool(run.input.get("final", True))
+        if succeeded:
+            captured = payment.amount_captured + run.amount
+            status = lifecycle.status_after_capture(payment.amount_authorized, captured)
+            await self._update_payment(
+                conn,
+                payment,
+                status=status,
+                status_reason=None,
+                amount_captured=captured,
+                capture_reserved=payment.capture_reserved - run.amount,
+            )
+            await self._event(conn, run, "CAPTURE_SUCCEEDED", run.amount, final)
+            await self._update_transaction(conn, run, status, None, result)
+            return
+        reason = (result.reason or StatusReason(StatusReasonType.APPLICATION_ERROR)).to_api()
+        await self._update_payment(
+            conn,
+            payment,
+            status_reason=reason,
+            capture_reserved=payment.capture_reserved - run.amount,
+            captures_closed=bool(run.input.get("wasClosed")) if final else payment.captures_closed,
+        )
+
+    async def _apply_cancel(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        run: Run,
+        payment: Payment,
+        result: Result,
+        succeeded: bool,
+    ) -> None:
+        if succeeded:
+            status = lifecycle.status_after_cancel(payment.amount_captured)
+            await self._update_payment(
+                conn, payment, status=status, status_reason=None, captures_closed=True
+            )
+            await self._event(conn, run, "CANCELLATION_SUCCEEDED", None, None)
+            await self._update_transaction(conn, run, status, None, result)
+            return
+        reason = (result.reason or StatusReason(StatusReasonType.APPLICATION_ERROR)).to_api()
+        await self._update_payment(
+            conn, payment, status_reason=reason, captures_closed=bool(run.input.get("wasClosed"))
+        )
+
+    async def _apply_refund(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        run: Run,
+        payment: Payment,
+        result: Result,
+        succeeded: bool,
+    ) -> None:
+        refunded = run.amount if succeeded else 0
+        await self._update_payment(
+            conn,
+            payment,
+            amount_refunded=payment.amount_refunded + refunded,
+            refund_reserved=payment.refund_reserved - run.amount,
+        )
+        if run.capture_event_id is not None:
+            await conn.execute(
+                Q["settle_event_refund"],
+                {
+                    "merchant_id": run.merchant_id,
+                    "id": run.capture_event_id,
+                    "amount": run.amount,
+                    "refunded": refunded,
+                },
+            )
+        if succeeded:
+            await self._update_transaction(conn, run, "SETTLED", None, result)
+        else:
+            status = "DECLINED" if result.outcome is Outcome.DECLINED else "FAILED"
+            reason = (result.reason or StatusReason(StatusReasonType.APPLICATION_ERROR)).to_api()
+            await self._update_transaction(conn, run, status, reason, result)
+
+    # ---------------------------------------------------------------- writes
+
+    @staticmethod
+    def _payment_key(run: Run) -> dict[str, str]:
+        return {"merchant_id": run.merchant_id, "id": run.payment_id}
+
+    async def _update_payment(
+        self, conn: psycopg.AsyncConnection[Any], payment: Payment, **changes: Any
+    ) -> Payment:
+        updated = dataclasses.replace(payment, **changes)
+        await conn.execute(
+            Q["update_payment"],
+            {
+                "merchant_id": updated.merchant_id,
+                "id": updated.id,
+                "status": updated.status,
+                "status_reason": _json(updated.status_reason),
+                "amount_authorized": updated.amount_authorized,
+                "amount_captured": updated.amount_captured,
+                "amount_refunded": updated.amount_refunded,
+                "capture_reserved": updated.capture_reserved,
+                "refund_reserved": updated.refund_reserved,
+                "captures_closed": updated.captures_closed,
+            },
+        )
+        return updated
+
+    async def _update_transaction(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        run: Run,
+        status: str,
+        reason: dict[str, Any] | None,
+        result: Result,
+    ) -> None:
+        await conn.execute(
+            Q["update_transaction"],
+            {
+                "merchant_id": run.merchant_id,
+                "id": run.transaction_id,
+                "processor_status": status,
+                "status_reason": _json(reason),
+                "processor_transaction_id": result.processor_transaction_id,
+                "outcome_unknown": False,
+            },
+        )
+
+    async def _event(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        run: Run,
+        kind: str,
+        amount: int | None,
+        final: bool | None,
+    ) -> None:
+        await conn.execute(
+            Q["insert_event"],
+            {
+                "merchant_id": run.merchant_id,
+                "id": uuid.uuid4(),
+                "payment_id": run.payment_id,
+                "transaction_id": run.transaction_id,
+                "type": kind,
+                "amount": amount,
+                "final": final,
+            },
+        )
+
+    async def _mark_stuck(self, run: Run, owner: str) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                Q["mark_stuck"],
+                {"merchant_id": run.merchant_id, "id": run.id, "lease_owner": owner},
+            )
+            await self._history(run, "stuck", {"recoveries": run.recoveries - 1}, conn)
+        log.error("workflow_run_stuck", run_id=run.id, payment_id=run.payment_id)
+
+    async def _history(
+        self,
+        run: Run,
+        event: str,
+        detail: dict[str, Any],
+        conn: psycopg.AsyncConnection[Any] | None = None,
+    ) -> None:
+        params = {
+            "merchant_id": run.merchant_id,
+            "run_id": run.id,
+            "history_id": uuid.uuid4(),
+            "event": event,
+            "detail": Jsonb(detail),
+        }
+        if conn is not None:
+            await conn.execute(Q["append_history"], params)
+            return
+        async with self._pool.connection() as own:
+            await own.execute(Q["append_history"], params)

@@ -1,0 +1,88 @@
+"""The payment lifecycle's rules, as pure functions over a payment's figures.
+
+- capture: from AUTHORIZED, or PARTIALLY_SETTLED after a non-final capture. All that was
+  authorized captured: SETTLED; less: PARTIALLY_SETTLED; an asynchronous processor: SETTLING first.
+  After a final capture, no further capture.
+- cancel: from PENDING, AUTHORIZED, or PARTIALLY_SETTLED after a non-final capture: CANCELLED; a
+  partially settled payment stays PARTIALLY_SETTLED and the uncaptured rest is released.
+- refund: from SETTLED or PARTIALLY_SETTLED; the status stays, amountRefunded grows.
+
+Amounts in flight count (`capture_reserved`, `refund_reserved`): the checks here give the
+merchant a precise error; the database's CHECK constraints make passing a limit impossible even
+if a check were wrong.
+"""
+
+from __future__ import annotations
+
+from workflows.errors import (
+    InvalidPaymentStatus,
+    PaymentAlreadyRefunded,
+    UnprocessableCaptureAmount,
+    UnprocessableRefundAmount,
+)
+from workflows.records import Payment
+
+CAPTURABLE_STATUSES = frozenset({"AUTHORIZED", "PARTIALLY_SETTLED"})
+CANCELLABLE_STATUSES = frozenset({"PENDING", "AUTHORIZED", "PARTIALLY_SETTLED"})
+REFUNDABLE_STATUSES = frozenset({"SETTLED", "PARTIALLY_SETTLED"})
+
+
+def _refuse(payment: Payment, operation: str) -> InvalidPaymentStatus:
+    return InvalidPaymentStatus(
+        f"A payment with status {payment.status} cannot be {operation}.",
+        payment_id=payment.id,
+        payment_status=payment.status,
+    )
+
+
+def capture_amount(payment: Payment, requested: int | None) -> int:
+    """The amount a capture reserves, or the reason it is refused."""
+    if payment.status not in CAPTURABLE_STATUSES or payment.captures_closed:
+        raise _refuse(payment, "captured")
+    capturable = payment.capturable
+    amount = capturable if requested is None else requested
+    if amount <= 0 or amount > capturable:
+        raise UnprocessableCaptureAmount(
+            f"Cannot capture {amount}: {capturable} is left to capture.",
+            payment_id=payment.id,
+            payment_status=payment.status,
+        )
+    return amount
+
+
+def check_cancel(payment: Payment) -> None:
+    if payment.status not in CANCELLABLE_STATUSES or payment.captures_closed:
+        raise _refuse(payment, "cancelled")
+    if payment.capture_reserved:
+        raise InvalidPaymentStatus(
+            "A capture of this payment is in progress; it cannot be cancelled now.",
+            payment_id=payment.id,
+            payment_status=payment.status,
+        )
+
+
+def refund_amount(payment: Payment, requested: int | None, event_refundable: int | None) -> int:
+    """The amount a refund reserves (of one capture event, if targeted), or why it is refused."""
+    if payment.status not in REFUNDABLE_STATUSES:
+        raise _refuse(payment, "refunded")
+    refundable = payment.refundable
+    if event_refundable is not None:
+        refundable = min(refundable, event_refundable)
+    if refundable <= 0:
+        raise PaymentAlreadyRefunded(payment_id=payment.id, payment_status=payment.status)
+    amount = refundable if requested is None else requested
+    if amount <= 0 or amount > refundable:
+        raise UnprocessableRefundAmount(
+            f"Cannot refund {amount}: {refundable} is left to refund.",
+            payment_id=payment.id,
+            payment_status=payment.status,
+        )
+    return amount
+
+
+def status_after_capture(amount_authorized: int, amount_captured: int) -> str:
+    return "SETTLED" if amount_captured >= amount_authorized else "PARTIALLY_SETTLED"
+
+
+def status_after_cancel(amount_captured: int) -> str:
+    return "PARTIALLY_SETTLED" if amount_captured else "CANCELLED"

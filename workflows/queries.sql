@@ -1,0 +1,224 @@
+-- Queries of the payment domain. Phase 1 and phase 3 of every run each happen in one
+-- transaction that starts by locking the payment row (lock order: payment, then run).
+
+-- name: merchant_routing
+SELECT processor, capture_on_create FROM merchants WHERE id = %(merchant_id)s;
+
+-- name: find_instrument
+SELECT network, first6, last4, expiration_month, expiration_year, cardholder_name, mode
+FROM payment_instruments WHERE merchant_id = %(merchant_id)s AND token = %(token)s;
+
+-- name: create_instrument
+INSERT INTO payment_instruments (merchant_id, token, mode, network, first6, last4,
+    expiration_month, expiration_year, cardholder_name)
+VALUES (%(merchant_id)s, %(token)s, %(mode)s, %(network)s, %(first6)s, %(last4)s,
+    %(expiration_month)s, %(expiration_year)s, %(cardholder_name)s)
+RETURNING created_at;
+
+-- name: insert_payment
+INSERT INTO payments (merchant_id, id, mode, status, order_id, currency_code, amount, customer_id,
+    customer, order_details, metadata, payment_options, payment_method_token, card, card_last4,
+    processor, processor_merchant_id)
+VALUES (%(merchant_id)s, %(id)s, %(mode)s, 'PENDING', %(order_id)s, %(currency_code)s, %(amount)s,
+    %(customer_id)s, %(customer)s, %(order_details)s, %(metadata)s, %(payment_options)s,
+    %(payment_method_token)s, %(card)s, %(card_last4)s, %(processor)s, %(processor_merchant_id)s);
+
+-- name: lock_payment
+SELECT * FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
+
+-- name: get_payment
+SELECT * FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: get_payment_status
+SELECT status FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: update_payment
+-- Phase 1 reservations and phase 3 outcomes both land here; the CHECK constraints of the table
+-- refuse any figure that would pass a limit.
+UPDATE payments SET
+    status = %(status)s,
+    status_reason = %(status_reason)s,
+    amount_authorized = %(amount_authorized)s,
+    amount_captured = %(amount_captured)s,
+    amount_refunded = %(amount_refunded)s,
+    capture_reserved = %(capture_reserved)s,
+    refund_reserved = %(refund_reserved)s,
+    captures_closed = %(captures_closed)s,
+    updated_at = now()
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: insert_transaction
+INSERT INTO transactions (merchant_id, id, payment_id, type, amount, currency_code, order_id,
+    reason, processor_status)
+VALUES (%(merchant_id)s, %(id)s, %(payment_id)s, %(type)s, %(amount)s, %(currency_code)s,
+    %(order_id)s, %(reason)s, %(processor_status)s);
+
+-- name: update_transaction
+UPDATE transactions SET
+    processor_status = %(processor_status)s,
+    status_reason = %(status_reason)s,
+    processor_transaction_id = coalesce(%(processor_transaction_id)s, processor_transaction_id),
+    outcome_unknown = %(outcome_unknown)s,
+    updated_at = now()
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: mark_transaction_unknown
+UPDATE transactions SET outcome_unknown = true, updated_at = now()
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: insert_event
+INSERT INTO transaction_events (merchant_id, id, payment_id, transaction_id, type, amount, final)
+VALUES (%(merchant_id)s, %(id)s, %(payment_id)s, %(transaction_id)s, %(type)s, %(amount)s,
+    %(final)s);
+
+-- name: lock_capture_event
+SELECT id, amount, refunded, refund_reserved FROM transaction_events
+WHERE merchant_id = %(merchant_id)s AND payment_id = %(payment_id)s AND id = %(id)s
+  AND type = 'CAPTURE_SUCCEEDED'
+FOR UPDATE;
+
+-- name: reserve_event_refund
+UPDATE transaction_events SET refund_reserved = refund_reserved + %(amount)s
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: settle_event_refund
+UPDATE transaction_events SET
+    refund_reserved = refund_reserved - %(amount)s,
+    refunded = refunded + %(refunded)s
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: sale_transaction
+SELECT id, processor_transaction_id FROM transactions
+WHERE merchant_id = %(merchant_id)s AND payment_id = %(payment_id)s AND type = 'SALE'
+ORDER BY created_at DESC LIMIT 1;
+
+-- name: insert_run
+INSERT INTO workflow_runs (merchant_id, id, payment_id, kind, idempotency_key, target, input,
+    amount, transaction_id, capture_event_id, processor_key, state, recovery_point, lease_owner,
+    lease_expires_at, next_attempt_at)
+VALUES (%(merchant_id)s, %(id)s, %(payment_id)s, %(kind)s, %(idempotency_key)s, %(target)s,
+    %(input)s, %(amount)s, %(transaction_id)s, %(capture_event_id)s, %(processor_key)s,
+    'running', 'call_processor', %(lease_owner)s,
+    now() + make_interval(secs => %(lease_seconds)s),
+    now() + make_interval(secs => %(lease_seconds)s))
+RETURNING *;
+
+-- name: find_run_by_idempotency_key
+SELECT r.state, p.id AS payment_id, p.status AS payment_status
+FROM workflow_runs r JOIN payments p ON p.merchant_id = r.merchant_id AND p.id = r.payment_id
+WHERE r.merchant_id = %(merchant_id)s AND r.kind = %(kind)s AND r.target = %(target)s
+  AND r.idempotency_key = %(idempotency_key)s;
+
+-- name: extend_lease
+UPDATE workflow_runs SET
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+    next_attempt_at = now() + make_interval(secs => %(lease_seconds)s)
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND state = 'running'
+  AND lease_owner = %(lease_owner)s;
+
+-- name: finish_run
+-- Only the holder of the lease finishes a run: a rescuer that took it over, or the original
+-- owner, whichever holds it now. The other's answer is the same (same processor key) and dropped.
+UPDATE workflow_runs SET
+    state = %(state)s::run_state, recovery_point = %(recovery_point)s,
+    attempts = attempts + %(attempts)s, outcome = %(outcome)s, last_error = %(last_error)s,
+    lease_owner = NULL, lease_expires_at = NULL,
+    next_attempt_at = CASE WHEN %(state)s::run_state = 'running'
+        THEN now() + make_interval(secs => %(retry_after_seconds)s) END,
+    updated_at = now()
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND state = 'running'
+  AND lease_owner = %(lease_owner)s
+RETURNING id;
+
+-- name: claim_due_runs
+-- Any number of workers on any number of machines: each due run goes to exactly one of them.
+-- A run whose process died is due when its lease runs out.
+WITH due AS (
+    SELECT merchant_id, id FROM workflow_runs
+    WHERE state = 'running' AND next_attempt_at <= now()
+    ORDER BY next_attempt_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE workflow_runs r SET
+    lease_owner = %(lease_owner)s,
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+    next_attempt_at = now() + make_interval(secs => %(lease_seconds)s),
+    recoveries = r.recoveries + CASE WHEN r.recovery_point = 'call_processor' THEN 1 ELSE 0 END,
+    updated_at = now()
+FROM due WHERE r.merchant_id = due.merchant_id AND r.id = due.id
+RETURNING r.*;
+
+-- name: claim_run_for_replay
+UPDATE workflow_runs SET
+    state = 'running',
+    lease_owner = %(lease_owner)s,
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+    next_attempt_at = now() + make_interval(secs => %(lease_seconds)s),
+    recoveries = 0,
+    updated_at = now()
+WHERE id = %(id)s
+  AND (state = 'stuck' OR (state = 'running' AND next_attempt_at <= now()))
+RETURNING *;
+
+-- name: mark_stuck
+UPDATE workflow_runs SET state = 'stuck', lease_owner = NULL, lease_expires_at = NULL,
+    next_attempt_at = NULL, updated_at = now()
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND lease_owner = %(lease_owner)s;
+
+-- name: append_history
+INSERT INTO workflow_history (merchant_id, run_id, id, event, detail)
+VALUES (%(merchant_id)s, %(run_id)s, %(history_id)s, %(event)s, %(detail)s);
+
+-- name: get_run
+SELECT * FROM workflow_runs WHERE id = %(id)s;
+
+-- name: run_history
+SELECT at, event, detail FROM workflow_history
+WHERE merchant_id = %(merchant_id)s AND run_id = %(run_id)s ORDER BY at, id;
+
+-- name: list_runs
+SELECT * FROM workflow_runs
+WHERE (%(state)s::run_state IS NULL OR state = %(state)s::run_state)
+  AND (%(payment_id)s::text IS NULL OR payment_id = %(payment_id)s)
+ORDER BY updated_at DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: payment_transactions
+SELECT * FROM transactions
+WHERE merchant_id = %(merchant_id)s AND payment_id = %(payment_id)s ORDER BY created_at, id;
+
+-- name: payment_events
+SELECT * FROM transaction_events
+WHERE merchant_id = %(merchant_id)s AND payment_id = %(payment_id)s ORDER BY created_at, id;
+
+-- name: list_payments
+-- Primer's filters; a NULL parameter means "no filter". Keyset pagination on (created_at, id):
+-- forward pages walk down from the cursor, backward pages walk up and are reversed by the caller.
+SELECT * FROM payments
+WHERE merchant_id = %(merchant_id)s
+  AND (%(statuses)s::payment_status[] IS NULL OR status = ANY (%(statuses)s::payment_status[]))
+  AND (%(currencies)s::text[] IS NULL OR currency_code = ANY (%(currencies)s::text[]))
+  AND (%(order_id)s::text IS NULL OR order_id = %(order_id)s)
+  AND (%(customer_ids)s::text[] IS NULL OR customer_id = ANY (%(customer_ids)s::text[]))
+  AND (%(from_date)s::timestamptz IS NULL OR created_at >= %(from_date)s)
+  AND (%(to_date)s::timestamptz IS NULL OR created_at <= %(to_date)s)
+  AND (%(min_amount)s::bigint IS NULL OR amount >= %(min_amount)s)
+  AND (%(max_amount)s::bigint IS NULL OR amount <= %(max_amount)s)
+  AND (%(processors)s::processor_kind[] IS NULL OR processor = ANY (%(processors)s::processor_kind[]))
+  AND (%(last4s)s::text[] IS NULL OR card_last4 = ANY (%(last4s)s::text[]))
+  AND (%(after_at)s::timestamptz IS NULL OR (created_at, id) < (%(after_at)s, %(after_id)s::text))
+  AND (%(before_at)s::timestamptz IS NULL OR (created_at, id) > (%(before_at)s, %(before_id)s::text))
+ORDER BY
+    CASE WHEN %(before_at)s::timestamptz IS NULL THEN created_at END DESC,
+    CASE WHEN %(before_at)s::timestamptz IS NULL THEN id END DESC,
+    CASE WHEN %(before_at)s::timestamptz IS NOT NULL THEN created_at END ASC,
+    CASE WHEN %(before_at)s::timestamptz IS NOT NULL THEN id END ASC
+LIMIT %(limit)s;
+
+-- name: configure_merchant
+UPDATE merchants SET
+    processor = coalesce(%(processor)s::processor_kind, processor),
+    capture_on_create = coalesce(%(capture_on_create)s, capture_on_create)
+WHERE name = %(name)s
+RETURNING id, name, processor, capture_on_create;
