@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
 from typing import TypeVar
 
 import msgspec
@@ -20,8 +22,12 @@ import psycopg
 from gateway import accounts
 from gateway import settings as settings_module
 from gateway.embedded import embedded_services
+from gateway.services import Services, open_services
 from gateway.settings import InvalidSetting, Settings
 from gateway.storage import migrate
+from workflows.engine import Q as QUERIES
+from workflows.errors import RunError, RunNotReplayable
+from workflows.records import HistoryEntry, Run
 
 T = TypeVar("T")
 SANDBOX_MERCHANT = "sandbox"
@@ -42,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(settings, args) or 0)
     except (CommandError, accounts.AccountError) as error:
+        print(f"gateway: {error}", file=sys.stderr)
+        return 1
+    except RunError as error:
         print(f"gateway: {error}", file=sys.stderr)
         return 1
     except psycopg.OperationalError as error:
@@ -66,6 +75,26 @@ def _parser() -> argparse.ArgumentParser:
     create_merchant.add_argument("name")
     create_merchant.set_defaults(run=_merchants_create)
 
+    configure = merchants.add_parser("configure", help="set a merchant's processor and capture")
+    configure.add_argument("name")
+    configure.add_argument("--processor", choices=["sandbox", "manual"])
+    capture = configure.add_mutually_exclusive_group()
+    capture.add_argument(
+        "--capture-on-create",
+        dest="capture_on_create",
+        action="store_const",
+        const=True,
+        help="capture at once when a payment is authorized",
+    )
+    capture.add_argument(
+        "--capture-on-request",
+        dest="capture_on_create",
+        action="store_const",
+        const=False,
+        help="wait for a capture call (the default)",
+    )
+    configure.set_defaults(run=_merchants_configure)
+
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -85,6 +114,25 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke an API key")
     revoke.add_argument("key_id")
     revoke.set_defaults(run=_keys_revoke)
+    workflows = commands.add_parser("workflows", help="inspect and replay workflow runs")
+    runs = workflows.add_subparsers(required=True, metavar="ACTION")
+    listing = runs.add_parser("list", help="list runs, most recently changed first")
+    listing.add_argument("--state", choices=["running", "succeeded", "failed", "stuck"])
+    listing.add_argument("--payment", help="only the runs of this payment id")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(run=_workflows_list)
+    show = runs.add_parser("show", help="a run and its history")
+    show.add_argument("run_id")
+    show.set_defaults(run=_workflows_show)
+    replay = runs.add_parser("replay", help="resume a stuck run with the same processor key")
+    target = replay.add_mutually_exclusive_group(required=True)
+    target.add_argument("run_id", nargs="?")
+    target.add_argument("--all-stuck", action="store_true", help="replay every stuck run")
+    replay.set_defaults(run=_workflows_replay)
+
+    worker_parser = commands.add_parser("worker", help="resume runs that are due, until stopped")
+    worker_parser.add_argument("--once", action="store_true", help="one pass, then exit")
+    worker_parser.set_defaults(run=_worker)
     return parser
 
 
@@ -138,6 +186,30 @@ def _merchants_create(settings: Settings, args: argparse.Namespace) -> int:
 
     merchant = _with_connection(settings, work)
     print(f"created merchant {merchant.name} ({merchant.id})")
+    return 0
+
+
+def _merchants_configure(settings: Settings, args: argparse.Namespace) -> int:
+    if args.processor is None and args.capture_on_create is None:
+        raise CommandError("nothing to configure: give --processor and/or a capture option")
+
+    async def work(conn: psycopg.AsyncConnection) -> tuple[str, str, bool]:
+        cur = await conn.execute(
+            QUERIES["configure_merchant"],
+            {
+                "name": args.name,
+                "processor": args.processor,
+                "capture_on_create": args.capture_on_create,
+            },
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise accounts.UnknownMerchant(f"no merchant named {args.name!r}")
+        return row[1], row[2], row[3]
+
+    name, processor, on_create = _with_connection(settings, work)
+    capture = "at once on create" if on_create else "on request"
+    print(f"merchant {name}: processor {processor}, capture {capture}")
     return 0
 
 
@@ -247,3 +319,108 @@ async def _sandbox_banner(settings: Settings) -> None:
             "Another one: gateway keys create --merchant sandbox --mode sandbox",
         ]
     print("\n".join(lines) + "\n", flush=True)
+
+
+def _with_engine(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
+    with _resolved(settings, need_redis=True) as resolved:
+        assert resolved.database_url is not None
+        migrate.apply(resolved.database_url)
+
+        async def run() -> T:
+            async with open_services(resolved) as services:
+                return await work(services)
+
+        return asyncio.run(run())
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value else "-"
+
+
+def _workflows_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(services: Services) -> list[Run]:
+        return await services.reads.list_runs(
+            state=args.state, payment_id=args.payment, limit=args.limit
+        )
+
+    runs = _with_engine(settings, work)
+    print(
+        f"{'RUN':<26}{'KIND':<11}{'STATE':<11}{'POINT':<18}{'PAYMENT':<26}"
+        f"{'AMOUNT':>9}  {'TRIES':>5}  {'RECOV':>5}  UPDATED"
+    )
+    for run in runs:
+        print(
+            f"{run.id:<26}{run.kind:<11}{run.state:<11}{run.recovery_point:<18}"
+            f"{run.payment_id:<26}{run.amount:>9}  {run.attempts:>5}  {run.recoveries:>5}  "
+            f"{_when(run.updated_at)}"
+        )
+    if not runs:
+        print("(no runs)")
+    return 0
+
+
+def _workflows_show(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(services: Services) -> tuple[Run, list[HistoryEntry]]:
+        return await services.reads.run_with_history(args.run_id)
+
+    run, history = _with_engine(settings, work)
+    print(f"run {run.id}: {run.kind} of payment {run.payment_id} (merchant {run.merchant_id})")
+    print(f"  state {run.state}, recovery point {run.recovery_point}, amount {run.amount}")
+    print(f"  processor calls {run.attempts}, recoveries {run.recoveries}")
+    print(f"  processor key {run.processor_key}")
+    if run.state == "running":
+        print(f"  lease {run.lease_owner or '-'} until {_when(run.lease_expires_at)}")
+        print(f"  next attempt {_when(run.next_attempt_at)}")
+    if run.last_error:
+        print(f"  last error {run.last_error}")
+    print("history:")
+    for entry in history:
+        detail = " ".join(
+            f"{key}={value}" for key, value in entry.detail.items() if value is not None
+        )
+        print(f"  {entry.at:%Y-%m-%d %H:%M:%S.%f}  {entry.event:<20} {detail}")
+    return 0
+
+
+def _workflows_replay(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(services: Services) -> int:
+        if args.all_stuck:
+            ids = [run.id for run in await services.reads.list_runs(state="stuck", limit=10_000)]
+            if not ids:
+                print("no stuck runs")
+        else:
+            ids = [args.run_id]
+        refused = 0
+        for run_id in ids:
+            try:
+                run = await services.engine.replay(run_id)
+            except RunNotReplayable as error:
+                print(f"gateway: refused: {error}", file=sys.stderr)
+                refused += 1
+                continue
+            status = await services.engine.payment_status(run.merchant_id, run.payment_id)
+            print(f"replayed {run.id}: {run.state} (payment {run.payment_id} is {status})")
+        return 1 if refused else 0
+
+    return _with_engine(settings, work)
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.logging import configure
+    from workflows import worker
+
+    configure(settings.log_level)
+
+    async def work(services: Services) -> int:
+        if args.once:
+            resumed = await services.engine.recover_due()
+            print(f"resumed {resumed} run(s)")
+            return 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await worker.run(services.engine, stop)
+        return 0
+
+    return _with_engine(settings, work)

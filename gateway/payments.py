@@ -27,7 +27,9 @@ Amount = Annotated[int, Meta(ge=0, le=9_007_199_254_740_991)]
 Expand = list[Literal["transactions.events"]]
 
 
-class Address(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+class Address(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, omit_defaults=True
+):
     firstName: Text255 | None = None
     lastName: Text255 | None = None
     addressLine1: Text255 | None = None
@@ -38,7 +40,9 @@ class Address(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=T
     postalCode: Text255 | None = None
 
 
-class CustomerDetails(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+class CustomerDetails(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, omit_defaults=True
+):
     emailAddress: Annotated[str, Meta(pattern=r"^[^@\s]+@[^@\s]+$", max_length=255)] | None = None
     mobileNumber: Text255 | None = None
     firstName: Text255 | None = None
@@ -49,7 +53,9 @@ class CustomerDetails(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     nationalDocumentId: Text255 | None = None
 
 
-class PaymentMethodOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+class PaymentMethodOptions(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, omit_defaults=True
+):
     vaultOnSuccess: bool | None = None
     vaultOn3DS: bool | None = None
     vaultOnAgreement: bool | None = None

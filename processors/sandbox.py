@@ -12,10 +12,13 @@ Test cards (any future expiry, any 3-digit CVV) decide authorizations:
 | declined (ISSUER_DECLINED) | 4000000000000002, 5100000000000008 |
 | failed (APPLICATION_ERROR) | 4000000000000010, 5100000000000016 |
 
-Triggers are keys of the payment's `metadata`, counted per payment over every call the sandbox
-receives for it (authorize, capture, cancel, refund and status alike):
+Triggers are keys of the payment's `metadata`. Calls are counted per payment: every call the
+sandbox receives for it, or with `sandbox_fault_on` only the calls of that operation (and the
+status queries about it).
 
-- `sandbox_latency_ms`: every call takes this long (after the sandbox has done the work).
+- `sandbox_fault_on`: `authorize`, `capture`, `cancel` or `refund`: the triggers below apply to
+  that operation only (default: to every call).
+- `sandbox_latency_ms`: each call takes this long (after the sandbox has done the work).
 - `sandbox_transient_errors`: the first N calls answer 503 without doing anything.
 - `sandbox_timeouts`: the first N calls do the work and then time out, so the gateway does not
   know the outcome (a status query counts as a call, and times out too).
@@ -79,7 +82,10 @@ _RECORD_CALL = """
 INSERT INTO sandbox_calls (reference, id, processor_key, verb, amount)
 VALUES (%(reference)s, %(id)s, %(processor_key)s, %(verb)s, %(amount)s)
 """
-_COUNT_CALLS = "SELECT count(*) FROM sandbox_calls WHERE reference = %(reference)s"
+_COUNT_CALLS = """
+SELECT count(*) FROM sandbox_calls
+WHERE reference = %(reference)s AND (%(fault_on)s::text IS NULL OR verb = ANY (%(verbs)s))
+"""
 _DO_ONCE = """
 INSERT INTO sandbox_operations
     (processor_key, reference, verb, amount, outcome, processor_transaction_id, settled)
@@ -96,6 +102,7 @@ _SETTLE = "UPDATE sandbox_operations SET settled = true WHERE processor_key = %(
 
 @dataclass(frozen=True)
 class Triggers:
+    fault_on: str | None = None
     latency_ms: int = 0
     transient_errors: int = 0
     timeouts: int = 0
@@ -107,12 +114,17 @@ class Triggers:
             value = metadata.get(name, 0)
             return max(0, min(int(value), ceiling)) if isinstance(value, int | str) else 0
 
+        fault_on = metadata.get("sandbox_fault_on")
         return cls(
+            fault_on=fault_on if fault_on in ("authorize", "capture", "cancel", "refund") else None,
             latency_ms=number("sandbox_latency_ms", 120_000),
             transient_errors=number("sandbox_transient_errors", 1000),
             timeouts=number("sandbox_timeouts", 1000),
             async_settlement=metadata.get("sandbox_async_settlement") in (True, "true"),
         )
+
+    def apply_to(self, operation: str) -> bool:
+        return self.fault_on is None or self.fault_on == operation
 
     @property
     def counted(self) -> bool:
@@ -146,13 +158,13 @@ class SandboxProcessor:
 
     async def status(self, call: Call) -> Result:
         triggers = Triggers.of(call.metadata)
-        number = await self._received("status", call, triggers)
+        number = await self._received(f"status:{call.verb}", call, triggers)
         async with self._pool.connection() as conn:
             cur = await conn.execute(_FIND, {"processor_key": call.processor_key})
             row = await cur.fetchone()
             if row is not None and not row[2]:
                 await conn.execute(_SETTLE, {"processor_key": call.processor_key})
-        await self._answer_late(triggers, number)
+        await self._answer_late(triggers, call.verb, number)
         if row is None:
             return Result(Outcome.NOT_FOUND)
         outcome = Outcome(row[0])
@@ -182,24 +194,27 @@ class SandboxProcessor:
             cur = await conn.execute(_FIND, params)
             row = await cur.fetchone()
         assert row is not None
-        await self._answer_late(triggers, number)
+        await self._answer_late(triggers, verb, number)
         done = Outcome(row[0])
         if done is Outcome.SETTLING and row[2]:
             done = Outcome.CAPTURED
         return Result(done, row[1], _REASONS.get(done))
 
     async def _received(self, verb: str, call: Call, triggers: Triggers) -> int:
-        """Record the call; return its number among this payment's calls (0 if not counted)."""
+        """Record the call; return its number among the calls its triggers count (0: none)."""
+        operation = verb.removeprefix("status:")
         params = {
             "reference": call.reference,
             "id": uuid.uuid4(),
             "processor_key": call.processor_key,
             "verb": verb,
             "amount": call.amount,
+            "fault_on": triggers.fault_on,
+            "verbs": [operation, f"status:{operation}"],
         }
         async with self._pool.connection() as conn:
             await conn.execute(_RECORD_CALL, params)
-            if not triggers.counted:
+            if not triggers.counted or not triggers.apply_to(operation):
                 return 0
             cur = await conn.execute(_COUNT_CALLS, params)
             row = await cur.fetchone()
@@ -209,8 +224,8 @@ class SandboxProcessor:
         return number
 
     @staticmethod
-    async def _answer_late(triggers: Triggers, number: int) -> None:
-        if triggers.latency_ms:
+    async def _answer_late(triggers: Triggers, operation: str, number: int) -> None:
+        if triggers.latency_ms and triggers.apply_to(operation):
             await asyncio.sleep(triggers.latency_ms / 1000)
         if number and number <= triggers.timeouts:
             raise OutcomeUnknown(f"sandbox: timed out after doing the work (call {number})")

@@ -42,7 +42,17 @@ def settings(servers: tuple[str, str]) -> Settings:
     base = settings_module.load({})
     import msgspec
 
-    return msgspec.structs.replace(base, database_url=servers[0], redis_url=servers[1])
+    return msgspec.structs.replace(
+        base,
+        database_url=servers[0],
+        redis_url=servers[1],
+        # Deterministic tests: no waits between retries, recovery due at once, and no worker of
+        # its own in the app (tests run worker passes themselves).
+        processor_backoff_seconds=0,
+        workflow_recovery_backoff_seconds=0,
+        settlement_poll_seconds=0,
+        worker_in_process=False,
+    )
 
 
 @pytest.fixture

@@ -555,7 +555,9 @@ class Engine:
             retry=retry_if_exception_type((TransientError, OutcomeUnknown)),
             stop=stop_after_attempt(config.attempts) | stop_after_delay(config.max_call_seconds),
             wait=wait_exponential_jitter(
-                initial=config.backoff_initial_seconds, max=config.backoff_max_seconds
+                multiplier=config.backoff_initial_seconds,
+                max=config.backoff_max_seconds,
+                jitter=config.backoff_initial_seconds,
             ),
             reraise=True,
         )

@@ -23,7 +23,9 @@ from gateway import accounts
 from gateway.app import create_app
 from gateway.endpoints import JSONResponse, MerchantCall, merchant_endpoint, operator_endpoint
 from gateway.errors import ApiError
+from gateway.services import Services
 from gateway.settings import Settings
+from tests.integration.shop import Shop
 
 
 class ProbeBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -88,15 +90,23 @@ def probe() -> Probe:
     return Probe()
 
 
-ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
+@dataclass(frozen=True)
+class Running:
+    """A gateway app running in this process: an HTTP client on it, and its services."""
+
+    client: httpx.AsyncClient
+    services: Services
+
+
+GatewayFactory = Callable[..., Awaitable[Running]]
 
 
 @pytest.fixture
-async def gateway(settings: Settings, probe: Probe) -> AsyncIterator[ClientFactory]:
-    """Start a gateway app (optionally with other settings); yields an HTTP client on it."""
+async def gateway(settings: Settings, probe: Probe) -> AsyncIterator[GatewayFactory]:
+    """Start a gateway app (optionally with other settings)."""
     stack: list[Any] = []
 
-    async def start(app_settings: Settings | None = None) -> httpx.AsyncClient:
+    async def start(app_settings: Settings | None = None) -> Running:
         app = create_app(app_settings or settings, extra_routes=probe.routes())
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
@@ -105,7 +115,7 @@ async def gateway(settings: Settings, probe: Probe) -> AsyncIterator[ClientFacto
             transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
         )
         stack.append(client)
-        return client
+        return Running(client, app.state.services)
 
     yield start
     for resource in reversed(stack):
@@ -113,8 +123,13 @@ async def gateway(settings: Settings, probe: Probe) -> AsyncIterator[ClientFacto
 
 
 @pytest.fixture
-async def client(gateway: ClientFactory) -> httpx.AsyncClient:
+async def running(gateway: GatewayFactory) -> Running:
     return await gateway()
+
+
+@pytest.fixture
+def client(running: Running) -> httpx.AsyncClient:
+    return running.client
 
 
 async def new_merchant(db: Any, *, scopes: tuple[str, ...] = accounts.SCOPES) -> SomeMerchant:
@@ -128,3 +143,8 @@ async def new_merchant(db: Any, *, scopes: tuple[str, ...] = accounts.SCOPES) ->
 @pytest.fixture
 async def merchant(db: Any) -> SomeMerchant:
     return await new_merchant(db)
+
+
+@pytest.fixture
+def shop(client: httpx.AsyncClient, merchant: SomeMerchant) -> Shop:
+    return Shop(client, merchant.key)

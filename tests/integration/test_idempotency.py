@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from gateway.idempotency import IdempotencyScope, fingerprint
 from gateway.settings import Settings
-from tests.integration.conftest import ClientFactory, Probe, SomeMerchant, new_merchant
+from tests.integration.conftest import GatewayFactory, Probe, SomeMerchant, new_merchant
 
 
 def capture(
@@ -242,14 +242,14 @@ async def doomed_redis(tmp_path: Any) -> Any:
 
 
 async def test_with_redis_stopped_requests_are_served_and_never_duplicated(
-    gateway: ClientFactory,
+    gateway: GatewayFactory,
     settings: Settings,
     merchant: SomeMerchant,
     probe: Probe,
     doomed_redis: Any,
 ) -> None:
     own = msgspec.structs.replace(settings, redis_url=doomed_redis.connection_url)
-    client = await gateway(own)
+    client = (await gateway(own)).client
     assert (await capture(client, merchant, "k-before")).status_code == 200
 
     doomed_redis.stop()

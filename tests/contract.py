@@ -1,0 +1,64 @@
+"""Primer's published contract, for checking every 2xx body the gateway returns.
+
+The spec lives in ../shared/reference (read-only, beside the repository). Without it the checks
+cannot run: `primer_contract()` returns None and the tests that exist only to check the contract
+skip, saying why.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import yaml
+from openapi_schema_validator import OAS30Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+from tests.conftest import SHARED_REFERENCE
+
+PRIMER_SPEC = SHARED_REFERENCE / "primer" / "payments-api-v2.4.openapi.yml"
+MISSING = f"Primer's spec is not at {PRIMER_SPEC} (../shared is absent): contract not checked"
+
+# (method, path template) -> response schema of its 2xx answer
+RESPONSE_SCHEMAS = {
+    ("POST", "/payments"): "PaymentAPIResponse",
+    ("GET", "/payments"): "PaymentListAPIResponse",
+    ("GET", "/payments/{id}"): "PaymentAPIResponse",
+    ("POST", "/payments/{id}/capture"): "PaymentAPIResponse",
+    ("POST", "/payments/{id}/cancel"): "PaymentAPIResponse",
+    ("POST", "/payments/{id}/refund"): "PaymentAPIResponse",
+    # Primer tokenizes cards client-side; the gateway's tokenization answers with Primer's
+    # payment-instrument object.
+    ("POST", "/payment-instruments"): "MerchantPaymentMethodTokenAPIResponse",
+}
+
+
+class PrimerContract:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self._registry = Registry().with_resource(
+            "urn:primer", Resource.from_contents(spec, default_specification=DRAFT4)
+        )
+        self._validators: dict[str, OAS30Validator] = {}
+        self.checked = 0
+
+    def validate(self, schema: str, body: Any) -> None:
+        validator = self._validators.get(schema)
+        if validator is None:
+            validator = self._validators[schema] = OAS30Validator(
+                {"$ref": f"urn:primer#/components/schemas/{schema}"},
+                registry=self._registry,
+                format_checker=OAS30Validator.FORMAT_CHECKER,
+            )
+        errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
+        if errors:
+            detail = "; ".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5])
+            raise AssertionError(f"body does not match Primer's {schema}: {detail}")
+        self.checked += 1
+
+
+@functools.cache
+def primer_contract() -> PrimerContract | None:
+    if not PRIMER_SPEC.exists():
+        return None
+    return PrimerContract(yaml.safe_load(PRIMER_SPEC.read_text()))

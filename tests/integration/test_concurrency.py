@@ -1,0 +1,89 @@
+"""Concurrent money movements on one payment never pass its limits, and a key runs once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from tests.integration.shop import Shop, assert_figures_add_up
+
+
+async def sandbox_calls(db: Any, payment_id: str, verb: str) -> list[str]:
+    cur = await db.execute(
+        "SELECT processor_key FROM sandbox_calls WHERE reference = %s AND verb = %s",
+        (payment_id, verb),
+    )
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def test_a_hundred_concurrent_captures_and_refunds_never_pass_the_limits(shop: Shop) -> None:
+    payment = await shop.create(10_000)
+    captures = await asyncio.gather(
+        *(shop.capture(payment["id"], key=f"cap-{n}", amount=150, final=False) for n in range(100))
+    )
+    outcome = Counter(r.status_code for r in captures)
+    # 66 x 150 = 9,900 fits in 10,000; a 67th would not: every other capture is refused.
+    assert outcome == {200: 66, 422: 34}, outcome
+    assert {r.json()["error"]["errorId"] for r in captures if r.status_code == 422} == {
+        "UnprocessableCaptureAmount"
+    }
+    after_captures = await shop.get(payment["id"])
+    assert after_captures["processor"]["amountCaptured"] == 66 * 150
+    assert after_captures["status"] == "PARTIALLY_SETTLED"
+    assert_figures_add_up(after_captures)
+
+    refunds = await asyncio.gather(
+        *(shop.refund(payment["id"], key=f"ref-{n}", amount=120) for n in range(100))
+    )
+    outcome = Counter(r.status_code for r in refunds)
+    # 82 x 120 = 9,840 fits in 9,900; 60 would be left, less than one more refund.
+    assert outcome == {200: 82, 422: 18}, outcome
+    final = await shop.get(payment["id"])
+    assert final["processor"]["amountRefunded"] == 82 * 120
+    assert len([t for t in final["transactions"] if t["type"] == "REFUND"]) == 82
+    assert_figures_add_up(final)
+
+
+async def test_fifty_concurrent_captures_with_one_key_call_the_processor_once(
+    shop: Shop, db: Any
+) -> None:
+    payment = await shop.create(1000)
+    responses = await asyncio.gather(
+        *(shop.capture(payment["id"], key="same-capture", amount=400) for _ in range(50))
+    )
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses[200] == 1 and statuses[409] == 49, statuses
+    assert {r.json()["error"]["errorId"] for r in responses if r.status_code == 409} <= {
+        "IdempotencyKeyInProgress",
+        "IdempotencyKeyAlreadyExists",
+    }
+    assert len(await sandbox_calls(db, payment["id"], "capture")) == 1
+    after = await shop.get(payment["id"])
+    assert after["processor"]["amountCaptured"] == 400
+    repeat = await shop.capture(payment["id"], key="same-capture", amount=400)
+    error = repeat.json()["error"]
+    assert error["errorId"] == "IdempotencyKeyAlreadyExists"
+    assert error["paymentId"] == payment["id"] and error["paymentStatus"] == "PARTIALLY_SETTLED"
+
+
+async def test_a_repeated_create_with_one_key_makes_one_payment(shop: Shop) -> None:
+    first = await shop.create(500, key="create-once")
+    token = first["paymentMethod"]["paymentMethodToken"]
+    body = {"orderId": "order-1", "currencyCode": "EUR", "amount": 500, "paymentMethodToken": token}
+    repeat = await shop.call("POST", "/payments", body, key="create-once")
+    # A new token makes a different body: reused key. The same body: already processed.
+    assert repeat.status_code in (409, 422)
+    listing = (await shop.call("GET", "/payments")).json()["data"]
+    assert [p["id"] for p in listing] == [first["id"]]
+
+
+async def test_a_declined_create_burns_its_key_with_the_declined_status(shop: Shop) -> None:
+    token = await shop.tokenize("4000000000000002")
+    body = {"orderId": "o", "currencyCode": "EUR", "amount": 5, "paymentMethodToken": token}
+    first = await shop.call("POST", "/payments", body, key="declined-once")
+    assert first.json()["status"] == "DECLINED"
+    again = await shop.call("POST", "/payments", body, key="declined-once")
+    error = again.json()["error"]
+    assert error["errorId"] == "IdempotencyKeyAlreadyExists"
+    assert error["paymentId"] == first.json()["id"] and error["paymentStatus"] == "DECLINED"
