@@ -1,0 +1,216 @@
+"""A gateway process killed (SIGKILL) while its processor call is in flight.
+
+The run was committed with its processor key before the call, so a worker process finds it once
+its lease runs out, resumes it with the same key, and the processor does the capture once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from gateway.settings import Settings
+from tests.integration.test_make_run import free_port
+
+DEADLINE_SECONDS = 120  # bounds on waiting, never an expected speed
+LATENCY_MS = 8000  # the capture is in flight at least this long: the kill lands inside it
+
+
+def environment(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    assert settings.database_url and settings.redis_url
+    env.update(
+        GATEWAY_DATABASE_URL=settings.database_url,
+        GATEWAY_REDIS_URL=settings.redis_url,
+        GATEWAY_WORKFLOW_LEASE_SECONDS="2",
+        GATEWAY_WORKFLOW_RECOVERY_BACKOFF_SECONDS="0",
+        GATEWAY_PROCESSOR_BACKOFF_SECONDS="0",
+        GATEWAY_WORKER_IN_PROCESS="false",
+        **extra,
+    )
+    return env
+
+
+def wait_for(check, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_gateway_killed_mid_capture_is_completed_by_a_worker_with_one_capture(
+    settings: Settings, processes: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    assert settings.database_url
+    db = psycopg.connect(settings.database_url, autocommit=True)
+    port = free_port()
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve"],
+        env=environment(settings, GATEWAY_PORT=str(port)),
+        stdout=(tmp_path / "gateway.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    processes.append(gateway)
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{base}/health/ready", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(ready, "the gateway to be ready")
+
+    name = f"crash-{secrets.token_hex(4)}"
+    created = subprocess.run(
+        [sys.executable, "-m", "gateway", "merchants", "create", name],
+        env=environment(settings),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert name in created.stdout
+    key = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "keys",
+            "create",
+            "--merchant",
+            name,
+            "--mode",
+            "sandbox",
+        ],
+        env=environment(settings),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    headers = {"X-API-KEY": key}
+    token = httpx.post(
+        f"{base}/payment-instruments",
+        json={
+            "number": "4111111111111111",
+            "expirationMonth": "12",
+            "expirationYear": "2032",
+            "cvv": "321",
+        },
+        headers=headers,
+    ).json()["token"]
+    payment = httpx.post(
+        f"{base}/payments",
+        json={
+            "orderId": "crash",
+            "currencyCode": "EUR",
+            "amount": 2500,
+            "paymentMethodToken": token,
+            "metadata": {"sandbox_fault_on": "capture", "sandbox_latency_ms": LATENCY_MS},
+        },
+        headers=headers,
+    ).json()
+    assert payment["status"] == "AUTHORIZED"
+
+    answers: list[object] = []
+
+    def capture() -> None:
+        try:
+            answers.append(
+                httpx.post(
+                    f"{base}/payments/{payment['id']}/capture",
+                    json={},
+                    headers={**headers, "X-Idempotency-Key": "crash-capture"},
+                    timeout=60,
+                )
+            )
+        except httpx.TransportError as error:
+            answers.append(error)
+
+    in_flight = threading.Thread(target=capture)
+    in_flight.start()
+
+    def capture_reached_the_processor() -> bool:
+        row = db.execute(
+            "SELECT count(*) FROM sandbox_calls WHERE reference = %s AND verb = 'capture'",
+            (payment["id"],),
+        ).fetchone()
+        return bool(row and row[0] >= 1)
+
+    wait_for(capture_reached_the_processor, "the capture call to reach the sandbox")
+    gateway.send_signal(signal.SIGKILL)
+    gateway.wait()
+    in_flight.join()
+    assert isinstance(answers[0], httpx.TransportError)  # the merchant never got an answer
+
+    run_state = db.execute(
+        "SELECT state FROM workflow_runs WHERE payment_id = %s AND kind = 'capture'",
+        (payment["id"],),
+    ).fetchone()
+    assert run_state == ("running",)
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "worker"],
+        env=environment(settings),
+        stdout=(tmp_path / "worker.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    processes.append(worker)
+
+    def run_finished() -> bool:
+        row = db.execute(
+            "SELECT state FROM workflow_runs WHERE payment_id = %s AND kind = 'capture'",
+            (payment["id"],),
+        ).fetchone()
+        return row is not None and row[0] != "running"
+
+    wait_for(run_finished, "the worker to finish the run")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0
+
+    state, status, captured, authorized = db.execute(
+        "SELECT r.state, p.status, p.amount_captured, p.amount_authorized FROM workflow_runs r"
+        " JOIN payments p ON p.merchant_id = r.merchant_id AND p.id = r.payment_id"
+        " WHERE r.payment_id = %s AND r.kind = 'capture'",
+        (payment["id"],),
+    ).fetchone()
+    assert (state, status, captured) == ("succeeded", "SETTLED", authorized)
+    calls = db.execute(
+        "SELECT processor_key FROM sandbox_calls WHERE reference = %s AND verb = 'capture'",
+        (payment["id"],),
+    ).fetchall()
+    assert len(calls) == 2 and len(set(calls)) == 1  # asked twice, with one key
+    captures = db.execute(
+        "SELECT count(*) FROM sandbox_operations WHERE reference = %s AND verb = 'capture'",
+        (payment["id"],),
+    ).fetchone()
+    assert captures == (1,)  # and captured once
+    events = db.execute(
+        "SELECT coalesce(sum(amount), 0) FROM transaction_events"
+        " WHERE payment_id = %s AND type = 'CAPTURE_SUCCEEDED'",
+        (payment["id"],),
+    ).fetchone()
+    assert events == (captured,)
+    db.close()

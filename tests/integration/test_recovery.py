@@ -1,0 +1,195 @@
+"""Unknown outcomes, recovery by the worker, stuck runs, and an operator's replay."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import msgspec
+import pytest
+
+from gateway import accounts
+from gateway.settings import Settings
+from tests.integration.conftest import GatewayFactory, Running, SomeMerchant
+from tests.integration.shop import Shop, assert_figures_add_up
+
+ATTEMPTS, MAX_RECOVERIES = 2, 2
+# The capture's calls that time out: the first request's, then those of every automatic
+# recovery. The sandbox answers the next call: the operator's replay.
+AUTOMATIC_CALLS = ATTEMPTS * (1 + MAX_RECOVERIES)
+
+
+@pytest.fixture
+async def strict(gateway: GatewayFactory, settings: Settings) -> Running:
+    return await gateway(
+        msgspec.structs.replace(
+            settings, processor_attempts=ATTEMPTS, workflow_max_recoveries=MAX_RECOVERIES
+        )
+    )
+
+
+@pytest.fixture
+def strict_shop(strict: Running, merchant: SomeMerchant) -> Shop:
+    return Shop(strict.client, merchant.key)
+
+
+def gateway_command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    assert settings.database_url and settings.redis_url
+    env.update(GATEWAY_DATABASE_URL=settings.database_url, GATEWAY_REDIS_URL=settings.redis_url)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+async def run_of(running: Running, payment_id: str, kind: str) -> Any:
+    [run] = [
+        r for r in await running.services.reads.list_runs(payment_id=payment_id) if r.kind == kind
+    ]
+    return run
+
+
+async def until_stuck(running: Running, payment_id: str, kind: str) -> Any:
+    for _ in range(2 * MAX_RECOVERIES + 2):  # a bound, not a clock
+        run = await run_of(running, payment_id, kind)
+        if run.state == "stuck":
+            return run
+        await running.services.engine.recover_due()
+    pytest.fail(f"run did not get stuck: {run}")
+
+
+async def operations(db: Any, payment_id: str, verb: str) -> int:
+    cur = await db.execute(
+        "SELECT count(*) FROM sandbox_operations WHERE reference = %s AND verb = %s",
+        (payment_id, verb),
+    )
+    return int((await cur.fetchone())[0])
+
+
+async def test_a_timeout_goes_stuck_is_listed_and_replayed_once(
+    strict: Running, strict_shop: Shop, settings: Settings, db: Any
+) -> None:
+    payment = await strict_shop.create(
+        1000, metadata={"sandbox_fault_on": "capture", "sandbox_timeouts": AUTOMATIC_CALLS}
+    )
+    response = await strict_shop.capture(payment["id"], amount=1000)
+    assert response.status_code == 200
+    unknown = response.json()
+    assert unknown["status"] == "AUTHORIZED"  # keeps its status...
+    assert unknown["statusReason"]["type"] == "GATEWAY_TIMEOUT"  # ...and says why
+    assert unknown["processor"]["amountCaptured"] == 0
+    assert unknown["transactions"][0]["processorStatusReason"]["type"] == "GATEWAY_TIMEOUT"
+
+    run = await until_stuck(strict, payment["id"], "capture")
+    assert run.attempts == AUTOMATIC_CALLS
+
+    listed = gateway_command(settings, "workflows", "list", "--state", "stuck")
+    assert listed.returncode == 0, listed.stderr
+    assert run.id in listed.stdout
+    shown = gateway_command(settings, "workflows", "show", run.id)
+    assert "outcome_unknown" in shown.stdout and "stuck" in shown.stdout
+
+    replayed = gateway_command(settings, "workflows", "replay", run.id)
+    assert replayed.returncode == 0, replayed.stderr
+    assert f"replayed {run.id}: succeeded" in replayed.stdout
+    assert "SETTLED" in replayed.stdout
+
+    settled = await strict_shop.get(payment["id"])
+    assert settled["status"] == "SETTLED"
+    assert settled["processor"]["amountCaptured"] == 1000
+    assert "statusReason" not in settled
+    assert_figures_add_up(settled)
+    assert await operations(db, payment["id"], "capture") == 1
+
+    again = gateway_command(settings, "workflows", "replay", run.id)
+    assert again.returncode == 1
+    assert "already succeeded" in again.stderr
+
+
+async def test_operators_list_inspect_and_replay_over_http(
+    strict: Running, strict_shop: Shop, db: Any
+) -> None:
+    operator = (await accounts.create_key(db, kind="operator")).secret
+    admin = {"X-API-KEY": operator}
+    payment = await strict_shop.create(
+        500, metadata={"sandbox_fault_on": "refund", "sandbox_timeouts": AUTOMATIC_CALLS}
+    )
+    await strict_shop.capture(payment["id"])
+    await strict_shop.refund(payment["id"], amount=200)
+    run = await until_stuck(strict, payment["id"], "refund")
+
+    client = strict.client
+    listed = (await client.get("/admin/workflows?state=stuck", headers=admin)).json()["data"]
+    assert run.id in [r["id"] for r in listed]
+    shown = (await client.get(f"/admin/workflows/{run.id}", headers=admin)).json()
+    assert shown["state"] == "stuck" and shown["kind"] == "refund"
+    assert shown["history"][0]["event"] == "started"
+    assert shown["history"][-1]["event"] == "stuck"
+
+    replayed = await client.post(f"/admin/workflows/{run.id}/replay", headers=admin)
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json()["state"] == "succeeded"
+    refused = await client.post(f"/admin/workflows/{run.id}/replay", headers=admin)
+    assert refused.status_code == 409
+    assert "already succeeded" in refused.json()["error"]["description"]
+    missing = await client.get("/admin/workflows/run_nope", headers=admin)
+    assert missing.status_code == 404
+
+    refunded = await strict_shop.get(payment["id"])
+    assert refunded["processor"]["amountRefunded"] == 200
+    assert_figures_add_up(refunded)
+    merchant_key = {"X-API-KEY": strict_shop.key}
+    assert (await client.get("/admin/workflows", headers=merchant_key)).status_code == 401
+
+
+async def test_transient_errors_are_retried_with_the_same_processor_key(
+    shop: Shop, db: Any
+) -> None:
+    payment = await shop.create(
+        1000, metadata={"sandbox_fault_on": "capture", "sandbox_transient_errors": 2}
+    )
+    captured = (await shop.capture(payment["id"])).json()
+    assert captured["status"] == "SETTLED"
+    cur = await db.execute(
+        "SELECT processor_key FROM sandbox_calls WHERE reference = %s AND verb = 'capture'",
+        (payment["id"],),
+    )
+    keys = [row[0] for row in await cur.fetchall()]
+    assert len(keys) == 3 and len(set(keys)) == 1
+    assert await operations(db, payment["id"], "capture") == 1
+
+
+async def test_an_asynchronous_settlement_is_settling_until_the_worker_confirms_it(
+    running: Running, shop: Shop
+) -> None:
+    payment = await shop.create(1000, metadata={"sandbox_async_settlement": True})
+    settling = (await shop.capture(payment["id"], amount=600, final=False)).json()
+    assert settling["status"] == "SETTLING"
+    assert settling["processor"]["amountCaptured"] == 0
+    await running.services.engine.recover_due()
+    settled = await shop.get(payment["id"])
+    assert settled["status"] == "PARTIALLY_SETTLED"
+    assert settled["processor"]["amountCaptured"] == 600
+    assert_figures_add_up(settled)
+
+
+async def test_an_authorization_whose_answer_was_lost_is_completed_by_the_worker(
+    running: Running, shop: Shop, db: Any
+) -> None:
+    payment = await shop.create(
+        700, metadata={"sandbox_fault_on": "authorize", "sandbox_timeouts": 3}
+    )
+    assert payment["status"] == "PENDING"
+    assert payment["statusReason"]["type"] == "GATEWAY_TIMEOUT"
+    await running.services.engine.recover_due()
+    authorized = await shop.get(payment["id"])
+    assert authorized["status"] == "AUTHORIZED"
+    assert "statusReason" not in authorized
+    assert await operations(db, payment["id"], "authorize") == 1
