@@ -22,6 +22,7 @@ import psycopg
 from gateway import accounts
 from gateway import settings as settings_module
 from gateway.embedded import embedded_services
+from gateway.logging import configure as configure_logging
 from gateway.services import Services, open_services
 from gateway.settings import InvalidSetting, Settings
 from gateway.storage import migrate
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidSetting as error:
         print(f"gateway: invalid setting {error}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_level)
     try:
         return int(args.run(settings, args) or 0)
     except (CommandError, accounts.AccountError) as error:
@@ -261,11 +263,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
-    from gateway.logging import configure
-
-    configure(settings.log_level)
     with _resolved(settings, need_redis=True) as resolved:
         assert resolved.database_url is not None
+        # Decided on the settings as given: once resolved, embedded servers have URLs too.
+        resolved = msgspec.structs.replace(resolved, worker_in_process=settings.runs_worker)
         if settings.embedded:
             # Against real servers, migrations are a deploy step (`gateway migrate`).
             migrate.apply(resolved.database_url)
@@ -308,10 +309,15 @@ async def _sandbox_banner(settings: Settings) -> None:
             "",
             f"    {key.secret}",
             "",
-            "Try it:",
+            "Try it (more in the README):",
             "",
-            f"    curl -s {base}/health/ready",
             f"    export API_KEY='{key.secret}'",
+            f"    curl -s {base}/payment-instruments -H \"X-API-KEY: $API_KEY\" \\",
+            """      -d '{"number": "4111111111111111", "expirationMonth": "12",""",
+            """           "expirationYear": "2030", "cvv": "123"}'""",
+            f"    curl -s {base}/payments -H \"X-API-KEY: $API_KEY\" \\",
+            """      -d '{"orderId": "order-1", "currencyCode": "EUR", "amount": 1000,""",
+            """           "paymentMethodToken": "<token from above>"}'""",
         ]
     else:
         lines += [
@@ -406,10 +412,7 @@ def _workflows_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.logging import configure
     from workflows import worker
-
-    configure(settings.log_level)
 
     async def work(services: Services) -> int:
         if args.once:

@@ -385,8 +385,8 @@ class Engine:
                     f"run {run_id} already {run.state}: it is finished, there is nothing to replay"
                 )
             raise RunNotReplayable(
-                f"run {run_id} is in progress (lease held by {run.lease_owner} until "
-                f"{run.lease_expires_at:%Y-%m-%d %H:%M:%S %Z}); replay it if it gets stuck"
+                f"run {run_id} is in progress ({run.lease_owner} holds it until "
+                f"{run.lease_expires_at}); replay it if it gets stuck"
             )
         run = from_row(Run, row)
         await self._history(run, "replayed", {"by": "operator", "point": run.recovery_point})

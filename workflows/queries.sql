@@ -158,7 +158,8 @@ UPDATE workflow_runs SET
     recoveries = 0,
     updated_at = now()
 WHERE id = %(id)s
-  AND (state = 'stuck' OR (state = 'running' AND next_attempt_at <= now()))
+  AND (state = 'stuck'
+       OR (state = 'running' AND (lease_owner IS NULL OR lease_expires_at < now())))
 RETURNING *;
 
 -- name: mark_stuck

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -34,7 +35,9 @@ def free_port() -> int:
 
 def embedded_env(data_dir: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(GATEWAY_DATA_DIR=str(data_dir), GATEWAY_PORT=str(port))
+    env.update(
+        GATEWAY_DATA_DIR=str(data_dir), GATEWAY_PORT=str(port), GATEWAY_SETTLEMENT_POLL_SECONDS="0"
+    )
     return env
 
 
@@ -84,6 +87,22 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         subprocess.run(["pkill", "-f", str(path)], check=False)
 
 
+def pay_with(base: str, key: str, **extra: object) -> dict[str, Any]:
+    """The walk-through the banner shows: tokenize a test card, create a payment."""
+    headers = {"X-API-KEY": key}
+    card = {"number": "4111111111111111", "expirationMonth": "12", "expirationYear": "2030",
+            "cvv": "123"}
+    token = httpx.post(f"{base}/payment-instruments", json=card, headers=headers).json()["token"]
+    response = httpx.post(
+        f"{base}/payments",
+        json={"orderId": "order-1", "currencyCode": "EUR", "amount": 1000,
+              "paymentMethodToken": token, **extra},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
 def servers_of(data_dir: Path) -> list[str]:
     found = subprocess.run(["pgrep", "-af", str(data_dir)], capture_output=True, text=True)
     return [line for line in found.stdout.splitlines() if "pgrep" not in line]
@@ -100,6 +119,22 @@ def test_make_run_serves_the_sandbox_on_embedded_servers_and_stops_cleanly(
     assert keys, output
     sandbox_key = keys[0]
     assert f"export API_KEY='{sandbox_key}'" in output
+    base = f"http://127.0.0.1:{port}"
+    payment = pay_with(base, sandbox_key)
+    assert payment["status"] == "AUTHORIZED"
+
+    # The worker runs inside the embedded gateway: it confirms an asynchronous settlement.
+    settling = pay_with(base, sandbox_key, metadata={"sandbox_async_settlement": True})
+    headers = {"X-API-KEY": sandbox_key}
+    capture = httpx.post(f"{base}/payments/{settling['id']}/capture", json={}, headers=headers)
+    assert capture.json()["status"] == "SETTLING"
+    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        now = httpx.get(f"{base}/payments/{settling['id']}", headers=headers).json()
+        if now["status"] != "SETTLING":
+            break
+        time.sleep(0.2)
+    assert now["status"] == "SETTLED"
 
     # A second command beside the running gateway uses the same embedded servers.
     beside = subprocess.run(
@@ -132,5 +167,8 @@ def test_make_run_serves_the_sandbox_on_embedded_servers_and_stops_cleanly(
 
     principal = asyncio.run(authenticate())
     assert principal is not None and principal.mode == "sandbox"
+    # ...and over HTTP: the payment made before the restart is there, captured now.
+    captured = httpx.post(f"{base}/payments/{payment['id']}/capture", json={}, headers=headers)
+    assert captured.status_code == 200 and captured.json()["status"] == "SETTLED"
     second.ctrl_c()
     assert servers_of(data_dir) == []
