@@ -263,10 +263,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+
     with _resolved(settings, need_redis=True) as resolved:
-        assert resolved.database_url is not None
         # Decided on the settings as given: once resolved, embedded servers have URLs too.
         resolved = msgspec.structs.replace(resolved, worker_in_process=settings.runs_worker)
+        assert resolved.database_url is not None
         if settings.embedded:
             # Against real servers, migrations are a deploy step (`gateway migrate`).
             migrate.apply(resolved.database_url)
@@ -312,10 +313,10 @@ async def _sandbox_banner(settings: Settings) -> None:
             "Try it (more in the README):",
             "",
             f"    export API_KEY='{key.secret}'",
-            f"    curl -s {base}/payment-instruments -H \"X-API-KEY: $API_KEY\" \\",
+            f'    curl -s {base}/payment-instruments -H "X-API-KEY: $API_KEY" \\',
             """      -d '{"number": "4111111111111111", "expirationMonth": "12",""",
             """           "expirationYear": "2030", "cvv": "123"}'""",
-            f"    curl -s {base}/payments -H \"X-API-KEY: $API_KEY\" \\",
+            f'    curl -s {base}/payments -H "X-API-KEY: $API_KEY" \\',
             """      -d '{"orderId": "order-1", "currencyCode": "EUR", "amount": 1000,""",
             """           "paymentMethodToken": "<token from above>"}'""",
         ]

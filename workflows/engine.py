@@ -218,7 +218,7 @@ class Engine:
             )
             return {
                 "amount": reserved,
-                "transaction_id": await self._sale_id(conn, payment),
+                "transaction_id": (await self._sale(conn, payment))[0],
                 "input": {"amount": amount, "final": final, "wasClosed": payment.captures_closed},
             }
 
@@ -237,7 +237,7 @@ class Engine:
             await self._update_payment(conn, payment, captures_closed=True)
             return {
                 "amount": 0,
-                "transaction_id": await self._sale_id(conn, payment),
+                "transaction_id": (await self._sale(conn, payment))[0],
                 "input": {"reason": reason, "wasClosed": payment.captures_closed},
             }
 
@@ -491,13 +491,16 @@ class Engine:
             payment_id=payment_id, payment_status=payment_status, finished=state != "running"
         )
 
-    async def _sale_id(self, conn: psycopg.AsyncConnection[Any], payment: Payment) -> str:
+    async def _sale(
+        self, conn: psycopg.AsyncConnection[Any], payment: Payment
+    ) -> tuple[str, str | None]:
+        """The payment's SALE transaction: its id, and the processor's id for it."""
         cur = await conn.execute(
             Q["sale_transaction"], {"merchant_id": payment.merchant_id, "payment_id": payment.id}
         )
         row = await cur.fetchone()
         assert row is not None
-        return str(row[0])
+        return row[0], row[1]
 
     # ---------------------------------------------------------------- phase 2
 
@@ -511,7 +514,7 @@ class Engine:
             row = await cur.fetchone()
             assert row is not None
             payment = from_row(Payment, row)
-            sale = await self._sale_processor_id(conn, payment)
+            _, sale = await self._sale(conn, payment)
         processor = self._processors[payment.processor]
         call = Call(
             processor_key=run.processor_key,
@@ -586,15 +589,6 @@ class Engine:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-
-    async def _sale_processor_id(
-        self, conn: psycopg.AsyncConnection[Any], payment: Payment
-    ) -> str | None:
-        cur = await conn.execute(
-            Q["sale_transaction"], {"merchant_id": payment.merchant_id, "payment_id": payment.id}
-        )
-        row = await cur.fetchone()
-        return None if row is None else row[1]
 
     # ---------------------------------------------------------------- phase 3
 

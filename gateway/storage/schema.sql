@@ -1,13 +1,19 @@
--- The current schema, whole. Kept equal to what the numbered migrations build (a test checks).
+-- The current schema, whole: what the numbered migrations in migrations/ build, written as one.
+-- A test builds a database from each and compares them; change both together.
 
--- Merchants, their API keys and operator keys, and the durable record of idempotency keys.
--- merchants and api_keys are small reference tables; every payment-side table is keyed by
+-- Merchants and their keys; payments, their transactions and events; the durable workflow
+-- runs that move money; the sandbox processor's own ledger. Every payment-side table is keyed by
 -- merchant_id first (a ready distribution key for Citus).
 
+-- Which processor a merchant's payments go to, and whether create captures at once.
+CREATE TYPE processor_kind AS ENUM ('sandbox', 'manual');
+
 CREATE TABLE merchants (
-    id          text PRIMARY KEY CHECK (id ~ '^mer_[a-z0-9]+$'),
-    name        text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'),
-    created_at  timestamptz NOT NULL DEFAULT now()
+    id                text PRIMARY KEY CHECK (id ~ '^mer_[a-z0-9]+$'),
+    name              text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'),
+    processor         processor_kind NOT NULL DEFAULT 'sandbox',
+    capture_on_create boolean NOT NULL DEFAULT false,
+    created_at        timestamptz NOT NULL DEFAULT now()
 );
 
 -- merchant: calls /payments* for one merchant, in one mode. operator: calls /admin/* only.
@@ -53,15 +59,6 @@ CREATE TABLE idempotency_keys (
     CONSTRAINT idempotency_keys_in_flight_has_lease CHECK ((state = 'in_flight') = (locked_until IS NOT NULL))
 );
 CREATE INDEX idempotency_keys_expiry ON idempotency_keys (merchant_id, expires_at);
-
--- Payments, their transactions and events, the durable workflow runs that move money, and the
--- sandbox processor's own ledger. Every payment-side table is keyed by merchant_id first.
-
--- Which processor a merchant's payments go to, and whether create captures at once.
-CREATE TYPE processor_kind AS ENUM ('sandbox', 'manual');
-ALTER TABLE merchants
-    ADD COLUMN processor processor_kind NOT NULL DEFAULT 'sandbox',
-    ADD COLUMN capture_on_create boolean NOT NULL DEFAULT false;
 
 -- Cards turned into tokens. Nothing but network, first 6, last 4, expiry and holder name is
 -- kept: never the full number, never the CVV.
@@ -262,4 +259,3 @@ CREATE TABLE sandbox_calls (
     at            timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (reference, id)
 );
-

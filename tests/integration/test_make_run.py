@@ -90,13 +90,22 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def pay_with(base: str, key: str, **extra: object) -> dict[str, Any]:
     """The walk-through the banner shows: tokenize a test card, create a payment."""
     headers = {"X-API-KEY": key}
-    card = {"number": "4111111111111111", "expirationMonth": "12", "expirationYear": "2030",
-            "cvv": "123"}
+    card = {
+        "number": "4111111111111111",
+        "expirationMonth": "12",
+        "expirationYear": "2030",
+        "cvv": "123",
+    }
     token = httpx.post(f"{base}/payment-instruments", json=card, headers=headers).json()["token"]
     response = httpx.post(
         f"{base}/payments",
-        json={"orderId": "order-1", "currencyCode": "EUR", "amount": 1000,
-              "paymentMethodToken": token, **extra},
+        json={
+            "orderId": "order-1",
+            "currencyCode": "EUR",
+            "amount": 1000,
+            "paymentMethodToken": token,
+            **extra,
+        },
         headers=headers,
     )
     assert response.status_code == 200, response.text
