@@ -57,10 +57,10 @@ from workflows.errors import (
     PaymentMethodTokenNotFound,
     PaymentNotFound,
     RunAlreadyExists,
-    RunNotFound,
     RunNotReplayable,
     TransactionEventNotFound,
 )
+from workflows.reads import Reads
 from workflows.records import Event, Payment, PaymentView, Run, Transaction, from_row
 from workflows.sql import load_queries
 
@@ -120,6 +120,7 @@ class Engine:
         self._processors = processors
         self.config = config or EngineConfig()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._reads = Reads(pool)
 
     def processor_name(self, kind: str) -> str:
         return self._processors[kind].name
@@ -379,7 +380,7 @@ class Engine:
             )
             row = await cur.fetchone()
         if row is None:
-            run = await self.get_run(run_id)
+            run = await self._reads.run(run_id)
             if run.state in ("succeeded", "failed"):
                 raise RunNotReplayable(
                     f"run {run_id} already {run.state}: it is finished, there is nothing to replay"
@@ -391,16 +392,7 @@ class Engine:
         run = from_row(Run, row)
         await self._history(run, "replayed", {"by": "operator", "point": run.recovery_point})
         await self._drive(run, owner)
-        return await self.get_run(run_id)
-
-    async def get_run(self, run_id: str) -> Run:
-        async with self._pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(Q["get_run"], {"id": run_id})
-            row = await cur.fetchone()
-        if row is None:
-            raise RunNotFound(f"no workflow run with id {run_id!r}")
-        return from_row(Run, row)
+        return await self._reads.run(run_id)
 
     # ---------------------------------------------------------------- phase 1
 
@@ -507,13 +499,7 @@ class Engine:
     async def _drive(self, run: Run, owner: str) -> None:
         """Phases 2 and 3 of a run whose lease `owner` holds."""
         async with self._pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                Q["get_payment"], {"merchant_id": run.merchant_id, "id": run.payment_id}
-            )
-            row = await cur.fetchone()
-            assert row is not None
-            payment = from_row(Payment, row)
+            payment = await self._payment_of(conn, run, lock=False)
             _, sale = await self._sale(conn, payment)
         processor = self._processors[payment.processor]
         call = Call(
@@ -602,13 +588,7 @@ class Engine:
         error: Exception | None,
     ) -> None:
         async with self._pool.connection() as conn, conn.transaction():
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                Q["lock_payment"], {"merchant_id": run.merchant_id, "id": run.payment_id}
-            )
-            row = await cur.fetchone()
-            assert row is not None
-            payment = from_row(Payment, row)
+            payment = await self._payment_of(conn, run, lock=True)
             if result is None:
                 await self._record_unknown(conn, run, owner, payment, attempts, error)
                 return
@@ -828,8 +808,15 @@ class Engine:
     # ---------------------------------------------------------------- writes
 
     @staticmethod
-    def _payment_key(run: Run) -> dict[str, str]:
-        return {"merchant_id": run.merchant_id, "id": run.payment_id}
+    async def _payment_of(conn: psycopg.AsyncConnection[Any], run: Run, *, lock: bool) -> Payment:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            Q["lock_payment" if lock else "get_payment"],
+            {"merchant_id": run.merchant_id, "id": run.payment_id},
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return from_row(Payment, row)
 
     async def _update_payment(
         self, conn: psycopg.AsyncConnection[Any], payment: Payment, **changes: Any

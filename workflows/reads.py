@@ -73,14 +73,19 @@ class Reads:
             )
             return [from_row(Run, row) for row in await cur.fetchall()]
 
-    async def run_with_history(self, run_id: str) -> tuple[Run, list[HistoryEntry]]:
+    async def run(self, run_id: str) -> Run:
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(Q["get_run"], {"id": run_id})
             row = await cur.fetchone()
-            if row is None:
-                raise RunNotFound(f"no workflow run with id {run_id!r}")
-            run = from_row(Run, row)
+        if row is None:
+            raise RunNotFound(f"no workflow run with id {run_id!r}")
+        return from_row(Run, row)
+
+    async def run_with_history(self, run_id: str) -> tuple[Run, list[HistoryEntry]]:
+        run = await self.run(run_id)
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
             await cur.execute(Q["run_history"], {"merchant_id": run.merchant_id, "run_id": run.id})
             history = [from_row(HistoryEntry, r) for r in await cur.fetchall()]
         return run, history

@@ -194,18 +194,25 @@ async def test_records_are_kept_for_the_configured_retention(
     assert round(float((await cur.fetchone())[0])) == 24 * 3600
 
 
+async def hold_in_postgresql(
+    db: Any, merchant: SomeMerchant, target: str, key: str, lease_left: str
+) -> None:
+    """Another process claimed the key for capture of {"amount": 100} on `target`."""
+    scope = IdempotencyScope(merchant.id, "capture", target)
+    body = msgspec.json.Encoder(order="sorted").encode({"amount": 100, "note": ""})
+    await db.execute(
+        "INSERT INTO idempotency_keys (merchant_id, operation, target, key, fingerprint, state,"
+        " locked_until, expires_at) VALUES (%s, 'capture', %s, %s, %s, 'in_flight',"
+        " now() + %s::interval, now() + interval '1 day')",
+        (merchant.id, target, key, fingerprint(scope, body), lease_left),
+    )
+
+
 async def test_a_key_held_by_a_request_whose_process_died_is_taken_over_after_its_lease(
     client: httpx.AsyncClient, merchant: SomeMerchant, probe: Probe, db: Any
 ) -> None:
     # A process claimed the key and died: its row is in flight with a lease that has run out.
-    scope = IdempotencyScope(merchant.id, "capture", "pay_dead")
-    body = msgspec.json.Encoder(order="sorted").encode({"amount": 100, "note": ""})
-    await db.execute(
-        "INSERT INTO idempotency_keys (merchant_id, operation, target, key, fingerprint, state,"
-        " locked_until, expires_at) VALUES (%s, 'capture', 'pay_dead', 'k-dead', %s, 'in_flight',"
-        " now() - interval '1 second', now() + interval '1 day')",
-        (merchant.id, fingerprint(scope, body)),
-    )
+    await hold_in_postgresql(db, merchant, "pay_dead", "k-dead", "-1 second")
     response = await capture(client, merchant, "k-dead", target="pay_dead")
     assert response.status_code == 200, response.text
     assert probe.executions == 1
@@ -215,14 +222,7 @@ async def test_a_key_held_by_a_live_request_in_postgresql_alone_is_409_in_progre
     client: httpx.AsyncClient, merchant: SomeMerchant, probe: Probe, db: Any
 ) -> None:
     # Another process holds the key (lease still running) and Redis has forgotten it.
-    scope = IdempotencyScope(merchant.id, "capture", "pay_live")
-    body = msgspec.json.Encoder(order="sorted").encode({"amount": 100, "note": ""})
-    await db.execute(
-        "INSERT INTO idempotency_keys (merchant_id, operation, target, key, fingerprint, state,"
-        " locked_until, expires_at) VALUES (%s, 'capture', 'pay_live', 'k-live', %s, 'in_flight',"
-        " now() + interval '30 seconds', now() + interval '1 day')",
-        (merchant.id, fingerprint(scope, body)),
-    )
+    await hold_in_postgresql(db, merchant, "pay_live", "k-live", "30 seconds")
     response = await capture(client, merchant, "k-live", target="pay_live")
     assert response.json()["error"]["errorId"] == "IdempotencyKeyInProgress"
     assert 1 <= int(response.headers["retry-after"]) <= 30
