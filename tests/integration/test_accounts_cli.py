@@ -192,3 +192,30 @@ def test_migrate_is_safe_to_run_twice(settings: Settings, tmp_path: Path) -> Non
     second = run(settings, "migrate")
     assert first.returncode == second.returncode == 0
     assert "schema is up to date" in second.stdout
+
+
+def test_a_merchant_is_configured_for_a_processor_and_a_capture_mode(
+    settings: Settings, merchant_name: str
+) -> None:
+    run(settings, "merchants", "create", merchant_name)
+    configured = run(
+        settings,
+        "merchants",
+        "configure",
+        merchant_name,
+        "--processor",
+        "manual",
+        "--capture-on-create",
+    )
+    assert configured.returncode == 0, configured.stderr
+    assert configured.stdout.strip() == (
+        f"merchant {merchant_name}: processor manual, capture at once on create"
+    )
+    back = run(settings, "merchants", "configure", merchant_name, "--capture-on-request")
+    assert back.stdout.strip() == f"merchant {merchant_name}: processor manual, capture on request"
+    nothing = run(settings, "merchants", "configure", merchant_name)
+    assert nothing.returncode == 1 and "nothing to configure" in nothing.stderr
+    unknown = run(
+        settings, "merchants", "configure", "nobody-" + merchant_name, "--processor", "sandbox"
+    )
+    assert unknown.returncode == 1 and "no merchant named" in unknown.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -193,3 +194,45 @@ async def test_an_authorization_whose_answer_was_lost_is_completed_by_the_worker
     assert authorized["status"] == "AUTHORIZED"
     assert "statusReason" not in authorized
     assert await operations(db, payment["id"], "authorize") == 1
+
+
+async def test_two_workers_resume_each_due_run_exactly_once(running: Running, shop: Shop) -> None:
+    from gateway.services import build_engine
+
+    payments = [
+        await shop.create(300, metadata={"sandbox_fault_on": "capture", "sandbox_timeouts": 3})
+        for _ in range(8)
+    ]
+    for payment in payments:
+        assert (await shop.capture(payment["id"])).json()["statusReason"][
+            "type"
+        ] == "GATEWAY_TIMEOUT"
+    services = running.services
+    other_machine = build_engine(services.pool, services.settings)
+    resumed = await asyncio.gather(services.engine.recover_due(), other_machine.recover_due())
+    assert sum(resumed) == 8
+    for payment in payments:
+        run = await run_of(running, payment["id"], "capture")
+        _, history = await services.reads.run_with_history(run.id)
+        assert [h.event for h in history].count("recovery_started") == 1
+        assert (await shop.get(payment["id"]))["status"] == "SETTLED"
+
+
+async def test_the_engine_refuses_a_second_run_for_a_key_even_when_both_idempotency_stores_forgot(
+    shop: Shop, settings: Settings, db: Any
+) -> None:
+    payment = await shop.create(900)
+    first = await shop.capture(payment["id"], key="cap-backstop", amount=300, final=False)
+    assert first.status_code == 200
+    # Redis flushed and the idempotency table's record gone: only the engine's own
+    # uniqueness, one run per (merchant, operation, payment, key), is left.
+    await db.execute("DELETE FROM idempotency_keys WHERE key = 'cap-backstop'")
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
+    await redis.flushall()
+    await redis.aclose()
+    again = await shop.capture(payment["id"], key="cap-backstop", amount=300, final=False)
+    assert again.status_code == 409
+    assert again.json()["error"]["errorId"] == "IdempotencyKeyAlreadyExists"
+    assert (await shop.get(payment["id"]))["processor"]["amountCaptured"] == 300
