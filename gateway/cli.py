@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,11 +22,14 @@ import psycopg
 
 from gateway import accounts
 from gateway import settings as settings_module
+from gateway.credentials import CredentialBox, CredentialError, new_master_key
 from gateway.embedded import embedded_services
 from gateway.logging import configure as configure_logging
+from gateway.processor_accounts import AccountProblem, add_account, list_accounts
 from gateway.services import Services, open_services
 from gateway.settings import InvalidSetting, Settings
 from gateway.storage import migrate
+from processors import stripe
 from workflows.engine import Q as QUERIES
 from workflows.errors import RunError, RunNotReplayable
 from workflows.records import HistoryEntry, Run
@@ -49,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     try:
         return int(args.run(settings, args) or 0)
-    except (CommandError, accounts.AccountError) as error:
+    except (CommandError, accounts.AccountError, AccountProblem, CredentialError) as error:
         print(f"gateway: {error}", file=sys.stderr)
         return 1
     except RunError as error:
@@ -79,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
 
     configure = merchants.add_parser("configure", help="set a merchant's processor and capture")
     configure.add_argument("name")
-    configure.add_argument("--processor", choices=["sandbox", "manual"])
+    configure.add_argument(
+        "--processor", help="sandbox, manual, or the name of one of its processor accounts"
+    )
     capture = configure.add_mutually_exclusive_group()
     capture.add_argument(
         "--capture-on-create",
@@ -116,6 +122,32 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke an API key")
     revoke.add_argument("key_id")
     revoke.set_defaults(run=_keys_revoke)
+    processors = commands.add_parser("processors", help="manage processor accounts")
+    accounts_ = processors.add_subparsers(required=True, metavar="ACTION")
+    add = accounts_.add_parser("add", help="add a processor account to a merchant")
+    add.add_argument("--merchant", required=True)
+    add.add_argument("--name", required=True, help="e.g. stripe-main")
+    add.add_argument("--type", required=True, choices=["stripe"], dest="kind")
+    add.add_argument(
+        "--secret-key-env",
+        required=True,
+        metavar="VAR",
+        help="environment variable holding the secret key (never pass secrets as arguments)",
+    )
+    add.add_argument("--api-base", default=None, help="API base URL (default: the processor's)")
+    add.add_argument(
+        "--multicapture",
+        action="store_true",
+        help="the account has Stripe multicapture: allow several partial captures",
+    )
+    add.set_defaults(run=_processors_add)
+    accounts_.add_parser("list", help="list processor accounts (never their secrets)").set_defaults(
+        run=_processors_list
+    )
+
+    secret = commands.add_parser("secret-key", help="print a new master key for GATEWAY_SECRET_KEY")
+    secret.set_defaults(run=_secret_key)
+
     workflows = commands.add_parser("workflows", help="inspect and replay workflow runs")
     runs = workflows.add_subparsers(required=True, metavar="ACTION")
     listing = runs.add_parser("list", help="list runs, most recently changed first")
@@ -194,24 +226,84 @@ def _merchants_create(settings: Settings, args: argparse.Namespace) -> int:
 def _merchants_configure(settings: Settings, args: argparse.Namespace) -> int:
     if args.processor is None and args.capture_on_create is None:
         raise CommandError("nothing to configure: give --processor and/or a capture option")
+    builtin = args.processor in (None, "sandbox", "manual")
 
     async def work(conn: psycopg.AsyncConnection) -> tuple[str, str, bool]:
+        merchant = await accounts.find_merchant(conn, args.name)
+        if not builtin:
+            cur = await conn.execute(
+                QUERIES["route_merchant_to_account"],
+                {"merchant_name": merchant.name, "account": args.processor},
+            )
+            if await cur.fetchone() is None:
+                raise CommandError(
+                    f"{args.processor!r} is neither sandbox, manual, nor a processor account "
+                    f"of {merchant.name} (see gateway processors list)"
+                )
         cur = await conn.execute(
             QUERIES["configure_merchant"],
             {
-                "name": args.name,
-                "processor": args.processor,
+                "name": merchant.name,
+                "processor": args.processor if builtin else None,
                 "capture_on_create": args.capture_on_create,
             },
         )
         row = await cur.fetchone()
-        if row is None:
-            raise accounts.UnknownMerchant(f"no merchant named {args.name!r}")
+        assert row is not None
         return row[1], row[2], row[3]
 
     name, processor, on_create = _with_connection(settings, work)
     capture = "at once on create" if on_create else "on request"
     print(f"merchant {name}: processor {processor}, capture {capture}")
+    return 0
+
+
+def _processors_add(settings: Settings, args: argparse.Namespace) -> int:
+    secret = os.environ.get(args.secret_key_env, "")
+    if not secret:
+        raise CommandError(f"the environment variable {args.secret_key_env} is not set or empty")
+    if args.kind == "stripe" and not secret.startswith(("sk_", "rk_")):
+        raise CommandError(f"{args.secret_key_env} does not hold a Stripe secret key (sk_...)")
+    box = CredentialBox(settings.secret_key)
+
+    async def work(conn: psycopg.AsyncConnection) -> None:
+        merchant = await accounts.find_merchant(conn, args.merchant)
+        await add_account(
+            conn,
+            box,
+            merchant_id=merchant.id,
+            name=args.name,
+            kind=args.kind,
+            secret=secret,
+            api_base_url=args.api_base or stripe.API_BASE,
+            multicapture=args.multicapture,
+        )
+
+    _with_connection(settings, work)
+    print(
+        f"added {args.kind} account {args.name} to {args.merchant} (secret encrypted); route "
+        f"payments to it with: gateway merchants configure {args.merchant} --processor {args.name}"
+    )
+    return 0
+
+
+def _processors_list(settings: Settings, args: argparse.Namespace) -> int:
+    listing = _with_connection(settings, list_accounts)
+    print(f"{'MERCHANT':<20}{'NAME':<20}{'TYPE':<8}{'MULTICAPTURE':<14}{'CREATED':<21}API BASE")
+    for account in listing:
+        print(
+            f"{account.merchant_name:<20}{account.name:<20}{account.kind:<8}"
+            f"{'yes' if account.multicapture else 'no':<14}"
+            f"{account.created_at:%Y-%m-%d %H:%M:%S}  {account.api_base_url}"
+        )
+    return 0
+
+
+def _secret_key(settings: Settings, args: argparse.Namespace) -> int:
+    print(new_master_key())
+    print(
+        "# Set it as GATEWAY_SECRET_KEY and keep it safe: stored secrets need it.", file=sys.stderr
+    )
     return 0
 
 

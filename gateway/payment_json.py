@@ -12,7 +12,6 @@ from typing import Any
 
 from workflows.records import Event, Payment, PaymentView, Transaction
 
-CARD_TOKEN_TYPE = "CARD_PAN"
 _OPTION_FIELDS = ("descriptor", "paymentType", "authorizationType")
 
 
@@ -42,7 +41,7 @@ def payment(view: PaymentView, *, expand_events: bool = False) -> dict[str, Any]
         "date": _date(p.created_at),
         "dateUpdated": _date(p.updated_at),
         "status": p.status,
-        "cardTokenType": CARD_TOKEN_TYPE,
+        "cardTokenType": p.card_token_type,
         "orderId": p.order_id,
         "currencyCode": p.currency_code,
         "amount": p.amount,
@@ -58,9 +57,10 @@ def payment(view: PaymentView, *, expand_events: bool = False) -> dict[str, Any]
     method: dict[str, Any] = {
         "paymentMethodToken": p.payment_method_token,
         "paymentMethodType": "PAYMENT_CARD",
-        "paymentMethodData": card_data(p.card),
         "isVaulted": False,
     }
+    if p.card is not None:  # none for a processor's own token: the gateway never saw the card
+        method["paymentMethodData"] = card_data(p.card)
     for name in _OPTION_FIELDS:
         if p.payment_options and p.payment_options.get(name) is not None:
             method[name] = p.payment_options[name]
@@ -73,6 +73,8 @@ def payment(view: PaymentView, *, expand_events: bool = False) -> dict[str, Any]
     }
     if p.status_reason:
         body["statusReason"] = p.status_reason
+    if p.required_action:
+        body["requiredAction"] = p.required_action
     events_by_transaction: dict[str, list[Event]] = {}
     for event in view.events:
         events_by_transaction.setdefault(event.transaction_id, []).append(event)
@@ -97,7 +99,7 @@ def transaction(view: PaymentView, t: Transaction, events: list[Event] | None) -
         "processorMerchantId": p.processor_merchant_id,
         "processorStatus": t.processor_status,
         "status": t.processor_status,
-        "cardTokenType": CARD_TOKEN_TYPE,
+        "cardTokenType": p.card_token_type,
     }
     if t.order_id is not None:
         body["orderId"] = t.order_id

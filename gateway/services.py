@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from gateway.credentials import CredentialBox
 from gateway.idempotency import IdempotencyGuard
+from gateway.processor_accounts import ProcessorDirectory
 from gateway.settings import Settings
 from gateway.storage import create_pool
-from processors.base import Processor
-from processors.manual import ManualProcessor
-from processors.sandbox import SandboxProcessor
 from workflows.engine import Engine, EngineConfig
 from workflows.reads import Reads
 
@@ -43,11 +42,8 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 
 def build_engine(pool: AsyncConnectionPool, settings: Settings) -> Engine:
-    processors: dict[str, Processor] = {
-        "sandbox": SandboxProcessor(pool),
-        "manual": ManualProcessor(),
-    }
-    return Engine(pool, processors, engine_config(settings))
+    directory = ProcessorDirectory(pool, CredentialBox(settings.secret_key))
+    return Engine(pool, directory, engine_config(settings))
 
 
 @asynccontextmanager
@@ -97,4 +93,5 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 reads=Reads(pool),
             )
         finally:
+            await engine.aclose()
             await redis.aclose()

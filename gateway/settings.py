@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from gateway.credentials import valid_master_key
+
 PREFIX = "GATEWAY_"
 
 
@@ -49,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     workflow_recovery_backoff_seconds: Annotated[int, Meta(ge=0, le=86400)] = 5
     workflow_max_recoveries: Annotated[int, Meta(ge=0, le=1000)] = 5
     settlement_poll_seconds: Annotated[int, Meta(ge=0, le=86400)] = 5
+    # Master key (Fernet) that encrypts processor secrets at rest. Never logged.
+    secret_key: str | None = None
     # Run the recovery worker inside the gateway process. Unset: yes in embedded mode, no with
     # real servers (run `gateway worker` processes instead).
     worker_in_process: bool | None = None
@@ -79,9 +83,15 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         field = _FIELDS.get(variable[len(PREFIX) :])
         if field is None:
             continue  # GATEWAY_* variables of other tools (and of later versions) are not ours.
-        if value == "" and field in ("database_url", "redis_url"):
+        if value == "" and field in ("database_url", "redis_url", "secret_key"):
             continue
         raw[field] = value
+    secret = raw.get("secret_key")
+    if secret is not None and not valid_master_key(secret):
+        # The value itself is never echoed.
+        raise InvalidSetting(
+            "GATEWAY_SECRET_KEY", "must be a Fernet key (gateway secret-key makes one)"
+        )
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as error:

@@ -124,6 +124,12 @@ class Call:
 class ProcessorError(Exception):
     """A processor could not be reached or did not answer properly."""
 
+    def __init__(self, message: str = "", *, retryable: bool = True) -> None:
+        super().__init__(message)
+        # False when the processor itself says a retry now will not help (the outcome may still
+        # be unknown: the run then waits for recovery instead of retrying at once).
+        self.retryable = retryable
+
 
 class TransientError(ProcessorError):
     """Nothing happened at the processor (connection refused, 429, 5xx before processing)."""

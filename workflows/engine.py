@@ -23,10 +23,10 @@ import os
 import secrets
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import structlog
@@ -35,7 +35,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from tenacity import (
     AsyncRetrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
     wait_exponential_jitter,
@@ -45,12 +45,11 @@ from processors.base import (
     Call,
     Card,
     Outcome,
-    OutcomeUnknown,
     Processor,
+    ProcessorError,
     Result,
     StatusReason,
     StatusReasonType,
-    TransientError,
 )
 from workflows import lifecycle
 from workflows.errors import (
@@ -67,10 +66,23 @@ from workflows.sql import load_queries
 Q = load_queries(Path(__file__).with_name("queries.sql"))
 log = structlog.get_logger("workflows.engine")
 
+# As merchants see them (Primer's processor names).
+PROCESSOR_NAMES = {"sandbox": "SANDBOX", "manual": "MANUAL", "stripe": "STRIPE"}
+# Recovery points where the processor's answer is awaited by asking for the status.
+_WAITING = ("await_action", "await_settlement")
+
 TIMEOUT_REASON = StatusReason(
     StatusReasonType.GATEWAY_TIMEOUT,
     message="The processor did not answer in time; the outcome is being confirmed.",
 )
+
+
+class ProcessorDirectory(Protocol):
+    """Finds the processor of a payment: its kind, and the merchant's account if any."""
+
+    async def get(self, merchant_id: str, kind: str, account: str | None) -> Processor: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
 
 
+def _worth_retrying(error: BaseException) -> bool:
+    """Only transport failures the processor has not ruled out retrying (never a decline)."""
+    return isinstance(error, ProcessorError) and error.retryable
+
+
 def _json(value: Any) -> Jsonb | None:
     return None if value is None else Jsonb(value)
 
@@ -113,7 +130,7 @@ class Engine:
     def __init__(
         self,
         pool: AsyncConnectionPool,
-        processors: Mapping[str, Processor],
+        processors: ProcessorDirectory,
         config: EngineConfig | None = None,
     ) -> None:
         self._pool = pool
@@ -122,8 +139,12 @@ class Engine:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._reads = Reads(pool)
 
-    def processor_name(self, kind: str) -> str:
-        return self._processors[kind].name
+    async def aclose(self) -> None:
+        await self._processors.aclose()
+
+    @staticmethod
+    def processor_name(kind: str) -> str:
+        return PROCESSOR_NAMES[kind]
 
     # ---------------------------------------------------------------- commands
 
@@ -134,21 +155,9 @@ class Engine:
             cur = await conn.execute(Q["merchant_routing"], {"merchant_id": command.merchant_id})
             routing = await cur.fetchone()
             assert routing is not None
-            processor, capture_on_create = routing
-            cur = await conn.execute(
-                Q["find_instrument"],
-                {"merchant_id": command.merchant_id, "token": command.payment_method_token},
-            )
-            instrument = await cur.fetchone()
-            if instrument is None or instrument[6] != command.mode:
-                raise PaymentMethodTokenNotFound()
-            card = dict(
-                zip(
-                    ("network", "first6", "last4", "expirationMonth", "expirationYear", "holder"),
-                    instrument[:6],
-                    strict=True,
-                )
-            )
+            processor, capture_on_create, account = routing
+            token = command.payment_method_token
+            card = await self._card_of(conn, command, processor)
             await conn.execute(
                 Q["insert_payment"],
                 {
@@ -163,11 +172,13 @@ class Engine:
                     "order_details": _json(command.order_details),
                     "metadata": _json(command.metadata),
                     "payment_options": _json(command.payment_options),
-                    "payment_method_token": command.payment_method_token,
-                    "card": Jsonb(card),
-                    "card_last4": card["last4"],
+                    "payment_method_token": token,
+                    "card_token_type": "PROCESSOR_TOKEN" if card is None else "CARD_PAN",
+                    "card": _json(card),
+                    "card_last4": card["last4"] if card else None,
                     "processor": processor,
-                    "processor_merchant_id": command.merchant_id,
+                    "processor_account": account,
+                    "processor_merchant_id": account or command.merchant_id,
                 },
             )
             sale_id = new_id("txn")
@@ -483,6 +494,29 @@ class Engine:
             payment_id=payment_id, payment_status=payment_status, finished=state != "running"
         )
 
+    @staticmethod
+    async def _card_of(
+        conn: psycopg.AsyncConnection[Any], command: CreatePayment, processor: str
+    ) -> dict[str, Any] | None:
+        """What the gateway kept of the card behind the token; None for a processor's token."""
+        token = command.payment_method_token
+        if processor == "stripe":
+            # Stripe payments take Stripe's own PaymentMethod ids (pm_...), passed through.
+            if not token.startswith("pm_"):
+                raise PaymentMethodTokenNotFound(
+                    "This merchant's payments go to Stripe: pass a Stripe PaymentMethod id "
+                    "(pm_...) as paymentMethodToken."
+                )
+            return None
+        cur = await conn.execute(
+            Q["find_instrument"], {"merchant_id": command.merchant_id, "token": token}
+        )
+        instrument = await cur.fetchone()
+        if instrument is None or instrument[6] != command.mode:
+            raise PaymentMethodTokenNotFound()
+        names = ("network", "first6", "last4", "expirationMonth", "expirationYear", "holder")
+        return dict(zip(names, instrument[:6], strict=True))
+
     async def _sale(
         self, conn: psycopg.AsyncConnection[Any], payment: Payment
     ) -> tuple[str, str | None]:
@@ -501,19 +535,24 @@ class Engine:
         async with self._pool.connection() as conn:
             payment = await self._payment_of(conn, run, lock=False)
             _, sale = await self._sale(conn, payment)
-        processor = self._processors[payment.processor]
+        processor = await self._processors.get(
+            payment.merchant_id, payment.processor, payment.processor_account
+        )
+        card = payment.card
         call = Call(
             processor_key=run.processor_key,
             reference=payment.id,
             amount=run.amount,
             currency_code=payment.currency_code,
-            card=Card(
-                network=payment.card["network"],
-                first6=payment.card["first6"],
-                last4=payment.card["last4"],
-                expiration_month=payment.card["expirationMonth"],
-                expiration_year=payment.card["expirationYear"],
-                cardholder_name=payment.card.get("holder"),
+            card=None
+            if card is None
+            else Card(
+                network=card["network"],
+                first6=card["first6"],
+                last4=card["last4"],
+                expiration_month=card["expirationMonth"],
+                expiration_year=card["expirationYear"],
+                cardholder_name=card.get("holder"),
             ),
             payment_method_token=payment.payment_method_token,
             processor_transaction_id=sale,
@@ -521,7 +560,7 @@ class Engine:
             verb=run.kind,
             metadata=payment.metadata or {},
         )
-        if run.recovery_point == "await_settlement":
+        if run.recovery_point in _WAITING:
             operation = processor.status
         else:
             operation = getattr(processor, run.kind)
@@ -534,14 +573,14 @@ class Engine:
                     with attempt:
                         attempts += 1
                         result = await operation(call)
-            except (TransientError, OutcomeUnknown) as exhausted:
+            except ProcessorError as exhausted:
                 error = exhausted
         await self._record(run, owner, payment, result, attempts, error)
 
     def _retrying(self) -> AsyncRetrying:
         config = self.config
         return AsyncRetrying(
-            retry=retry_if_exception_type((TransientError, OutcomeUnknown)),
+            retry=retry_if_exception(_worth_retrying),
             stop=stop_after_attempt(config.attempts) | stop_after_delay(config.max_call_seconds),
             wait=wait_exponential_jitter(
                 multiplier=config.backoff_initial_seconds,
@@ -604,6 +643,27 @@ class Engine:
                     retry_after=self.config.settlement_poll_seconds,
                 ):
                     await self._update_payment(conn, payment, status="SETTLING", status_reason=None)
+                return
+            if result.outcome is Outcome.PENDING and run.kind == "authorize":
+                # The customer has something to do (3-D Secure): ask again later.
+                waiting = await self._finish(
+                    conn,
+                    run,
+                    owner,
+                    "running",
+                    "await_action",
+                    result,
+                    attempts,
+                    retry_after=self.config.settlement_poll_seconds,
+                )
+                if waiting and result.required_action:
+                    action = {
+                        "name": result.required_action,
+                        "description": "The customer must complete an action (3-D Secure).",
+                    }
+                    await self._update_payment(
+                        conn, payment, status_reason=None, required_action=action
+                    )
                 return
             succeeded = not result.definitive_no and result.outcome is not Outcome.NOT_FOUND
             if result.outcome is Outcome.NOT_FOUND:
@@ -709,7 +769,12 @@ class Engine:
         if result.outcome is Outcome.AUTHORIZED:
             status, reason = "AUTHORIZED", None
             await self._update_payment(
-                conn, payment, status=status, status_reason=None, amount_authorized=payment.amount
+                conn,
+                payment,
+                status=status,
+                status_reason=None,
+                amount_authorized=payment.amount,
+                required_action=None,
             )
             await self._event(conn, run, "AUTHORIZATION_SUCCEEDED", payment.amount, None)
         elif result.outcome is Outcome.PENDING:
@@ -717,7 +782,9 @@ class Engine:
         else:
             status = "DECLINED" if result.outcome is Outcome.DECLINED else "FAILED"
             reason = (result.reason or StatusReason(StatusReasonType.APPLICATION_ERROR)).to_api()
-            await self._update_payment(conn, payment, status=status, status_reason=reason)
+            await self._update_payment(
+                conn, payment, status=status, status_reason=reason, required_action=None
+            )
         await self._update_transaction(conn, run, status, reason, result)
 
     async def _apply_capture(
@@ -835,6 +902,7 @@ class Engine:
                 "capture_reserved": updated.capture_reserved,
                 "refund_reserved": updated.refund_reserved,
                 "captures_closed": updated.captures_closed,
+                "required_action": _json(updated.required_action),
             },
         )
         return updated

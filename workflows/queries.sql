@@ -2,7 +2,7 @@
 -- transaction that starts by locking the payment row (lock order: payment, then run).
 
 -- name: merchant_routing
-SELECT processor, capture_on_create FROM merchants WHERE id = %(merchant_id)s;
+SELECT processor, capture_on_create, processor_account FROM merchants WHERE id = %(merchant_id)s;
 
 -- name: find_instrument
 SELECT network, first6, last4, expiration_month, expiration_year, cardholder_name, mode
@@ -17,11 +17,12 @@ RETURNING created_at;
 
 -- name: insert_payment
 INSERT INTO payments (merchant_id, id, mode, status, order_id, currency_code, amount, customer_id,
-    customer, order_details, metadata, payment_options, payment_method_token, card, card_last4,
-    processor, processor_merchant_id)
+    customer, order_details, metadata, payment_options, payment_method_token, card_token_type,
+    card, card_last4, processor, processor_account, processor_merchant_id)
 VALUES (%(merchant_id)s, %(id)s, %(mode)s, 'PENDING', %(order_id)s, %(currency_code)s, %(amount)s,
     %(customer_id)s, %(customer)s, %(order_details)s, %(metadata)s, %(payment_options)s,
-    %(payment_method_token)s, %(card)s, %(card_last4)s, %(processor)s, %(processor_merchant_id)s);
+    %(payment_method_token)s, %(card_token_type)s, %(card)s, %(card_last4)s, %(processor)s,
+    %(processor_account)s, %(processor_merchant_id)s);
 
 -- name: lock_payment
 SELECT * FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
@@ -44,6 +45,7 @@ UPDATE payments SET
     capture_reserved = %(capture_reserved)s,
     refund_reserved = %(refund_reserved)s,
     captures_closed = %(captures_closed)s,
+    required_action = %(required_action)s,
     updated_at = now()
 WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 
@@ -220,6 +222,30 @@ LIMIT %(limit)s;
 -- name: configure_merchant
 UPDATE merchants SET
     processor = coalesce(%(processor)s::processor_kind, processor),
+    processor_account = CASE WHEN %(processor)s::processor_kind IS NULL
+        THEN processor_account END,
     capture_on_create = coalesce(%(capture_on_create)s, capture_on_create)
 WHERE name = %(name)s
-RETURNING id, name, processor, capture_on_create;
+RETURNING id, name, coalesce(processor_account, processor::text), capture_on_create;
+
+-- name: add_processor_account
+INSERT INTO processor_accounts (merchant_id, name, kind, api_base_url, secret_ciphertext,
+    multicapture)
+VALUES (%(merchant_id)s, %(name)s, %(kind)s, %(api_base_url)s, %(secret_ciphertext)s,
+    %(multicapture)s);
+
+-- name: find_processor_account
+SELECT kind, api_base_url, secret_ciphertext, multicapture FROM processor_accounts
+WHERE merchant_id = %(merchant_id)s AND name = %(name)s;
+
+-- name: list_processor_accounts
+SELECT m.name, a.name, a.kind, a.api_base_url, a.multicapture, a.created_at
+FROM processor_accounts a JOIN merchants m ON m.id = a.merchant_id
+ORDER BY m.name, a.name;
+
+-- name: route_merchant_to_account
+-- Routes a merchant to one of its processor accounts; no row when it has no such account.
+UPDATE merchants m SET processor = a.kind, processor_account = a.name
+FROM processor_accounts a
+WHERE m.name = %(merchant_name)s AND a.merchant_id = m.id AND a.name = %(account)s
+RETURNING m.id, m.name, a.name, m.capture_on_create;

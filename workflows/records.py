@@ -31,8 +31,10 @@ class Payment:
     metadata: dict[str, Any] | None
     payment_options: dict[str, Any] | None
     payment_method_token: str
-    card: dict[str, Any]
+    card_token_type: str
+    card: dict[str, Any] | None
     processor: str
+    processor_account: str | None
     processor_merchant_id: str
     amount_authorized: int
     amount_captured: int
@@ -40,6 +42,7 @@ class Payment:
     capture_reserved: int
     refund_reserved: int
     captures_closed: bool
+    required_action: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
 
@@ -90,7 +93,6 @@ class PaymentView:
     transactions: list[Transaction]
     events: list[Event]
     processor_name: str
-    required_action: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -6,15 +6,32 @@
 -- merchant_id first (a ready distribution key for Citus).
 
 -- Which processor a merchant's payments go to, and whether create captures at once.
-CREATE TYPE processor_kind AS ENUM ('sandbox', 'manual');
+CREATE TYPE processor_kind AS ENUM ('sandbox', 'manual', 'stripe');
 
 CREATE TABLE merchants (
     id                text PRIMARY KEY CHECK (id ~ '^mer_[a-z0-9]+$'),
     name              text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'),
     processor         processor_kind NOT NULL DEFAULT 'sandbox',
     capture_on_create boolean NOT NULL DEFAULT false,
+    -- One of the merchant's processor accounts (NULL: the built-in sandbox or manual).
+    processor_account text,
     created_at        timestamptz NOT NULL DEFAULT now()
 );
+
+-- Processor accounts (Stripe first), with credentials encrypted at rest.
+CREATE TABLE processor_accounts (
+    merchant_id       text NOT NULL REFERENCES merchants (id),
+    name              text NOT NULL CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
+    kind              processor_kind NOT NULL,
+    api_base_url      text NOT NULL CHECK (api_base_url ~ '^https?://'),
+    -- The processor's secret key, a Fernet token under GATEWAY_SECRET_KEY: never in clear.
+    secret_ciphertext bytea NOT NULL,
+    multicapture      boolean NOT NULL DEFAULT false,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (merchant_id, name)
+);
+ALTER TABLE merchants ADD CONSTRAINT merchants_processor_account_fkey
+    FOREIGN KEY (id, processor_account) REFERENCES processor_accounts (merchant_id, name);
 
 -- merchant: calls /payments* for one merchant, in one mode. operator: calls /admin/* only.
 CREATE TYPE api_key_kind AS ENUM ('merchant', 'operator');
@@ -101,9 +118,14 @@ CREATE TABLE payments (
     metadata             jsonb,
     payment_options      jsonb,
     payment_method_token text NOT NULL,
-    card                 jsonb NOT NULL,   -- network, first6, last4, expiry, holder: what was kept
-    card_last4           text NOT NULL,
+    -- CARD_PAN: a card tokenized here; PROCESSOR_TOKEN: the processor's own token (pm_...),
+    -- for which the gateway holds no card data.
+    card_token_type      text NOT NULL DEFAULT 'CARD_PAN'
+                         CHECK (card_token_type IN ('CARD_PAN', 'PROCESSOR_TOKEN')),
+    card                 jsonb,   -- network, first6, last4, expiry, holder: what was kept
+    card_last4           text,
     processor            processor_kind NOT NULL,
+    processor_account    text,
     processor_merchant_id text NOT NULL,
     amount_authorized    bigint NOT NULL DEFAULT 0,
     amount_captured      bigint NOT NULL DEFAULT 0,
@@ -114,6 +136,7 @@ CREATE TABLE payments (
     refund_reserved      bigint NOT NULL DEFAULT 0,
     -- After a final capture or a cancel, no further capture.
     captures_closed      boolean NOT NULL DEFAULT false,
+    required_action      jsonb,   -- e.g. 3-D Secure: what the customer still has to do
     created_at           timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (merchant_id, id),
@@ -200,7 +223,7 @@ CREATE TABLE workflow_runs (
     processor_key    text NOT NULL,
     state            run_state NOT NULL,
     recovery_point   text NOT NULL CHECK (recovery_point IN (
-                         'call_processor', 'await_settlement', 'finished')),
+                         'call_processor', 'await_action', 'await_settlement', 'finished')),
     attempts         integer NOT NULL DEFAULT 0,
     recoveries       integer NOT NULL DEFAULT 0,
     lease_owner      text,
