@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -294,8 +295,13 @@ class StripeProcessor:
     async def _post(
         self, path: str, params: Mapping[str, Any], idempotency_key: str
     ) -> tuple[int, dict[str, Any]]:
-        headers = {**self._headers(), "Idempotency-Key": idempotency_key}
-        return await self._send("POST", path, headers=headers, data=form_encode(params))
+        headers = {
+            **self._headers(),
+            "Idempotency-Key": idempotency_key,
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        body = urlencode(form_encode(params))
+        return await self._send("POST", path, headers=headers, content=body.encode())
 
     async def _get(self, path: str, params: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         return await self._send("GET", path, headers=self._headers(), params=form_encode(params))

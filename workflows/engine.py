@@ -656,6 +656,9 @@ class Engine:
                     attempts,
                     retry_after=self.config.settlement_poll_seconds,
                 )
+                if waiting:
+                    # Keep the processor's id: the status questions need it.
+                    await self._update_transaction(conn, run, "PENDING", None, result)
                 if waiting and result.required_action:
                     action = {
                         "name": result.required_action,

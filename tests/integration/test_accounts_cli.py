@@ -219,3 +219,59 @@ def test_a_merchant_is_configured_for_a_processor_and_a_capture_mode(
         settings, "merchants", "configure", "nobody-" + merchant_name, "--processor", "sandbox"
     )
     assert unknown.returncode == 1 and "no merchant named" in unknown.stderr
+
+
+def test_a_stripe_account_is_added_with_its_secret_encrypted_and_never_shown(
+    settings: Settings, merchant_name: str
+) -> None:
+    from gateway.credentials import new_master_key
+
+    run(settings, "merchants", "create", merchant_name)
+    secret = "sk_test_" + secrets.token_hex(12)
+    add = [
+        "processors",
+        "add",
+        "--merchant",
+        merchant_name,
+        "--name",
+        "stripe-main",
+        "--type",
+        "stripe",
+        "--secret-key-env",
+        "THE_STRIPE_KEY",
+    ]
+    without_master = run(settings, *add, extra_env={"THE_STRIPE_KEY": secret})
+    assert without_master.returncode == 1
+    assert "GATEWAY_SECRET_KEY is not set" in without_master.stderr
+    master = new_master_key()
+    unset_variable = run(settings, *add, extra_env={"GATEWAY_SECRET_KEY": master})
+    assert unset_variable.returncode == 1 and "THE_STRIPE_KEY" in unset_variable.stderr
+    added = run(settings, *add, extra_env={"GATEWAY_SECRET_KEY": master, "THE_STRIPE_KEY": secret})
+    assert added.returncode == 0, added.stderr
+    assert secret not in added.stdout + added.stderr
+    listing = run(settings, "processors", "list")
+    assert "stripe-main" in listing.stdout and "https://api.stripe.com" in listing.stdout
+    assert secret not in listing.stdout
+    routed = run(settings, "merchants", "configure", merchant_name, "--processor", "stripe-main")
+    assert (
+        routed.stdout.strip()
+        == f"merchant {merchant_name}: processor stripe-main, capture on request"
+    )
+    import psycopg
+
+    with psycopg.connect(settings.database_url or "") as conn:
+        row = conn.execute(
+            "SELECT a::text, secret_ciphertext FROM processor_accounts a JOIN merchants m"
+            " ON m.id = a.merchant_id WHERE m.name = %s",
+            (merchant_name,),
+        ).fetchone()
+    assert row is not None and secret not in row[0]
+    from gateway.credentials import CredentialBox
+
+    assert CredentialBox(master).open(row[1]) == secret
+
+
+def test_a_bad_master_key_stops_every_command_without_echoing_it(settings: Settings) -> None:
+    result = run(settings, "keys", "list", extra_env={"GATEWAY_SECRET_KEY": "not-a-fernet-key"})
+    assert result.returncode == 2
+    assert "GATEWAY_SECRET_KEY" in result.stderr and "not-a-fernet-key" not in result.stderr

@@ -1,0 +1,271 @@
+"""Payments through a merchant's Stripe account, with Stripe faked at the HTTP boundary.
+
+Every request the connector sends is checked against Stripe's spec3.json (fake_stripe.check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+import respx
+
+from gateway import accounts
+from gateway.credentials import CredentialBox, new_master_key
+from gateway.processor_accounts import add_account
+from gateway.settings import Settings
+from tests.integration.conftest import GatewayFactory, Running
+from tests.integration.fake_stripe import BASE, FakeStripe, Fault
+from tests.integration.shop import Shop, assert_figures_add_up
+from tests.stripe_contract import MISSING, stripe_contract
+
+SECRET = "sk_test_" + "x" * 24
+MASTER_KEY = new_master_key()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeStripe]:
+    stripe = FakeStripe()
+    with respx.mock(assert_all_called=False) as router:
+        stripe.install(router)
+        yield stripe
+
+
+@pytest.fixture
+async def stripe_gateway(gateway: GatewayFactory, settings: Settings) -> Running:
+    return await gateway(
+        msgspec.structs.replace(settings, secret_key=MASTER_KEY, workflow_lease_seconds=1)
+    )
+
+
+async def stripe_shop(running: Running, db: Any, *, multicapture: bool = True) -> Shop:
+    merchant = await accounts.create_merchant(db, f"st-{secrets.token_hex(4)}")
+    key = await accounts.create_key(db, kind="merchant", merchant=merchant, mode="sandbox")
+    await add_account(
+        db,
+        CredentialBox(MASTER_KEY),
+        merchant_id=merchant.id,
+        name="stripe-main",
+        kind="stripe",
+        secret=SECRET,
+        api_base_url=BASE,
+        multicapture=multicapture,
+    )
+    await db.execute(
+        "UPDATE merchants SET processor = 'stripe', processor_account = 'stripe-main'"
+        " WHERE id = %s",
+        (merchant.id,),
+    )
+    return Shop(running.client, key.secret)
+
+
+@pytest.fixture
+async def shop(stripe_gateway: Running, db: Any, fake: FakeStripe) -> Shop:
+    return await stripe_shop(stripe_gateway, db)
+
+
+async def create(shop: Shop, method: str = "pm_card_visa", amount: int = 1000) -> dict[str, Any]:
+    response = await shop.call(
+        "POST",
+        "/payments",
+        {"orderId": "o-1", "currencyCode": "EUR", "amount": amount, "paymentMethodToken": method},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def processor_keys(db: Any, payment_id: str, kind: str) -> list[str]:
+    cur = await db.execute(
+        "SELECT processor_key FROM workflow_runs WHERE payment_id = %s AND kind = %s",
+        (payment_id, kind),
+    )
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def until_finished(running: Running, payment_id: str) -> None:
+    """Worker passes until no run of the payment is open (a bound on waiting, not a speed)."""
+    for _ in range(400):
+        runs = await running.services.reads.list_runs(payment_id=payment_id)
+        if all(run.state != "running" for run in runs):
+            return
+        await running.services.engine.recover_due()
+        await asyncio.sleep(0.05)
+    pytest.fail(f"runs of {payment_id} still open")
+
+
+async def test_a_whole_lifecycle_through_stripe(shop: Shop, fake: FakeStripe, db: Any) -> None:
+    payment = await create(shop)
+    assert payment["status"] == "AUTHORIZED"
+    assert payment["processor"]["name"] == "STRIPE"
+    assert payment["cardTokenType"] == "PROCESSOR_TOKEN"
+    assert payment["transactions"][0]["processorTransactionId"].startswith("pi_")
+    assert (await shop.capture(payment["id"], amount=300, final=False)).json()[
+        "status"
+    ] == "PARTIALLY_SETTLED"
+    assert (await shop.capture(payment["id"])).json()["status"] == "SETTLED"
+    assert (await shop.refund(payment["id"], amount=200)).json()["processor"][
+        "amountRefunded"
+    ] == 200
+    full = (await shop.refund(payment["id"])).json()
+    assert full["processor"]["amountRefunded"] == 1000
+    assert_figures_add_up(await shop.get(payment["id"]))
+    assert fake.effects == {"authorize": 1, "capture": 2, "refund": 2}
+    # Every POST carried the engine's persisted processor key of its run.
+    for kind in ("authorize", "capture", "refund"):
+        assert sorted(fake.keys[kind]) == sorted(await processor_keys(db, payment["id"], kind))
+    intent = next(iter(fake.intents.values()))
+    assert intent["metadata"] == {"payment_id": payment["id"]}
+    assert intent["currency"] == "eur" and intent["capture_method"] == "manual"
+
+
+async def test_a_cancel_goes_to_stripe(shop: Shop, fake: FakeStripe) -> None:
+    payment = await create(shop)
+    assert (await shop.cancel(payment["id"])).json()["status"] == "CANCELLED"
+    assert fake.effects["cancel"] == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "code", "decline_type"),
+    [
+        ("pm_card_chargeDeclined", "DECLINED", "SOFT_DECLINE"),
+        ("pm_card_chargeDeclinedInsufficientFunds", "INSUFFICIENT_FUNDS", "SOFT_DECLINE"),
+        ("pm_card_chargeDeclinedExpiredCard", "EXPIRED_CARD", "HARD_DECLINE"),
+        ("pm_card_chargeDeclinedFraudulent", "SUSPECTED_FRAUD", "HARD_DECLINE"),
+        ("pm_card_chargeDeclinedLostCard", "LOST_OR_STOLEN_CARD", "HARD_DECLINE"),
+    ],
+)
+async def test_stripe_declines_become_primer_declines(
+    shop: Shop, method: str, code: str, decline_type: str
+) -> None:
+    payment = await create(shop, method)
+    assert payment["status"] == "DECLINED"
+    assert payment["statusReason"] == {
+        "type": "ISSUER_DECLINED",
+        "declineType": decline_type,
+        "code": code,
+        "message": "Your card was declined.",
+    }
+
+
+async def test_3ds_required_is_pending_then_authorized_when_the_customer_is_done(
+    stripe_gateway: Running, shop: Shop, fake: FakeStripe
+) -> None:
+    payment = await create(shop, "pm_card_threeDSecure2Required")
+    assert payment["status"] == "PENDING"
+    assert payment["requiredAction"]["name"] == "3DS_AUTHENTICATION"
+    await stripe_gateway.services.engine.recover_due()  # asks Stripe: still waiting
+    assert (await shop.get(payment["id"]))["status"] == "PENDING"
+    next(iter(fake.intents.values()))["status"] = "requires_capture"  # the customer authenticated
+    await stripe_gateway.services.engine.recover_due()
+    authorized = await shop.get(payment["id"])
+    assert authorized["status"] == "AUTHORIZED" and "requiredAction" not in authorized
+
+
+async def test_a_non_final_capture_needs_multicapture_and_calls_nothing_without_it(
+    stripe_gateway: Running, db: Any, fake: FakeStripe
+) -> None:
+    shop = await stripe_shop(stripe_gateway, db, multicapture=False)
+    payment = await create(shop)
+    refused = (await shop.capture(payment["id"], amount=300, final=False)).json()
+    assert refused["status"] == "AUTHORIZED"
+    assert "multicapture" in refused["statusReason"]["message"]
+    assert fake.effects["capture"] == 0
+    assert (await shop.capture(payment["id"], amount=300)).json()["status"] == "PARTIALLY_SETTLED"
+
+
+async def test_a_5xx_then_success_retries_with_the_same_key(shop: Shop, fake: FakeStripe) -> None:
+    payment = await create(shop)
+    fake.fail("capture", Fault(status=500))
+    assert (await shop.capture(payment["id"])).json()["status"] == "SETTLED"
+    assert len(fake.keys["capture"]) == 2 and len(set(fake.keys["capture"])) == 1
+    assert fake.effects["capture"] == 1
+
+
+async def test_a_lost_answer_is_settled_by_asking_stripe(
+    stripe_gateway: Running, shop: Shop, fake: FakeStripe
+) -> None:
+    payment = await create(shop)
+    # Stripe captures, the answers never arrive; a later repeat meets a forgotten key.
+    fake.fail("capture", *(Fault(timeout_after_acting=True) for _ in range(3)))
+    unknown = (await shop.capture(payment["id"])).json()
+    assert unknown["status"] == "AUTHORIZED"
+    assert unknown["statusReason"]["type"] == "GATEWAY_TIMEOUT"
+    fake.answers.clear()
+    fake.unexpected_state_on_repeat = True
+    await stripe_gateway.services.engine.recover_due()
+    settled = await shop.get(payment["id"])
+    assert settled["status"] == "SETTLED" and settled["processor"]["amountCaptured"] == 1000
+    assert fake.effects["capture"] == 1
+
+
+async def test_stripe_should_retry_false_is_not_retried(
+    stripe_gateway: Running, shop: Shop, fake: FakeStripe
+) -> None:
+    payment = await create(shop)
+    fake.fail("capture", Fault(status=500, headers={"Stripe-Should-Retry": "false"}))
+    answer = (await shop.capture(payment["id"])).json()
+    assert len(fake.keys["capture"]) == 1
+    assert answer["statusReason"]["type"] == "GATEWAY_TIMEOUT"  # left for recovery, not retried
+    await until_finished(stripe_gateway, payment["id"])  # the worker's later try goes through
+    assert (await shop.get(payment["id"]))["status"] == "SETTLED"
+    # A 4xx that Stripe says not to retry is a definitive failure, asked once.
+    fake.fail("refund", Fault(status=409, headers={"Stripe-Should-Retry": "false"}))
+    refused = (await shop.refund(payment["id"], amount=100)).json()
+    assert len(fake.keys["refund"]) == 1
+    assert refused["processor"]["amountRefunded"] == 0
+    assert refused["transactions"][-1]["status"] == "FAILED"
+
+
+async def test_a_bad_api_key_fails_the_payment_without_retrying_or_leaking_it(
+    shop: Shop, fake: FakeStripe, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.fail("authorize", Fault(status=401))
+    payment = await create(shop)
+    assert payment["status"] == "FAILED"
+    assert payment["statusReason"]["type"] == "GATEWAY_REJECTED"
+    assert "API key" in payment["statusReason"]["message"]
+    assert len(fake.keys["authorize"]) == 1
+    assert SECRET not in capsys.readouterr().err + str(payment)
+
+
+async def test_a_sandbox_card_token_is_refused_for_a_stripe_merchant(shop: Shop) -> None:
+    response = await shop.call(
+        "POST",
+        "/payments",
+        {"orderId": "o", "currencyCode": "EUR", "amount": 5, "paymentMethodToken": "tok_123"},
+    )
+    assert response.status_code == 400
+    assert "pm_" in response.json()["error"]["description"]
+
+
+async def test_a_gateway_dying_mid_capture_leaves_one_capture_per_key(
+    stripe_gateway: Running, shop: Shop, fake: FakeStripe, db: Any
+) -> None:
+    payment = await create(shop)
+    held = asyncio.Event()
+    fake.fail("capture", Fault(hold=held))
+    fake.received.clear()
+    in_flight = asyncio.create_task(shop.capture(payment["id"], key="die-here"))
+    await fake.received.wait()  # Stripe has the request (and has captured)
+    assert fake.effects["capture"] == 1
+    in_flight.cancel()  # the process dies: no answer, no phase 3, the lease runs out
+    with pytest.raises(asyncio.CancelledError):
+        await in_flight
+    held.set()
+    await until_finished(stripe_gateway, payment["id"])  # once the 1 s lease has run out
+    settled = await shop.get(payment["id"])
+    assert settled["status"] == "SETTLED"
+    assert fake.effects["capture"] == 1
+    [key] = await processor_keys(db, payment["id"], "capture")
+    assert fake.keys["capture"] == [key, key]
+
+
+def test_the_requests_were_checked_against_stripes_spec() -> None:
+    contract = stripe_contract()
+    if contract is None:
+        pytest.skip(MISSING)
+    assert contract.checked > 0

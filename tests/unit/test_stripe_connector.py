@@ -1,0 +1,249 @@
+"""The Stripe connector alone, with Stripe faked by respx: encoding, answers, transport faults."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+import respx
+
+from processors.base import Call, DeclineCode, DeclineType, Outcome, OutcomeUnknown, TransientError
+from processors.stripe import API_VERSION, DECLINES, StripeProcessor, form_encode
+from tests.integration.fake_stripe import check
+
+BASE = "https://api.stripe.test"
+SECRET = "sk_test_" + "s" * 24
+
+
+@pytest.fixture
+def stripe() -> StripeProcessor:
+    return StripeProcessor(SECRET, api_base=BASE, multicapture=True)
+
+
+def call(**fields: Any) -> Call:
+    base: dict[str, Any] = dict(
+        processor_key="mer_1:authorize:key1",
+        reference="pay_1",
+        amount=1234,
+        currency_code="EUR",
+        payment_method_token="pm_card_visa",
+        processor_transaction_id="pi_1",
+    )
+    return Call(**{**base, **fields})
+
+
+def sent(route: respx.Route) -> dict[str, str]:
+    request = route.calls.last.request
+    check(request)
+    return dict(parse_qsl(request.read().decode()))
+
+
+def test_form_encoding_nests_maps_and_lists() -> None:
+    assert form_encode({"a": 1, "m": {"k": "v", "n": {"x": True}}, "l": ["c", "d"], "z": None}) == [
+        ("a", "1"),
+        ("m[k]", "v"),
+        ("m[n][x]", "true"),
+        ("l[0]", "c"),
+        ("l[1]", "d"),
+    ]
+
+
+@respx.mock
+async def test_an_authorization_sends_what_stripe_needs(stripe: StripeProcessor) -> None:
+    route = respx.post(f"{BASE}/v1/payment_intents").respond(
+        200, json={"id": "pi_9", "status": "requires_capture"}
+    )
+    result = await stripe.authorize(call())
+    assert (result.outcome, result.processor_transaction_id) == (Outcome.AUTHORIZED, "pi_9")
+    request = route.calls.last.request
+    assert request.headers["Authorization"] == f"Bearer {SECRET}"
+    assert request.headers["Stripe-Version"] == API_VERSION
+    assert request.headers["Idempotency-Key"] == "mer_1:authorize:key1"
+    assert sent(route) == {
+        "amount": "1234",
+        "currency": "eur",
+        "payment_method": "pm_card_visa",
+        "payment_method_types[0]": "card",
+        "capture_method": "manual",
+        "confirm": "true",
+        "metadata[payment_id]": "pay_1",
+        "payment_method_options[card][request_multicapture]": "if_available",
+    }
+
+
+@pytest.mark.parametrize(("decline_code", "expected"), sorted(DECLINES.items()))
+@respx.mock
+async def test_every_known_decline_code_maps_to_primers_vocabulary(
+    stripe: StripeProcessor, decline_code: str, expected: tuple[DeclineCode, DeclineType]
+) -> None:
+    respx.post(f"{BASE}/v1/payment_intents").respond(
+        402,
+        json={
+            "error": {
+                "type": "card_error",
+                "code": "card_declined",
+                "decline_code": decline_code,
+                "message": "declined",
+                "payment_intent": {"id": "pi_d", "status": "requires_payment_method"},
+            }
+        },
+    )
+    result = await stripe.authorize(call())
+    assert result.outcome is Outcome.DECLINED
+    assert result.reason is not None
+    assert (result.reason.code, result.reason.decline_type) == expected
+    assert result.processor_transaction_id == "pi_d"
+
+
+@respx.mock
+async def test_an_unknown_decline_code_is_unknown_and_soft(stripe: StripeProcessor) -> None:
+    respx.post(f"{BASE}/v1/payment_intents").respond(
+        402, json={"error": {"type": "card_error", "decline_code": "brand_new_code"}}
+    )
+    reason = (await stripe.authorize(call())).reason
+    assert reason is not None and reason.code is DeclineCode.UNKNOWN
+    assert reason.decline_type is DeclineType.SOFT_DECLINE
+
+
+@respx.mock
+async def test_3ds_is_pending_with_a_required_action(stripe: StripeProcessor) -> None:
+    respx.post(f"{BASE}/v1/payment_intents").respond(
+        200, json={"id": "pi_3", "status": "requires_action"}
+    )
+    result = await stripe.authorize(call())
+    assert (result.outcome, result.required_action) == (Outcome.PENDING, "3DS_AUTHENTICATION")
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (400, "invalid_request_error"),
+        (401, "invalid_request_error"),
+        (404, "invalid_request_error"),
+    ],
+)
+@respx.mock
+async def test_other_4xx_are_failures_not_retried(
+    stripe: StripeProcessor, status: int, kind: str
+) -> None:
+    route = respx.post(f"{BASE}/v1/payment_intents").respond(
+        status,
+        json={"error": {"type": kind, "message": f"Invalid API Key provided: {SECRET[:10]}***"}},
+    )
+    result = await stripe.authorize(call())
+    assert result.outcome is Outcome.FAILED and route.call_count == 1
+    assert result.reason is not None and SECRET not in str(result.reason)
+
+
+@respx.mock
+async def test_captures_final_and_non_final(stripe: StripeProcessor) -> None:
+    route = respx.post(f"{BASE}/v1/payment_intents/pi_1/capture").respond(
+        200, json={"id": "pi_1", "status": "requires_capture"}
+    )
+    assert (await stripe.capture(call(amount=300, final=False))).outcome is Outcome.CAPTURED
+    assert sent(route) == {"amount_to_capture": "300", "final_capture": "false"}
+    await stripe.capture(call(amount=700, final=True))
+    assert sent(route) == {"amount_to_capture": "700"}
+
+
+async def test_a_non_final_capture_without_multicapture_is_refused_before_any_call() -> None:
+    plain = StripeProcessor(SECRET, api_base=BASE)
+    with respx.mock(assert_all_called=False) as router:
+        route = router.post(f"{BASE}/v1/payment_intents/pi_1/capture")
+        result = await plain.capture(call(amount=300, final=False))
+    assert result.outcome is Outcome.FAILED and route.call_count == 0
+
+
+@respx.mock
+async def test_unexpected_state_on_a_retried_capture_asks_for_the_intent(
+    stripe: StripeProcessor,
+) -> None:
+    respx.post(f"{BASE}/v1/payment_intents/pi_1/capture").respond(
+        400,
+        json={
+            "error": {"type": "invalid_request_error", "code": "payment_intent_unexpected_state"}
+        },
+    )
+    asked = respx.get(f"{BASE}/v1/payment_intents/pi_1").respond(
+        200, json={"id": "pi_1", "status": "succeeded"}
+    )
+    assert (await stripe.capture(call())).outcome is Outcome.CAPTURED
+    assert asked.call_count == 1
+    check(asked.calls.last.request)
+
+
+@respx.mock
+async def test_cancel_and_refunds(stripe: StripeProcessor) -> None:
+    cancel = respx.post(f"{BASE}/v1/payment_intents/pi_1/cancel").respond(
+        200, json={"id": "pi_1", "status": "canceled"}
+    )
+    assert (await stripe.cancel(call())).outcome is Outcome.CANCELLED
+    check(cancel.calls.last.request)
+    refund = respx.post(f"{BASE}/v1/refunds").respond(
+        200, json={"id": "re_1", "status": "succeeded"}
+    )
+    result = await stripe.refund(call(amount=250, processor_key="k-refund"))
+    assert (result.outcome, result.processor_transaction_id) == (Outcome.REFUNDED, "re_1")
+    assert sent(refund) == {
+        "payment_intent": "pi_1",
+        "amount": "250",
+        "metadata[payment_id]": "pay_1",
+        "metadata[processor_key]": "k-refund",
+    }
+
+
+@respx.mock
+async def test_the_status_of_a_refund_is_found_by_its_processor_key(
+    stripe: StripeProcessor,
+) -> None:
+    listing = respx.get(f"{BASE}/v1/refunds").respond(
+        200,
+        json={
+            "data": [
+                {"id": "re_a", "status": "succeeded", "metadata": {"processor_key": "other"}},
+                {"id": "re_b", "status": "succeeded", "metadata": {"processor_key": "mine"}},
+            ]
+        },
+    )
+    result = await stripe.status(call(verb="refund", processor_key="mine"))
+    assert (result.outcome, result.processor_transaction_id) == (Outcome.REFUNDED, "re_b")
+    check(listing.calls.last.request)
+    assert (
+        await stripe.status(call(verb="refund", processor_key="absent"))
+    ).outcome is Outcome.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("answer", "raised", "retryable"),
+    [
+        (httpx.Response(500), OutcomeUnknown, True),
+        (httpx.Response(503, headers={"Stripe-Should-Retry": "false"}), OutcomeUnknown, False),
+        (httpx.Response(429), TransientError, True),
+        (httpx.Response(409), TransientError, True),
+        (httpx.Response(400, headers={"Stripe-Should-Retry": "true"}), OutcomeUnknown, True),
+        (httpx.ConnectError("refused"), TransientError, True),
+        (httpx.ReadTimeout("slow"), OutcomeUnknown, True),
+    ],
+)
+@respx.mock
+async def test_transport_faults_are_exceptions_that_say_whether_to_retry(
+    stripe: StripeProcessor, answer: Any, raised: type[Exception], retryable: bool
+) -> None:
+    respx.post(f"{BASE}/v1/payment_intents/pi_1/capture").mock(side_effect=[answer])
+    with pytest.raises(raised) as caught:
+        await stripe.capture(call())
+    assert caught.value.retryable is retryable  # type: ignore[attr-defined]
+
+
+@respx.mock
+async def test_should_retry_false_on_a_409_is_a_definitive_failure(stripe: StripeProcessor) -> None:
+    respx.post(f"{BASE}/v1/refunds").respond(
+        409, headers={"Stripe-Should-Retry": "false"}, json={"error": {"type": "idempotency_error"}}
+    )
+    assert (await stripe.refund(call())).outcome is Outcome.FAILED
+
+
+def test_the_secret_never_shows_in_the_processors_repr(stripe: StripeProcessor) -> None:
+    assert SECRET not in repr(stripe)
