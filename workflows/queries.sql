@@ -22,10 +22,24 @@ INSERT INTO payments (merchant_id, id, mode, status, order_id, currency_code, am
 VALUES (%(merchant_id)s, %(id)s, %(mode)s, 'PENDING', %(order_id)s, %(currency_code)s, %(amount)s,
     %(customer_id)s, %(customer)s, %(order_details)s, %(metadata)s, %(payment_options)s,
     %(payment_method_token)s, %(card_token_type)s, %(card)s, %(card_last4)s, %(processor)s,
-    %(processor_account)s, %(processor_merchant_id)s);
+    %(processor_account)s, %(processor_merchant_id)s)
+RETURNING *;
 
 -- name: lock_payment
 SELECT * FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
+
+-- name: lock_payment_with_sale
+-- Phase 1 of a follow-up: the payment, locked, with its SALE transaction (whose processor id
+-- the call needs).
+SELECT p.*, s.id AS sale_id, s.processor_transaction_id AS sale_processor_id
+FROM payments p
+LEFT JOIN LATERAL (
+    SELECT id, processor_transaction_id FROM transactions t
+    WHERE t.merchant_id = p.merchant_id AND t.payment_id = p.id AND t.type = 'SALE'
+    ORDER BY t.created_at DESC LIMIT 1
+) s ON true
+WHERE p.merchant_id = %(merchant_id)s AND p.id = %(id)s
+FOR UPDATE OF p;
 
 -- name: get_payment
 SELECT * FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
@@ -95,15 +109,22 @@ WHERE merchant_id = %(merchant_id)s AND payment_id = %(payment_id)s AND type = '
 ORDER BY created_at DESC LIMIT 1;
 
 -- name: insert_run
-INSERT INTO workflow_runs (merchant_id, id, payment_id, kind, idempotency_key, target, input,
-    amount, transaction_id, capture_event_id, processor_key, state, recovery_point, lease_owner,
-    lease_expires_at, next_attempt_at)
-VALUES (%(merchant_id)s, %(id)s, %(payment_id)s, %(kind)s, %(idempotency_key)s, %(target)s,
-    %(input)s, %(amount)s, %(transaction_id)s, %(capture_event_id)s, %(processor_key)s,
-    'running', 'call_processor', %(lease_owner)s,
-    now() + make_interval(secs => %(lease_seconds)s),
-    now() + make_interval(secs => %(lease_seconds)s))
-RETURNING *;
+-- The run, and the first line of its history, in one statement.
+WITH run AS (
+    INSERT INTO workflow_runs (merchant_id, id, payment_id, kind, idempotency_key, target, input,
+        amount, transaction_id, capture_event_id, processor_key, state, recovery_point,
+        lease_owner, lease_expires_at, next_attempt_at)
+    VALUES (%(merchant_id)s, %(id)s, %(payment_id)s, %(kind)s, %(idempotency_key)s, %(target)s,
+        %(input)s, %(amount)s, %(transaction_id)s, %(capture_event_id)s, %(processor_key)s,
+        'running', 'call_processor', %(lease_owner)s,
+        now() + make_interval(secs => %(lease_seconds)s),
+        now() + make_interval(secs => %(lease_seconds)s))
+    RETURNING *
+), started AS (
+    INSERT INTO workflow_history (merchant_id, run_id, id, event, detail)
+    SELECT merchant_id, id, %(history_id)s, 'started', %(history_detail)s FROM run
+)
+SELECT * FROM run;
 
 -- name: find_run_by_idempotency_key
 SELECT r.state, p.id AS payment_id, p.status AS payment_status
@@ -121,16 +142,23 @@ WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND state = 'running'
 -- name: finish_run
 -- Only the holder of the lease finishes a run: a rescuer that took it over, or the original
 -- owner, whichever holds it now. The other's answer is the same (same processor key) and dropped.
-UPDATE workflow_runs SET
-    state = %(state)s::run_state, recovery_point = %(recovery_point)s,
-    attempts = attempts + %(attempts)s, outcome = %(outcome)s, last_error = %(last_error)s,
-    lease_owner = NULL, lease_expires_at = NULL,
-    next_attempt_at = CASE WHEN %(state)s::run_state = 'running'
-        THEN now() + make_interval(secs => %(retry_after_seconds)s) END,
-    updated_at = now()
-WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND state = 'running'
-  AND lease_owner = %(lease_owner)s
-RETURNING id;
+-- The history line is written in the same statement, and only by the one that finished it.
+WITH finished AS (
+    UPDATE workflow_runs SET
+        state = %(state)s::run_state, recovery_point = %(recovery_point)s,
+        attempts = attempts + %(attempts)s, outcome = %(outcome)s, last_error = %(last_error)s,
+        lease_owner = NULL, lease_expires_at = NULL,
+        next_attempt_at = CASE WHEN %(state)s::run_state = 'running'
+            THEN now() + make_interval(secs => %(retry_after_seconds)s) END,
+        updated_at = now()
+    WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND state = 'running'
+      AND lease_owner = %(lease_owner)s
+    RETURNING merchant_id, id
+), noted AS (
+    INSERT INTO workflow_history (merchant_id, run_id, id, event, detail)
+    SELECT merchant_id, id, %(history_id)s, %(event)s, %(history_detail)s FROM finished
+)
+SELECT id FROM finished;
 
 -- name: claim_due_runs
 -- Any number of workers on any number of machines: each due run goes to exactly one of them.
@@ -249,3 +277,24 @@ UPDATE merchants m SET processor = a.kind, processor_account = a.name
 FROM processor_accounts a
 WHERE m.name = %(merchant_name)s AND a.merchant_id = m.id AND a.name = %(account)s
 RETURNING m.id, m.name, a.name, m.capture_on_create;
+
+-- name: bench_check_figures
+-- For the benchmark: how many captured payments of a merchant, and how many whose figures differ
+-- from the sum of their capture events and settled refunds.
+WITH captured AS (
+    SELECT id, amount_captured, amount_refunded FROM payments
+    WHERE merchant_id = %(merchant_id)s AND amount_captured > 0
+), events AS (
+    SELECT payment_id, sum(amount) AS captured FROM transaction_events
+    WHERE merchant_id = %(merchant_id)s AND type = 'CAPTURE_SUCCEEDED' GROUP BY payment_id
+), refunds AS (
+    SELECT payment_id, sum(amount) AS refunded FROM transactions
+    WHERE merchant_id = %(merchant_id)s AND type = 'REFUND' AND processor_status = 'SETTLED'
+    GROUP BY payment_id
+)
+SELECT count(*),
+       count(*) FILTER (WHERE c.amount_captured <> coalesce(e.captured, 0)
+                           OR c.amount_refunded <> coalesce(r.refunded, 0))
+FROM captured c
+LEFT JOIN events e ON e.payment_id = c.id
+LEFT JOIN refunds r ON r.payment_id = c.id;

@@ -24,6 +24,9 @@ UNION ALL
 SELECT 'index', indexdef FROM pg_indexes WHERE schemaname = 'public'
   AND tablename <> 'schema_migrations'
 UNION ALL
+SELECT 'table', relname || ' persistence ' || relpersistence::text FROM pg_class
+WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND relname <> 'schema_migrations'
+UNION ALL
 SELECT 'type', t.typname || ' ' || string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
 FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY t.typname
 ORDER BY 1, 2

@@ -1,0 +1,328 @@
+"""Baseline (a), the database limit: the SQL the gateway runs to create and capture a payment,
+sent straight through psycopg on the same number of connections, with no HTTP and no Redis.
+
+The statements are the gateway's own named queries, in the order and transactions the gateway
+runs them (auth, idempotency record, the authorize run's three phases, the sandbox's ledger, the
+payment read back; then the same for the capture run). Keep it in step with the engine: the
+ratio gateway / baseline is only honest while both do the same database work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from gateway.bench.load import LoadResult, Operation
+from gateway.storage import QUERIES as EDGE
+from processors import sandbox
+from workflows.engine import Q
+
+
+async def run(
+    database_url: str,
+    *,
+    merchant_id: str,
+    key_id: str,
+    token: str,
+    concurrency: int,
+    seconds: float,
+) -> LoadResult:
+    operations = {"create": Operation(), "capture": Operation()}
+    result = LoadResult(seconds, concurrency, operations)
+    # As in the gateway: workflow phases commit synchronously, idempotency records do not.
+    connections = [
+        (
+            await psycopg.AsyncConnection.connect(database_url, autocommit=True),
+            await psycopg.AsyncConnection.connect(
+                database_url, autocommit=True, options="-c synchronous_commit=off"
+            ),
+        )
+        for _ in range(concurrency)
+    ]
+    deadline = time.perf_counter() + seconds
+
+    async def user(
+        conn: psycopg.AsyncConnection[Any], records: psycopg.AsyncConnection[Any]
+    ) -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            payment_id = await _create(conn, records, merchant_id, key_id, token)
+            middle = time.perf_counter()
+            await _capture(conn, records, merchant_id, key_id, payment_id)
+            operations["create"].latencies.append(middle - started)
+            operations["capture"].latencies.append(time.perf_counter() - middle)
+
+    try:
+        await asyncio.gather(*(user(*pair) for pair in connections))
+    finally:
+        for pair in connections:
+            for conn in pair:
+                await conn.close()
+    return result
+
+
+def _idempotency(merchant_id: str, operation: str, target: str) -> dict[str, Any]:
+    return {
+        "merchant_id": merchant_id,
+        "operation": operation,
+        "target": target,
+        "key": uuid.uuid4().hex,
+        "fingerprint": hashlib.sha256(secrets.token_bytes(8)).digest(),
+        "lease_seconds": 60,
+        "ttl_seconds": 86400,
+        "payment_id": None,
+        "payment_status": None,
+    }
+
+
+async def _run_phases(
+    conn: psycopg.AsyncConnection[Any],
+    merchant_id: str,
+    payment_id: str,
+    kind: str,
+    first_phase: list[tuple[str, dict[str, Any]]],
+    event: str,
+    amount: int,
+    status: str,
+    sale_id: str | None,
+) -> None:
+    run_id, owner = f"run_{secrets.token_hex(10)}", f"bench/{secrets.token_hex(4)}"
+    processor_key = f"{merchant_id}:{kind}:{secrets.token_urlsafe(18)}"
+    key = {"merchant_id": merchant_id, "id": payment_id, "payment_id": payment_id}
+    async with conn.transaction():
+        for name, params in first_phase:
+            cur = await conn.execute(Q[name], params)
+            if name == "lock_payment_with_sale":  # a follow-up finds its SALE with the lock
+                row = await cur.fetchone()
+                assert row is not None and cur.description is not None
+                sale_id = row[[c.name for c in cur.description].index("sale_id")]
+        assert sale_id is not None
+        await conn.execute(
+            Q["insert_run"],
+            {
+                **key,
+                "id": run_id,
+                "kind": kind,
+                "idempotency_key": None,
+                "target": "",
+                "input": Jsonb({}),
+                "amount": amount,
+                "transaction_id": sale_id,
+                "capture_event_id": None,
+                "processor_key": processor_key,
+                "lease_owner": owner,
+                "lease_seconds": 30,
+                "history_id": uuid.uuid4(),
+                "history_detail": Jsonb({}),
+            },
+        )
+    # Phase 2: the sandbox's own ledger (the call itself).
+    await conn.execute(
+        sandbox._RECORD_AND_DO,
+        {
+            "reference": payment_id,
+            "id": uuid.uuid4(),
+            "processor_key": processor_key,
+            "verb": kind,
+            "amount": amount,
+            "outcome": "AUTHORIZED",
+            "processor_transaction_id": "sbx_bench",
+            "settled": True,
+        },
+    )
+    # Phase 3.
+    async with conn.transaction():
+        await conn.execute(Q["lock_payment"], key)
+        await conn.execute(
+            Q["finish_run"],
+            {
+                **key,
+                "id": run_id,
+                "state": "succeeded",
+                "recovery_point": "finished",
+                "attempts": 1,
+                "outcome": Jsonb({"outcome": status}),
+                "last_error": None,
+                "retry_after_seconds": 0,
+                "lease_owner": owner,
+                "history_id": uuid.uuid4(),
+                "event": "succeeded",
+                "history_detail": Jsonb({}),
+            },
+        )
+        await conn.execute(Q["update_payment"], _figures(merchant_id, payment_id, status, amount))
+        await conn.execute(
+            Q["insert_event"],
+            {
+                **key,
+                "id": uuid.uuid4(),
+                "transaction_id": sale_id,
+                "type": event,
+                "amount": amount,
+                "final": True if kind == "capture" else None,
+            },
+        )
+        await conn.execute(
+            Q["update_transaction"],
+            {
+                "merchant_id": merchant_id,
+                "id": sale_id,
+                "processor_status": status,
+                "status_reason": None,
+                "processor_transaction_id": "sbx_bench",
+                "outcome_unknown": False,
+            },
+        )
+    # The payment read back for the answer.
+    for name in ("get_payment", "payment_transactions", "payment_events"):
+        await conn.execute(Q[name], key)
+
+
+async def _create(
+    conn: psycopg.AsyncConnection[Any],
+    records: psycopg.AsyncConnection[Any],
+    merchant_id: str,
+    key_id: str,
+    token: str,
+) -> str:
+    payment_id = f"pay_{secrets.token_hex(10)}"
+    await conn.execute(EDGE["find_api_key"], {"id": key_id})
+    claim = _idempotency(merchant_id, "create", "")
+    await records.execute(EDGE["claim_idempotency_key"], claim)
+    card: dict[str, Any] = {
+        "network": "VISA",
+        "first6": "411111",
+        "last4": "1111",
+        "expirationMonth": "12",
+        "expirationYear": "2030",
+        "holder": None,
+    }
+    sale_id = f"txn_{secrets.token_hex(10)}"
+    first_phase: list[tuple[str, dict[str, Any]]] = [
+        ("merchant_routing", {"merchant_id": merchant_id}),
+        ("find_instrument", {"merchant_id": merchant_id, "token": token}),
+        (
+            "insert_payment",
+            {
+                "merchant_id": merchant_id,
+                "id": payment_id,
+                "mode": "sandbox",
+                "order_id": "bench",
+                "currency_code": "EUR",
+                "amount": 1000,
+                "customer_id": None,
+                "customer": None,
+                "order_details": None,
+                "metadata": None,
+                "payment_options": None,
+                "payment_method_token": token,
+                "card_token_type": "CARD_PAN",
+                "card": Jsonb(card),
+                "card_last4": "1111",
+                "processor": "sandbox",
+                "processor_account": None,
+                "processor_merchant_id": merchant_id,
+            },
+        ),
+        (
+            "insert_transaction",
+            {
+                "merchant_id": merchant_id,
+                "id": sale_id,
+                "payment_id": payment_id,
+                "type": "SALE",
+                "amount": 1000,
+                "currency_code": "EUR",
+                "order_id": "bench",
+                "reason": None,
+                "processor_status": "PENDING",
+            },
+        ),
+    ]
+    await _run_phases(
+        conn,
+        merchant_id,
+        payment_id,
+        "authorize",
+        first_phase,
+        "AUTHORIZATION_SUCCEEDED",
+        1000,
+        "AUTHORIZED",
+        sale_id,
+    )
+    await records.execute(EDGE["complete_idempotency_key"], claim)
+    return payment_id
+
+
+async def _capture(
+    conn: psycopg.AsyncConnection[Any],
+    records: psycopg.AsyncConnection[Any],
+    merchant_id: str,
+    key_id: str,
+    payment_id: str,
+) -> None:
+    await conn.execute(EDGE["find_api_key"], {"id": key_id})
+    claim = _idempotency(merchant_id, "capture", payment_id)
+    await records.execute(EDGE["claim_idempotency_key"], claim)
+    first_phase: list[tuple[str, dict[str, Any]]] = [
+        ("lock_payment_with_sale", {"merchant_id": merchant_id, "id": payment_id}),
+        (
+            "update_payment",
+            {
+                **_figures(merchant_id, payment_id, "AUTHORIZED", 1000),
+                "amount_captured": 0,
+                "capture_reserved": 1000,
+                "captures_closed": True,
+            },
+        ),
+    ]
+    await _run_phases(
+        conn,
+        merchant_id,
+        payment_id,
+        "capture",
+        first_phase,
+        "CAPTURE_SUCCEEDED",
+        1000,
+        "SETTLED",
+        None,
+    )
+    await records.execute(EDGE["complete_idempotency_key"], claim)
+
+
+def _figures(merchant_id: str, payment_id: str, status: str, amount: int) -> dict[str, Any]:
+    return {
+        "merchant_id": merchant_id,
+        "id": payment_id,
+        "status": status,
+        "status_reason": None,
+        "amount_authorized": amount,
+        "amount_captured": amount if status == "SETTLED" else 0,
+        "amount_refunded": 0,
+        "capture_reserved": 0,
+        "refund_reserved": 0,
+        "captures_closed": status == "SETTLED",
+        "required_action": None,
+    }
+
+
+async def _history(
+    conn: psycopg.AsyncConnection[Any], merchant_id: str, run_id: str, event: str
+) -> None:
+    await conn.execute(
+        Q["append_history"],
+        {
+            "merchant_id": merchant_id,
+            "run_id": run_id,
+            "history_id": uuid.uuid4(),
+            "event": event,
+            "detail": Jsonb({}),
+        },
+    )

@@ -1,0 +1,63 @@
+"""`gateway bench`, tiny: it must run and print every figure. Speed is never asserted here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from gateway.settings import Settings
+
+
+def test_a_tiny_bench_prints_every_figure_and_finds_no_mismatch(settings: Settings) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    assert settings.database_url and settings.redis_url
+    env.update(GATEWAY_DATABASE_URL=settings.database_url, GATEWAY_REDIS_URL=settings.redis_url)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "bench",
+            "--duration",
+            "1",
+            "--concurrency",
+            "2,4",
+            "--latency-ms",
+            "50",
+            "--latency-concurrency",
+            "10",
+            "--latency-duration",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for row in ("gateway", "db limit (a)", "http limit (b)", "latency 50 ms"):
+        assert any(line.startswith(row) for line in out.splitlines()), row
+    assert "peak at concurrency" in out and "gateway / db limit =" in out
+    assert "gateway / http limit =" in out
+    assert "payments in flight at once" in out and "concurrency / latency =" in out
+    assert "gateway peak RSS:" in out
+    assert "captured payments checked, 0 mismatches" in out
+    [line] = [line for line in out.splitlines() if line.startswith("BENCH ")]
+    report = json.loads(line.removeprefix("BENCH "))
+    names = [s["name"] for s in report["scenarios"]]
+    assert names == ["gateway", "gateway", "db limit (a)", "http limit (b)", "latency 50 ms"]
+    for scenario in report["scenarios"]:
+        for operation in ("create", "capture"):
+            figures = scenario[operation]
+            assert set(figures) >= {"perSecond", "p50Ms", "p90Ms", "p99Ms", "maxMs", "errors"}
+            assert figures["count"] > 0, scenario["name"]
+    assert report["peak"]["gatewayOverDbLimit"] > 0
+    assert report["peak"]["gatewayOverHttpLimit"] > 0
+    assert report["latency"]["maxInFlight"] > 0
+    assert report["gatewayPeakRssMb"] > 0
+    assert report["correctness"]["capturedPaymentsChecked"] > 0
+    assert report["correctness"]["mismatches"] == 0
