@@ -44,14 +44,11 @@ from tenacity import (
 from processors.base import (
     Call,
     Card,
-    Outcome,
     Processor,
     ProcessorError,
     Result,
-    StatusReason,
-    StatusReasonType,
 )
-from workflows import lifecycle
+from workflows import lifecycle, outcomes
 from workflows.errors import (
     PaymentMethodTokenNotFound,
     PaymentNotFound,
@@ -70,11 +67,6 @@ log = structlog.get_logger("workflows.engine")
 PROCESSOR_NAMES = {"sandbox": "SANDBOX", "manual": "MANUAL", "stripe": "STRIPE"}
 # Recovery points where the processor's answer is awaited by asking for the status.
 _WAITING = ("await_action", "await_settlement")
-
-TIMEOUT_REASON = StatusReason(
-    StatusReasonType.GATEWAY_TIMEOUT,
-    message="The processor did not answer in time; the outcome is being confirmed.",
-)
 
 
 class ProcessorDirectory(Protocol):
@@ -182,8 +174,6 @@ class Engine:
                     "processor_merchant_id": account or command.merchant_id,
                 },
             )
-            inserted = await cur.fetchone()
-            assert inserted is not None
             sale_id = new_id("txn")
             await conn.execute(
                 Q["insert_transaction"],
@@ -199,6 +189,8 @@ class Engine:
                     "processor_status": "PENDING",
                 },
             )
+            inserted = await cur.fetchone()
+            assert inserted is not None
             return {
                 "amount": command.amount,
                 "transaction_id": sale_id,
@@ -329,18 +321,21 @@ class Engine:
     # ---------------------------------------------------------------- reads
 
     async def view(self, merchant_id: str, payment_id: str) -> PaymentView:
-        async with self._pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            params = {"merchant_id": merchant_id, "id": payment_id, "payment_id": payment_id}
-            await cur.execute(Q["get_payment"], params)
-            row = await cur.fetchone()
+        params = {"merchant_id": merchant_id, "id": payment_id, "payment_id": payment_id}
+        # Pipelined: the three reads travel together, one round trip.
+        async with self._pool.connection() as conn, conn.pipeline():
+            payments = conn.cursor(row_factory=dict_row)
+            transactions_ = conn.cursor(row_factory=dict_row)
+            events_ = conn.cursor(row_factory=dict_row)
+            await payments.execute(Q["get_payment"], params)
+            await transactions_.execute(Q["payment_transactions"], params)
+            await events_.execute(Q["payment_events"], params)
+            row = await payments.fetchone()
             if row is None:
                 raise PaymentNotFound()
             payment = from_row(Payment, row)
-            await cur.execute(Q["payment_transactions"], params)
-            transactions = [from_row(Transaction, r) for r in await cur.fetchall()]
-            await cur.execute(Q["payment_events"], params)
-            events = [from_row(Event, r) for r in await cur.fetchall()]
+            transactions = [from_row(Transaction, r) for r in await transactions_.fetchall()]
+            events = [from_row(Event, r) for r in await events_.fetchall()]
         return PaymentView(
             payment=payment,
             transactions=transactions,
@@ -456,7 +451,9 @@ class Engine:
         """Phase 1. Returns the run, its lease owner, and what phase 2 needs of the payment."""
         owner = f"{self.owner}/{secrets.token_hex(4)}"
         try:
-            async with self._pool.connection() as conn, conn.transaction():
+            # Pipelined: statements whose results are not needed at once (the writes) travel
+            # with the next one that is.
+            async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
                 planned = await plan(conn)
                 cur = conn.cursor(row_factory=dict_row)
                 await cur.execute(
@@ -651,258 +648,70 @@ class Engine:
         attempts: int,
         error: Exception | None,
     ) -> None:
-        async with self._pool.connection() as conn, conn.transaction():
+        """Phase 3: the payment locked, the answer's changes (outcomes.decide) in one statement."""
+        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
             payment = await self._payment_of(conn, run, lock=True)
-            if result is None:
-                await self._record_unknown(conn, run, owner, payment, attempts, error)
-                return
-            if result.outcome is Outcome.SETTLING:
-                if await self._finish(
-                    conn,
-                    run,
-                    owner,
-                    "running",
-                    "await_settlement",
-                    result,
-                    attempts,
-                    retry_after=self.config.settlement_poll_seconds,
-                ):
-                    await self._update_payment(conn, payment, status="SETTLING", status_reason=None)
-                return
-            if result.outcome is Outcome.PENDING and run.kind == "authorize":
-                # The customer has something to do (3-D Secure): ask again later.
-                waiting = await self._finish(
-                    conn,
-                    run,
-                    owner,
-                    "running",
-                    "await_action",
-                    result,
-                    attempts,
-                    retry_after=self.config.settlement_poll_seconds,
-                )
-                if waiting:
-                    # Keep the processor's id: the status questions need it.
-                    await self._update_transaction(conn, run, "PENDING", None, result)
-                if waiting and result.required_action:
-                    action = {
-                        "name": result.required_action,
-                        "description": "The customer must complete an action (3-D Secure).",
-                    }
-                    await self._update_payment(
-                        conn, payment, status_reason=None, required_action=action
-                    )
-                return
-            succeeded = not result.definitive_no and result.outcome is not Outcome.NOT_FOUND
-            if result.outcome is Outcome.NOT_FOUND:
-                # Asked for a settlement the processor does not know: nothing was captured.
-                result = Result(
-                    Outcome.FAILED,
-                    reason=StatusReason(
-                        StatusReasonType.APPLICATION_ERROR, message="unknown to the processor"
-                    ),
-                )
-            state = "succeeded" if succeeded else "failed"
-            if not await self._finish(conn, run, owner, state, "finished", result, attempts):
-                return  # another holder of the lease recorded the same answer
-            apply = getattr(self, f"_apply_{run.kind}")
-            await apply(conn, run, payment, result, succeeded)
-
-    async def _record_unknown(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        run: Run,
-        owner: str,
-        payment: Payment,
-        attempts: int,
-        error: Exception | None,
-    ) -> None:
-        finished = await self._finish(
-            conn,
-            run,
-            owner,
-            "running",
-            run.recovery_point,
-            None,
-            attempts,
-            retry_after=self.config.recovery_backoff_seconds,
-            error=error,
-        )
-        if not finished:
-            return
-        await self._update_payment(conn, payment, status_reason=TIMEOUT_REASON.to_api())
-        await conn.execute(
-            Q["mark_transaction_unknown"],
-            {"merchant_id": run.merchant_id, "id": run.transaction_id},
-        )
-        log.warning("processor_outcome_unknown", run_id=run.id, error=str(error))
-
-    async def _finish(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        run: Run,
-        owner: str,
-        state: str,
-        recovery_point: str,
-        result: Result | None,
-        attempts: int,
-        *,
-        retry_after: int = 0,
-        error: Exception | None = None,
-    ) -> bool:
-        outcome = None
-        if result is not None:
-            outcome = {
-                "outcome": result.outcome.value,
-                "processorTransactionId": result.processor_transaction_id,
-                "reason": result.reason.to_api() if result.reason else None,
-            }
-        event = state
-        if state == "running":
-            event = {
-                "call_processor": "outcome_unknown",
-                "await_action": "awaiting_customer_action",
-                "await_settlement": "awaiting_settlement",
-            }[recovery_point]
-        detail: dict[str, Any] = {"attempts": attempts}
-        if outcome:
-            detail.update(outcome)
-        if error is not None:
-            detail["error"] = f"{type(error).__name__}: {error}"
-        cur = await conn.execute(
-            Q["finish_run"],
-            {
-                "merchant_id": run.merchant_id,
-                "id": run.id,
-                "state": state,
-                "recovery_point": recovery_point,
-                "attempts": attempts,
-                "outcome": _json(outcome),
-                "last_error": None if error is None else f"{type(error).__name__}: {error}",
-                "retry_after_seconds": retry_after,
-                "lease_owner": owner,
-                "history_id": uuid.uuid4(),
-                "event": event,
-                "history_detail": Jsonb(detail),
-            },
-        )
-        return await cur.fetchone() is not None
-
-    async def _apply_authorize(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        run: Run,
-        payment: Payment,
-        result: Result,
-        succeeded: bool,
-    ) -> None:
-        if payment.status != "PENDING":
-            return  # cancelled meanwhile: the cancel's own run answered for it
-        if result.outcome is Outcome.AUTHORIZED:
-            status, reason = "AUTHORIZED", None
-            await self._update_payment(
-                conn,
+            changes = outcomes.decide(
+                run,
                 payment,
-                status=status,
-                status_reason=None,
-                amount_authorized=payment.amount,
-                required_action=None,
+                result,
+                recovery_backoff_seconds=self.config.recovery_backoff_seconds,
+                poll_seconds=self.config.settlement_poll_seconds,
             )
-            await self._event(conn, run, "AUTHORIZATION_SUCCEEDED", payment.amount, None)
-        elif result.outcome is Outcome.PENDING:
-            status, reason = "PENDING", None
-        else:
-            status = "DECLINED" if result.outcome is Outcome.DECLINED else "FAILED"
-            reason = (result.reason or StatusReason(StatusReasonType.APPLICATION_ERROR)).to_api()
-            await self._update_payment(
-                conn, payment, status=status, status_reason=reason, required_action=None
-            )
-        await self._update_transaction(conn, run, status, reason, result)
-
-    async def _apply_capture(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        run: Run,
-        payment: Payment,
-        result: Result,
-        succeeded: bool,
-    ) -> None:
-        final = bool(run.input.get("final", True))
-        if succeeded:
-            captured = payment.amount_captured + run.amount
-            status = lifecycle.status_after_capture(payment.amount_authorized, captured)
-            await self._update_payment(
-                conn,
-                payment,
-                status=status,
-                status_reason=None,
-                amount_captured=captured,
-                capture_reserved=payment.capture_reserved - run.amount,
-            )
-            await self._event(conn, run, "CAPTURE_SUCCEEDED", run.amount, final)
-            await self._update_transaction(conn, run, status, None, result)
-            return
-        reason = (result.reason or StatusReason(StatusReasonType.APPLICATION_ERROR)).to_api()
-        await self._update_payment(
-            conn,
-            payment,
-            status_reason=reason,
-            capture_reserved=payment.capture_reserved - run.amount,
-            captures_closed=bool(run.input.get("wasClosed")) if final else payment.captures_closed,
-        )
-
-    async def _apply_cancel(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        run: Run,
-        payment: Payment,
-        result: Result,
-        succeeded: bool,
-    ) -> None:
-        if succeeded:
-            status = lifecycle.status_after_cancel(payment.amount_captured)
-            await self._update_payment(
-                conn, payment, status=status, status_reason=None, captures_closed=True
-            )
-            await self._event(conn, run, "CANCELLATION_SUCCEEDED", None, None)
-            await self._update_transaction(conn, run, status, None, result)
-            return
-        reason = (result.reason or StatusReason(StatusReasonType.APPLICATION_ERROR)).to_api()
-        await self._update_payment(
-            conn, payment, status_reason=reason, captures_closed=bool(run.input.get("wasClosed"))
-        )
-
-    async def _apply_refund(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        run: Run,
-        payment: Payment,
-        result: Result,
-        succeeded: bool,
-    ) -> None:
-        refunded = run.amount if succeeded else 0
-        await self._update_payment(
-            conn,
-            payment,
-            amount_refunded=payment.amount_refunded + refunded,
-            refund_reserved=payment.refund_reserved - run.amount,
-        )
-        if run.capture_event_id is not None:
-            await conn.execute(
-                Q["settle_event_refund"],
+            failure = None if error is None else f"{type(error).__name__}: {error}"
+            detail: dict[str, Any] = {"attempts": attempts, **(changes.outcome or {})}
+            if failure:
+                detail["error"] = failure
+            figures = changes.payment or payment
+            transaction = changes.transaction
+            event = changes.event
+            released, refunded = changes.refunded_of_capture or (0, 0)
+            cur = await conn.execute(
+                Q["record_outcome"],
                 {
                     "merchant_id": run.merchant_id,
-                    "id": run.capture_event_id,
-                    "amount": run.amount,
-                    "refunded": refunded,
+                    "run_id": run.id,
+                    "payment_id": run.payment_id,
+                    "transaction_id": run.transaction_id,
+                    "lease_owner": owner,
+                    "state": changes.state,
+                    "recovery_point": changes.recovery_point,
+                    "attempts": attempts,
+                    "outcome": _json(changes.outcome),
+                    "last_error": failure,
+                    "retry_after_seconds": changes.retry_after_seconds,
+                    "history_id": uuid.uuid4(),
+                    "event": changes.history_event,
+                    "history_detail": Jsonb(detail),
+                    "change_payment": changes.payment is not None,
+                    "status": figures.status,
+                    "status_reason": _json(figures.status_reason),
+                    "amount_authorized": figures.amount_authorized,
+                    "amount_captured": figures.amount_captured,
+                    "amount_refunded": figures.amount_refunded,
+                    "capture_reserved": figures.capture_reserved,
+                    "refund_reserved": figures.refund_reserved,
+                    "captures_closed": figures.captures_closed,
+                    "required_action": _json(figures.required_action),
+                    "change_transaction": transaction is not None,
+                    "transaction_status": transaction.status if transaction else None,
+                    "transaction_reason": _json(transaction.reason) if transaction else None,
+                    "processor_transaction_id": (
+                        transaction.processor_transaction_id if transaction else None
+                    ),
+                    "outcome_unknown": transaction.outcome_unknown if transaction else False,
+                    "event_id": uuid.uuid4(),
+                    "event_type": event.type if event else None,
+                    "event_amount": event.amount if event else None,
+                    "event_final": event.final if event else None,
+                    "capture_event_id": run.capture_event_id,
+                    "capture_released": released,
+                    "capture_refunded": refunded,
                 },
             )
-        if succeeded:
-            await self._update_transaction(conn, run, "SETTLED", None, result)
-        else:
-            status = "DECLINED" if result.outcome is Outcome.DECLINED else "FAILED"
-            reason = (result.reason or StatusReason(StatusReasonType.APPLICATION_ERROR)).to_api()
-            await self._update_transaction(conn, run, status, reason, result)
+            recorded = await cur.fetchone() is not None
+        if recorded and result is None:
+            log.warning("processor_outcome_unknown", run_id=run.id, error=str(error))
 
     # ---------------------------------------------------------------- writes
 
@@ -938,47 +747,6 @@ class Engine:
             },
         )
         return updated
-
-    async def _update_transaction(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        run: Run,
-        status: str,
-        reason: dict[str, Any] | None,
-        result: Result,
-    ) -> None:
-        await conn.execute(
-            Q["update_transaction"],
-            {
-                "merchant_id": run.merchant_id,
-                "id": run.transaction_id,
-                "processor_status": status,
-                "status_reason": _json(reason),
-                "processor_transaction_id": result.processor_transaction_id,
-                "outcome_unknown": False,
-            },
-        )
-
-    async def _event(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        run: Run,
-        kind: str,
-        amount: int | None,
-        final: bool | None,
-    ) -> None:
-        await conn.execute(
-            Q["insert_event"],
-            {
-                "merchant_id": run.merchant_id,
-                "id": uuid.uuid4(),
-                "payment_id": run.payment_id,
-                "transaction_id": run.transaction_id,
-                "type": kind,
-                "amount": amount,
-                "final": final,
-            },
-        )
 
     async def _mark_stuck(self, run: Run, owner: str) -> None:
         async with self._pool.connection() as conn, conn.transaction():

@@ -69,24 +69,6 @@ INSERT INTO transactions (merchant_id, id, payment_id, type, amount, currency_co
 VALUES (%(merchant_id)s, %(id)s, %(payment_id)s, %(type)s, %(amount)s, %(currency_code)s,
     %(order_id)s, %(reason)s, %(processor_status)s);
 
--- name: update_transaction
-UPDATE transactions SET
-    processor_status = %(processor_status)s,
-    status_reason = %(status_reason)s,
-    processor_transaction_id = coalesce(%(processor_transaction_id)s, processor_transaction_id),
-    outcome_unknown = %(outcome_unknown)s,
-    updated_at = now()
-WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
-
--- name: mark_transaction_unknown
-UPDATE transactions SET outcome_unknown = true, updated_at = now()
-WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
-
--- name: insert_event
-INSERT INTO transaction_events (merchant_id, id, payment_id, transaction_id, type, amount, final)
-VALUES (%(merchant_id)s, %(id)s, %(payment_id)s, %(transaction_id)s, %(type)s, %(amount)s,
-    %(final)s);
-
 -- name: lock_capture_event
 SELECT id, amount, refunded, refund_reserved FROM transaction_events
 WHERE merchant_id = %(merchant_id)s AND payment_id = %(payment_id)s AND id = %(id)s
@@ -95,12 +77,6 @@ FOR UPDATE;
 
 -- name: reserve_event_refund
 UPDATE transaction_events SET refund_reserved = refund_reserved + %(amount)s
-WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
-
--- name: settle_event_refund
-UPDATE transaction_events SET
-    refund_reserved = refund_reserved - %(amount)s,
-    refunded = refunded + %(refunded)s
 WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 
 -- name: sale_transaction
@@ -139,10 +115,11 @@ UPDATE workflow_runs SET
 WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND state = 'running'
   AND lease_owner = %(lease_owner)s;
 
--- name: finish_run
--- Only the holder of the lease finishes a run: a rescuer that took it over, or the original
--- owner, whichever holds it now. The other's answer is the same (same processor key) and dropped.
--- The history line is written in the same statement, and only by the one that finished it.
+-- name: record_outcome
+-- Phase 3 in one statement, on the payment row locked just before: the run finishes (or waits
+-- again) and its history line is written; everything else is written only if this process
+-- still held the run's lease (a rescuer that took the run over records the same answer, got
+-- with the same processor key). Parts whose parameters are NULL are skipped.
 WITH finished AS (
     UPDATE workflow_runs SET
         state = %(state)s::run_state, recovery_point = %(recovery_point)s,
@@ -151,12 +128,43 @@ WITH finished AS (
         next_attempt_at = CASE WHEN %(state)s::run_state = 'running'
             THEN now() + make_interval(secs => %(retry_after_seconds)s) END,
         updated_at = now()
-    WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND state = 'running'
+    WHERE merchant_id = %(merchant_id)s AND id = %(run_id)s AND state = 'running'
       AND lease_owner = %(lease_owner)s
     RETURNING merchant_id, id
 ), noted AS (
     INSERT INTO workflow_history (merchant_id, run_id, id, event, detail)
     SELECT merchant_id, id, %(history_id)s, %(event)s, %(history_detail)s FROM finished
+), paid AS (
+    UPDATE payments SET
+        status = %(status)s, status_reason = %(status_reason)s,
+        amount_authorized = %(amount_authorized)s, amount_captured = %(amount_captured)s,
+        amount_refunded = %(amount_refunded)s, capture_reserved = %(capture_reserved)s,
+        refund_reserved = %(refund_reserved)s, captures_closed = %(captures_closed)s,
+        required_action = %(required_action)s, updated_at = now()
+    WHERE merchant_id = %(merchant_id)s AND id = %(payment_id)s AND %(change_payment)s
+      AND EXISTS (SELECT 1 FROM finished)
+), transacted AS (
+    UPDATE transactions SET
+        processor_status = coalesce(%(transaction_status)s::payment_status, processor_status),
+        status_reason = CASE WHEN %(transaction_status)s::payment_status IS NULL
+            THEN status_reason ELSE %(transaction_reason)s END,
+        processor_transaction_id = coalesce(%(processor_transaction_id)s, processor_transaction_id),
+        outcome_unknown = %(outcome_unknown)s,
+        updated_at = now()
+    WHERE merchant_id = %(merchant_id)s AND id = %(transaction_id)s AND %(change_transaction)s
+      AND EXISTS (SELECT 1 FROM finished)
+), evented AS (
+    INSERT INTO transaction_events (merchant_id, id, payment_id, transaction_id, type, amount,
+        final)
+    SELECT merchant_id, %(event_id)s, %(payment_id)s, %(transaction_id)s, %(event_type)s,
+        %(event_amount)s, %(event_final)s
+    FROM finished WHERE %(event_type)s::text IS NOT NULL
+), refund_settled AS (
+    UPDATE transaction_events SET
+        refund_reserved = refund_reserved - %(capture_released)s,
+        refunded = refunded + %(capture_refunded)s
+    WHERE merchant_id = %(merchant_id)s AND id = %(capture_event_id)s
+      AND %(capture_event_id)s::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM finished)
 )
 SELECT id FROM finished;
 

@@ -137,47 +137,40 @@ async def _run_phases(
             "settled": True,
         },
     )
-    # Phase 3.
+    # Phase 3: the payment locked, the outcome in one statement (as the engine does).
     async with conn.transaction():
         await conn.execute(Q["lock_payment"], key)
+        figures = _figures(merchant_id, payment_id, status, amount)
         await conn.execute(
-            Q["finish_run"],
+            Q["record_outcome"],
             {
-                **key,
-                "id": run_id,
+                **figures,
+                "payment_id": payment_id,
+                "run_id": run_id,
+                "transaction_id": sale_id,
+                "lease_owner": owner,
                 "state": "succeeded",
                 "recovery_point": "finished",
                 "attempts": 1,
                 "outcome": Jsonb({"outcome": status}),
                 "last_error": None,
                 "retry_after_seconds": 0,
-                "lease_owner": owner,
                 "history_id": uuid.uuid4(),
                 "event": "succeeded",
                 "history_detail": Jsonb({}),
-            },
-        )
-        await conn.execute(Q["update_payment"], _figures(merchant_id, payment_id, status, amount))
-        await conn.execute(
-            Q["insert_event"],
-            {
-                **key,
-                "id": uuid.uuid4(),
-                "transaction_id": sale_id,
-                "type": event,
-                "amount": amount,
-                "final": True if kind == "capture" else None,
-            },
-        )
-        await conn.execute(
-            Q["update_transaction"],
-            {
-                "merchant_id": merchant_id,
-                "id": sale_id,
-                "processor_status": status,
-                "status_reason": None,
+                "change_payment": True,
+                "change_transaction": True,
+                "transaction_status": status,
+                "transaction_reason": None,
                 "processor_transaction_id": "sbx_bench",
                 "outcome_unknown": False,
+                "event_id": uuid.uuid4(),
+                "event_type": event,
+                "event_amount": amount,
+                "event_final": True if kind == "capture" else None,
+                "capture_event_id": None,
+                "capture_released": 0,
+                "capture_refunded": 0,
             },
         )
     # The payment read back for the answer.
