@@ -103,13 +103,19 @@ class MerchantCall:
         work: Callable[[Claim], Awaitable[Response]],
         *,
         target: str = "",
+        durable: bool = True,
     ) -> Response:
-        """Run `work` at most once per idempotency key (just once, if the request has none)."""
+        """Run `work` at most once per idempotency key (just once, if the request has none).
+
+        `durable=False` when `work` keeps the durable record of the key itself (payments: the
+        workflow engine's one run per key, with the claim's fingerprint).
+        """
         if self.idempotency_key is None:
             return await work(Claim())
         scope = IdempotencyScope(self.merchant_id, operation, target)
         body_fp = fingerprint(scope, _canonical.encode(command))
-        async with self.services.idempotency.hold(scope, self.idempotency_key, body_fp) as claim:
+        hold = self.services.idempotency.hold(scope, self.idempotency_key, body_fp, durable=durable)
+        async with hold as claim:
             return await work(claim)
 
 

@@ -246,6 +246,7 @@ _DOMAIN: dict[type[domain.PaymentError], type[ApiError]] = {
     domain.PaymentAlreadyRefunded: PaymentAlreadyRefunded,
     domain.PaymentMethodTokenNotFound: PaymentMethodTokenNotFound,
     domain.TransactionEventNotFound: TransactionEventNotFound,
+    domain.IdempotencyKeyReused: IdempotencyKeyReused,
 }
 
 

@@ -72,6 +72,8 @@ _record_decoder = msgspec.json.Decoder(_Record)
 class Claim:
     """Handed to the request holding a key: it says which payment the request produced."""
 
+    key: str | None = None  # the X-Idempotency-Key, None for a request without one
+    fingerprint: bytes | None = None
     payment_id: str | None = None
     payment_status: str | None = None
 
@@ -127,22 +129,36 @@ class IdempotencyGuard:
 
     @asynccontextmanager
     async def hold(
-        self, scope: IdempotencyScope, key: str, body_fingerprint: bytes
+        self, scope: IdempotencyScope, key: str, body_fingerprint: bytes, *, durable: bool = True
     ) -> AsyncIterator[Claim]:
+        """Run the body of a request at most once per key.
+
+        `durable=False`: the handler's own storage holds the durable record of the key (the
+        workflow engine's one run per key) and refuses a repeat that Redis forgot; the
+        `idempotency_keys` table is then not written at all.
+        """
         redis_key = f"gw:{{{scope.merchant_id}}}:idem:{scope.operation}:{scope.target}:{key}"
         fp = body_fingerprint.hex()
-        await self._claim(scope, key, body_fingerprint, redis_key, fp)
-        claim = Claim()
+        await self._claim(scope, key, body_fingerprint, redis_key, fp, durable=durable)
+        claim = Claim(key=key, fingerprint=body_fingerprint)
         try:
             yield claim
         except BaseException:
             # Not processed: the key is not burnt. Shielded, so a cancelled request still lets go.
-            await asyncio.shield(self._release(scope, key, body_fingerprint, redis_key))
+            release = self._release(scope, key, body_fingerprint, redis_key, durable=durable)
+            await asyncio.shield(release)
             raise
-        await self._complete(scope, key, body_fingerprint, redis_key, fp, claim)
+        await self._complete(scope, key, body_fingerprint, redis_key, fp, claim, durable=durable)
 
     async def _claim(
-        self, scope: IdempotencyScope, key: str, fp_bytes: bytes, redis_key: str, fp: str
+        self,
+        scope: IdempotencyScope,
+        key: str,
+        fp_bytes: bytes,
+        redis_key: str,
+        fp: str,
+        *,
+        durable: bool,
     ) -> None:
         in_flight = _record_encoder.encode(_Record("in_flight", fp))
         earlier = await self._redis_call(
@@ -150,6 +166,8 @@ class IdempotencyGuard:
         )
         if isinstance(earlier, bytes):
             await self._refuse(scope, _record_decoder.decode(earlier), fp, retry_after=1)
+        if not durable:
+            return
         params = {
             "merchant_id": scope.merchant_id,
             "operation": scope.operation,
@@ -209,8 +227,20 @@ class IdempotencyGuard:
         redis_key: str,
         fp: str,
         claim: Claim,
+        *,
+        durable: bool,
     ) -> None:
         # PostgreSQL first: once it says processed, no repeat can run, whatever Redis does next.
+        if durable:
+            await self._complete_durably(scope, key, fp_bytes, claim)
+        record = _Record("processed", fp, claim.payment_id, claim.payment_status)
+        await self._redis_call(
+            self._redis.set(redis_key, _record_encoder.encode(record), px=self._ttl_ms)
+        )
+
+    async def _complete_durably(
+        self, scope: IdempotencyScope, key: str, fp_bytes: bytes, claim: Claim
+    ) -> None:
         async with self._pool.connection() as conn:
             await conn.execute(
                 QUERIES["complete_idempotency_key"],
@@ -224,14 +254,21 @@ class IdempotencyGuard:
                     "payment_status": claim.payment_status,
                 },
             )
-        record = _Record("processed", fp, claim.payment_id, claim.payment_status)
-        await self._redis_call(
-            self._redis.set(redis_key, _record_encoder.encode(record), px=self._ttl_ms)
-        )
 
     async def _release(
-        self, scope: IdempotencyScope, key: str, fp_bytes: bytes, redis_key: str
+        self,
+        scope: IdempotencyScope,
+        key: str,
+        fp_bytes: bytes,
+        redis_key: str,
+        *,
+        durable: bool,
     ) -> None:
+        if durable:
+            await self._release_durably(scope, key, fp_bytes)
+        await self._redis_call(self._redis.delete(redis_key))
+
+    async def _release_durably(self, scope: IdempotencyScope, key: str, fp_bytes: bytes) -> None:
         try:
             async with self._pool.connection() as conn:
                 await conn.execute(
@@ -247,7 +284,6 @@ class IdempotencyGuard:
         except psycopg.Error:
             # The lease will free the key; the request's own error is what the client needs.
             log.warning("idempotency_release_failed", operation=scope.operation)
-        await self._redis_call(self._redis.delete(redis_key))
 
     async def _redis_call(self, command: Awaitable[object]) -> object:
         """Run a Redis command; on failure note the degradation and carry on without Redis."""

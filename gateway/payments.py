@@ -7,6 +7,7 @@ under the idempotency guard, and encodes the resulting payment as Primer does.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -19,7 +20,7 @@ from gateway import payment_json
 from gateway.endpoints import JSONResponse, MerchantCall, merchant_endpoint
 from gateway.errors import validation_error
 from gateway.idempotency import Claim
-from workflows.engine import CreatePayment
+from workflows.engine import CreatePayment, RequestKey
 from workflows.records import Payment, PaymentView
 
 Text255 = Annotated[str, Meta(max_length=255)]
@@ -114,6 +115,13 @@ def _check_metadata(model: str, metadata: dict[str, Any] | None) -> None:
         raise validation_error(model, "Metadata keys must not be empty - at `$.metadata`")
 
 
+def _request_key(claim: Claim) -> RequestKey | None:
+    """The merchant's key as the engine records it: its run per key is the durable record."""
+    if claim.key is None or claim.fingerprint is None:
+        return None
+    return RequestKey(claim.key, claim.fingerprint)
+
+
 def _answer(view: PaymentView, claim: Claim, expand: Expand | None) -> Response:
     claim.processed(view.payment.id, view.payment.status)
     return JSONResponse(payment_json.payment(view, expand_events=bool(expand)))
@@ -135,14 +143,14 @@ async def create_payment(call: MerchantCall) -> Response:
         order_details=body.order,
         metadata=body.metadata,
         payment_options=msgspec.to_builtins(body.paymentMethod) if body.paymentMethod else None,
-        idempotency_key=call.idempotency_key,
     )
 
     async def work(claim: Claim) -> Response:
-        view = await call.services.engine.authorize(command)
+        keyed = dataclasses.replace(command, idempotency=_request_key(claim))
+        view = await call.services.engine.authorize(keyed)
         return _answer(view, claim, body.expand)
 
-    return await call.once("create", body, work)
+    return await call.once("create", body, work, durable=False)
 
 
 @merchant_endpoint("transactions:capture")
@@ -156,11 +164,11 @@ async def capture_payment(call: MerchantCall) -> Response:
             payment_id,
             amount=body.amount,
             final=body.final,
-            idempotency_key=call.idempotency_key,
+            idempotency=_request_key(claim),
         )
         return _answer(view, claim, body.expand)
 
-    return await call.once("capture", body, work, target=payment_id)
+    return await call.once("capture", body, work, target=payment_id, durable=False)
 
 
 @merchant_endpoint("transactions:cancel")
@@ -170,11 +178,11 @@ async def cancel_payment(call: MerchantCall) -> Response:
 
     async def work(claim: Claim) -> Response:
         view = await call.services.engine.cancel(
-            call.merchant_id, payment_id, reason=body.reason, idempotency_key=call.idempotency_key
+            call.merchant_id, payment_id, reason=body.reason, idempotency=_request_key(claim)
         )
         return _answer(view, claim, body.expand)
 
-    return await call.once("cancel", body, work, target=payment_id)
+    return await call.once("cancel", body, work, target=payment_id, durable=False)
 
 
 @merchant_endpoint("transactions:refund")
@@ -190,11 +198,11 @@ async def refund_payment(call: MerchantCall) -> Response:
             order_id=body.orderId,
             reason=body.reason,
             transaction_event_id=body.transactionEventId,
-            idempotency_key=call.idempotency_key,
+            idempotency=_request_key(claim),
         )
         return _answer(view, claim, body.expand)
 
-    return await call.once("refund", body, work, target=payment_id)
+    return await call.once("refund", body, work, target=payment_id, durable=False)
 
 
 @merchant_endpoint("transactions:retrieve")

@@ -50,6 +50,8 @@ from processors.base import (
 )
 from workflows import lifecycle, outcomes
 from workflows.errors import (
+    IdempotencyKeyReused,
+    PaymentError,
     PaymentMethodTokenNotFound,
     PaymentNotFound,
     RunAlreadyExists,
@@ -89,6 +91,14 @@ class EngineConfig:
     settlement_poll_seconds: int = 5
 
 
+@dataclass(frozen=True)
+class RequestKey:
+    """A merchant's X-Idempotency-Key, with the fingerprint of the request that carried it."""
+
+    key: str
+    fingerprint: bytes
+
+
 @dataclass(frozen=True, kw_only=True)
 class CreatePayment:
     merchant_id: str
@@ -102,11 +112,26 @@ class CreatePayment:
     order_details: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     payment_options: dict[str, Any] | None = None
-    idempotency_key: str | None = None
+    idempotency: RequestKey | None = None
 
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def _repeat(
+    idempotency: RequestKey,
+    state: str,
+    fingerprint: bytes | None,
+    payment_id: str,
+    payment_status: str,
+) -> PaymentError:
+    """A request whose key already has a run: the same request again, or another reusing it."""
+    if fingerprint is not None and bytes(fingerprint) != idempotency.fingerprint:
+        return IdempotencyKeyReused(payment_id=payment_id, payment_status=payment_status)
+    return RunAlreadyExists(
+        payment_id=payment_id, payment_status=payment_status, finished=state != "running"
+    )
 
 
 def _worth_retrying(error: BaseException) -> bool:
@@ -199,7 +224,7 @@ class Engine:
             }
 
         run, owner, context = await self._start(
-            "authorize", command.merchant_id, payment_id, command.idempotency_key, plan, target=""
+            "authorize", command.merchant_id, payment_id, command.idempotency, plan, target=""
         )
         await self._drive(run, owner, context)
         view = await self.view(command.merchant_id, payment_id)
@@ -214,7 +239,7 @@ class Engine:
         *,
         amount: int | None,
         final: bool,
-        idempotency_key: str | None = None,
+        idempotency: RequestKey | None = None,
     ) -> PaymentView:
         async def plan(
             conn: psycopg.AsyncConnection[Any], payment: Payment, sale_id: str
@@ -232,7 +257,7 @@ class Engine:
                 "input": {"amount": amount, "final": final, "wasClosed": payment.captures_closed},
             }
 
-        return await self._follow_up("capture", merchant_id, payment_id, idempotency_key, plan)
+        return await self._follow_up("capture", merchant_id, payment_id, idempotency, plan)
 
     async def cancel(
         self,
@@ -240,7 +265,7 @@ class Engine:
         payment_id: str,
         *,
         reason: str | None = None,
-        idempotency_key: str | None = None,
+        idempotency: RequestKey | None = None,
     ) -> PaymentView:
         async def plan(
             conn: psycopg.AsyncConnection[Any], payment: Payment, sale_id: str
@@ -253,7 +278,7 @@ class Engine:
                 "input": {"reason": reason, "wasClosed": payment.captures_closed},
             }
 
-        return await self._follow_up("cancel", merchant_id, payment_id, idempotency_key, plan)
+        return await self._follow_up("cancel", merchant_id, payment_id, idempotency, plan)
 
     async def refund(
         self,
@@ -264,7 +289,7 @@ class Engine:
         order_id: str | None = None,
         reason: str | None = None,
         transaction_event_id: uuid.UUID | None = None,
-        idempotency_key: str | None = None,
+        idempotency: RequestKey | None = None,
     ) -> PaymentView:
         async def plan(
             conn: psycopg.AsyncConnection[Any], payment: Payment, sale_id: str
@@ -316,7 +341,7 @@ class Engine:
                 "input": {"amount": amount, "reason": reason, "orderId": order_id},
             }
 
-        return await self._follow_up("refund", merchant_id, payment_id, idempotency_key, plan)
+        return await self._follow_up("refund", merchant_id, payment_id, idempotency, plan)
 
     # ---------------------------------------------------------------- reads
 
@@ -417,7 +442,7 @@ class Engine:
         kind: str,
         merchant_id: str,
         payment_id: str,
-        idempotency_key: str | None,
+        idempotency: RequestKey | None,
         plan: Callable[[psycopg.AsyncConnection[Any], Payment, str], Awaitable[dict[str, Any]]],
     ) -> PaymentView:
         async def locked_plan(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
@@ -429,11 +454,21 @@ class Engine:
             if row is None:
                 raise PaymentNotFound()
             payment = from_row(Payment, row)
-            planned = await plan(conn, payment, row["sale_id"])
+            try:
+                planned = await plan(conn, payment, row["sale_id"])
+            except PaymentError as refusal:
+                # A repeat of a request already done is answered as a repeat, not judged by
+                # the rules again (it may have closed the payment to itself). Looked up now,
+                # after the lock: its run may have been committed while this one waited.
+                if idempotency is not None:
+                    repeat = await self._keyed_run(conn, merchant_id, kind, payment_id, idempotency)
+                    if repeat is not None:
+                        raise repeat from None
+                raise refusal
             return {**planned, "context": (payment, row["sale_processor_id"])}
 
         run, owner, context = await self._start(
-            kind, merchant_id, payment_id, idempotency_key, locked_plan, target=payment_id
+            kind, merchant_id, payment_id, idempotency, locked_plan, target=payment_id
         )
         await self._drive(run, owner, context)
         return await self.view(merchant_id, payment_id)
@@ -443,7 +478,7 @@ class Engine:
         kind: str,
         merchant_id: str,
         payment_id: str,
-        idempotency_key: str | None,
+        idempotency: RequestKey | None,
         plan: Callable[[psycopg.AsyncConnection[Any]], Awaitable[dict[str, Any]]],
         *,
         target: str,
@@ -463,7 +498,8 @@ class Engine:
                         "id": new_id("run"),
                         "payment_id": payment_id,
                         "kind": kind,
-                        "idempotency_key": idempotency_key,
+                        "idempotency_key": idempotency.key if idempotency else None,
+                        "request_fingerprint": idempotency.fingerprint if idempotency else None,
                         "target": target,
                         "input": Jsonb(planned["input"]),
                         "amount": planned["amount"],
@@ -483,29 +519,42 @@ class Engine:
         except psycopg.errors.UniqueViolation as error:
             if error.diag.constraint_name != "workflow_runs_one_per_idempotency_key":
                 raise
-            raise await self._existing_run(merchant_id, kind, target, idempotency_key) from None
+            assert idempotency is not None
+            raise await self._existing_run(merchant_id, kind, target, idempotency) from None
         structlog.contextvars.bind_contextvars(run_id=run.id, payment_id=payment_id)
         return run, owner, planned["context"]
 
     async def _existing_run(
-        self, merchant_id: str, kind: str, target: str, idempotency_key: str | None
-    ) -> RunAlreadyExists:
+        self, merchant_id: str, kind: str, target: str, idempotency: RequestKey
+    ) -> PaymentError:
+        """Why a run for this key exists already: the same request, or another one."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                Q["find_run_by_idempotency_key"],
-                {
-                    "merchant_id": merchant_id,
-                    "kind": kind,
-                    "target": target,
-                    "idempotency_key": idempotency_key,
-                },
-            )
-            row = await cur.fetchone()
-        assert row is not None
-        state, payment_id, payment_status = row
-        return RunAlreadyExists(
-            payment_id=payment_id, payment_status=payment_status, finished=state != "running"
+            repeat = await self._keyed_run(conn, merchant_id, kind, target, idempotency)
+        assert repeat is not None
+        return repeat
+
+    @staticmethod
+    async def _keyed_run(
+        conn: psycopg.AsyncConnection[Any],
+        merchant_id: str,
+        kind: str,
+        target: str,
+        idempotency: RequestKey,
+    ) -> PaymentError | None:
+        cur = await conn.execute(
+            Q["find_run_by_idempotency_key"],
+            {
+                "merchant_id": merchant_id,
+                "kind": kind,
+                "target": target,
+                "idempotency_key": idempotency.key,
+            },
         )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        state, payment_id, payment_status, fingerprint = row
+        return _repeat(idempotency, state, fingerprint, payment_id, payment_status)
 
     @staticmethod
     async def _card_of(

@@ -54,6 +54,10 @@ class RunAlreadyExists(PaymentError):
         self.finished = finished
 
 
+class IdempotencyKeyReused(PaymentError):
+    """This idempotency key was already used with a different request."""
+
+
 class RunError(Exception):
     """A workflow run operation was refused."""
 

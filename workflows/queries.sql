@@ -87,10 +87,11 @@ ORDER BY created_at DESC LIMIT 1;
 -- name: insert_run
 -- The run, and the first line of its history, in one statement.
 WITH run AS (
-    INSERT INTO workflow_runs (merchant_id, id, payment_id, kind, idempotency_key, target, input,
-        amount, transaction_id, capture_event_id, processor_key, state, recovery_point,
-        lease_owner, lease_expires_at, next_attempt_at)
+    INSERT INTO workflow_runs (merchant_id, id, payment_id, kind, idempotency_key, target,
+        request_fingerprint, input, amount, transaction_id, capture_event_id, processor_key,
+        state, recovery_point, lease_owner, lease_expires_at, next_attempt_at)
     VALUES (%(merchant_id)s, %(id)s, %(payment_id)s, %(kind)s, %(idempotency_key)s, %(target)s,
+        %(request_fingerprint)s,
         %(input)s, %(amount)s, %(transaction_id)s, %(capture_event_id)s, %(processor_key)s,
         'running', 'call_processor', %(lease_owner)s,
         now() + make_interval(secs => %(lease_seconds)s),
@@ -103,7 +104,7 @@ WITH run AS (
 SELECT * FROM run;
 
 -- name: find_run_by_idempotency_key
-SELECT r.state, p.id AS payment_id, p.status AS payment_status
+SELECT r.state, p.id AS payment_id, p.status AS payment_status, r.request_fingerprint
 FROM workflow_runs r JOIN payments p ON p.merchant_id = r.merchant_id AND p.id = r.payment_id
 WHERE r.merchant_id = %(merchant_id)s AND r.kind = %(kind)s AND r.target = %(target)s
   AND r.idempotency_key = %(idempotency_key)s;

@@ -2,8 +2,8 @@
 sent straight through psycopg on the same number of connections, with no HTTP and no Redis.
 
 The statements are the gateway's own named queries, in the order and transactions the gateway
-runs them (auth, idempotency record, the authorize run's three phases, the sandbox's ledger, the
-payment read back; then the same for the capture run). Keep it in step with the engine: the
+runs them (auth, the authorize run's three phases with its idempotency key, the sandbox's ledger,
+the payment read back; then the same for the capture run). Keep it in step with the engine: the
 ratio gateway / baseline is only honest while both do the same database work.
 """
 
@@ -36,50 +36,27 @@ async def run(
 ) -> LoadResult:
     operations = {"create": Operation(), "capture": Operation()}
     result = LoadResult(seconds, concurrency, operations)
-    # As in the gateway: workflow phases commit synchronously, idempotency records do not.
     connections = [
-        (
-            await psycopg.AsyncConnection.connect(database_url, autocommit=True),
-            await psycopg.AsyncConnection.connect(
-                database_url, autocommit=True, options="-c synchronous_commit=off"
-            ),
-        )
+        await psycopg.AsyncConnection.connect(database_url, autocommit=True)
         for _ in range(concurrency)
     ]
     deadline = time.perf_counter() + seconds
 
-    async def user(
-        conn: psycopg.AsyncConnection[Any], records: psycopg.AsyncConnection[Any]
-    ) -> None:
+    async def user(conn: psycopg.AsyncConnection[Any]) -> None:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            payment_id = await _create(conn, records, merchant_id, key_id, token)
+            payment_id = await _create(conn, merchant_id, key_id, token)
             middle = time.perf_counter()
-            await _capture(conn, records, merchant_id, key_id, payment_id)
+            await _capture(conn, merchant_id, key_id, payment_id)
             operations["create"].latencies.append(middle - started)
             operations["capture"].latencies.append(time.perf_counter() - middle)
 
     try:
-        await asyncio.gather(*(user(*pair) for pair in connections))
+        await asyncio.gather(*(user(conn) for conn in connections))
     finally:
-        for pair in connections:
-            for conn in pair:
-                await conn.close()
+        for conn in connections:
+            await conn.close()
     return result
-
-
-def _idempotency(merchant_id: str, operation: str, target: str) -> dict[str, Any]:
-    return {
-        "merchant_id": merchant_id,
-        "operation": operation,
-        "target": target,
-        "key": uuid.uuid4().hex,
-        "fingerprint": hashlib.sha256(secrets.token_bytes(8)).digest(),
-        "lease_seconds": 60,
-        "ttl_seconds": 86400,
-        "payment_id": None,
-        "payment_status": None,
-    }
 
 
 async def _run_phases(
@@ -110,8 +87,11 @@ async def _run_phases(
                 **key,
                 "id": run_id,
                 "kind": kind,
-                "idempotency_key": None,
-                "target": "",
+                # The merchant's idempotency key and request fingerprint: the engine's run per
+                # key is the durable idempotency record (Redis holds the fast one).
+                "idempotency_key": uuid.uuid4().hex,
+                "request_fingerprint": hashlib.sha256(secrets.token_bytes(8)).digest(),
+                "target": payment_id if kind != "authorize" else "",
                 "input": Jsonb({}),
                 "amount": amount,
                 "transaction_id": sale_id,
@@ -180,15 +160,12 @@ async def _run_phases(
 
 async def _create(
     conn: psycopg.AsyncConnection[Any],
-    records: psycopg.AsyncConnection[Any],
     merchant_id: str,
     key_id: str,
     token: str,
 ) -> str:
     payment_id = f"pay_{secrets.token_hex(10)}"
     await conn.execute(EDGE["find_api_key"], {"id": key_id})
-    claim = _idempotency(merchant_id, "create", "")
-    await records.execute(EDGE["claim_idempotency_key"], claim)
     card: dict[str, Any] = {
         "network": "VISA",
         "first6": "411111",
@@ -250,22 +227,21 @@ async def _create(
         "AUTHORIZED",
         sale_id,
     )
-    await records.execute(EDGE["complete_idempotency_key"], claim)
     return payment_id
 
 
 async def _capture(
     conn: psycopg.AsyncConnection[Any],
-    records: psycopg.AsyncConnection[Any],
     merchant_id: str,
     key_id: str,
     payment_id: str,
 ) -> None:
     await conn.execute(EDGE["find_api_key"], {"id": key_id})
-    claim = _idempotency(merchant_id, "capture", payment_id)
-    await records.execute(EDGE["claim_idempotency_key"], claim)
     first_phase: list[tuple[str, dict[str, Any]]] = [
-        ("lock_payment_with_sale", {"merchant_id": merchant_id, "id": payment_id}),
+        (
+            "lock_payment_with_sale",
+            {"merchant_id": merchant_id, "id": payment_id},
+        ),
         (
             "update_payment",
             {
@@ -287,7 +263,6 @@ async def _capture(
         "SETTLED",
         None,
     )
-    await records.execute(EDGE["complete_idempotency_key"], claim)
 
 
 def _figures(merchant_id: str, payment_id: str, status: str, amount: int) -> dict[str, Any]:

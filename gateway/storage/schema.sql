@@ -215,6 +215,8 @@ CREATE TABLE workflow_runs (
     -- own uniqueness, one run per (merchant, operation, payment, key).
     idempotency_key  text,
     target           text NOT NULL DEFAULT '',
+    -- The request's fingerprint: a repeat with another body is told apart after Redis forgot.
+    request_fingerprint bytea CHECK (octet_length(request_fingerprint) = 32),
     input            jsonb NOT NULL,
     amount           bigint NOT NULL DEFAULT 0 CHECK (amount >= 0),
     transaction_id   text NOT NULL,

