@@ -347,8 +347,7 @@ class Engine:
 
     async def view(self, merchant_id: str, payment_id: str) -> PaymentView:
         params = {"merchant_id": merchant_id, "id": payment_id, "payment_id": payment_id}
-        # Pipelined: the three reads travel together, one round trip.
-        async with self._pool.connection() as conn, conn.pipeline():
+        async with self._pool.connection() as conn:
             payments = conn.cursor(row_factory=dict_row)
             transactions_ = conn.cursor(row_factory=dict_row)
             events_ = conn.cursor(row_factory=dict_row)
@@ -486,9 +485,7 @@ class Engine:
         """Phase 1. Returns the run, its lease owner, and what phase 2 needs of the payment."""
         owner = f"{self.owner}/{secrets.token_hex(4)}"
         try:
-            # Pipelined: statements whose results are not needed at once (the writes) travel
-            # with the next one that is.
-            async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
+            async with self._pool.connection() as conn, conn.transaction():
                 planned = await plan(conn)
                 cur = conn.cursor(row_factory=dict_row)
                 await cur.execute(
@@ -698,7 +695,7 @@ class Engine:
         error: Exception | None,
     ) -> None:
         """Phase 3: the payment locked, the answer's changes (outcomes.decide) in one statement."""
-        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
+        async with self._pool.connection() as conn, conn.transaction():
             payment = await self._payment_of(conn, run, lock=True)
             changes = outcomes.decide(
                 run,

@@ -99,6 +99,17 @@ def run(settings: Settings, options: Options, *, embedded: bool) -> dict[str, An
     sweep: list[LoadResult] = []
     try:
         _wait_ready(port, gateway, logs / "gateway.log")
+        # Warm-up, not reported: connections opened, statements prepared, caches filled.
+        asyncio.run(
+            create_and_capture(
+                HOST,
+                port,
+                key,
+                token,
+                concurrency=max(options.concurrency),
+                seconds=min(2.0, options.seconds),
+            )
+        )
         with peak.watching(gateway.pid):
             for concurrency in options.concurrency:
                 sweep.append(
