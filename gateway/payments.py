@@ -21,7 +21,7 @@ from gateway.endpoints import JSONResponse, MerchantCall, merchant_endpoint
 from gateway.errors import validation_error
 from gateway.idempotency import Claim
 from workflows.engine import CreatePayment, RequestKey
-from workflows.records import Payment, PaymentView
+from workflows.records import Payment
 
 Text255 = Annotated[str, Meta(max_length=255)]
 Amount = Annotated[int, Meta(ge=0, le=9_007_199_254_740_991)]
@@ -122,7 +122,10 @@ def _request_key(claim: Claim) -> RequestKey | None:
     return RequestKey(claim.key, claim.fingerprint)
 
 
-def _answer(view: PaymentView, claim: Claim, expand: Expand | None) -> Response:
+async def _answer(
+    call: MerchantCall, payment_id: str, claim: Claim, expand: Expand | None
+) -> Response:
+    view = await call.services.engine.view(call.merchant_id, payment_id, events=bool(expand))
     claim.processed(view.payment.id, view.payment.status)
     return JSONResponse(payment_json.payment(view, expand_events=bool(expand)))
 
@@ -147,8 +150,8 @@ async def create_payment(call: MerchantCall) -> Response:
 
     async def work(claim: Claim) -> Response:
         keyed = dataclasses.replace(command, idempotency=_request_key(claim))
-        view = await call.services.engine.authorize(keyed)
-        return _answer(view, claim, body.expand)
+        payment_id = await call.services.engine.authorize(keyed)
+        return await _answer(call, payment_id, claim, body.expand)
 
     return await call.once("create", body, work, durable=False)
 
@@ -159,14 +162,14 @@ async def capture_payment(call: MerchantCall) -> Response:
     body = await call.body(PaymentCaptureAPIRequest)
 
     async def work(claim: Claim) -> Response:
-        view = await call.services.engine.capture(
+        await call.services.engine.capture(
             call.merchant_id,
             payment_id,
             amount=body.amount,
             final=body.final,
             idempotency=_request_key(claim),
         )
-        return _answer(view, claim, body.expand)
+        return await _answer(call, payment_id, claim, body.expand)
 
     return await call.once("capture", body, work, target=payment_id, durable=False)
 
@@ -177,10 +180,10 @@ async def cancel_payment(call: MerchantCall) -> Response:
     body = await call.body(PaymentCancelAPIRequest)
 
     async def work(claim: Claim) -> Response:
-        view = await call.services.engine.cancel(
+        await call.services.engine.cancel(
             call.merchant_id, payment_id, reason=body.reason, idempotency=_request_key(claim)
         )
-        return _answer(view, claim, body.expand)
+        return await _answer(call, payment_id, claim, body.expand)
 
     return await call.once("cancel", body, work, target=payment_id, durable=False)
 
@@ -191,7 +194,7 @@ async def refund_payment(call: MerchantCall) -> Response:
     body = await call.body(PaymentRefundAPIRequest)
 
     async def work(claim: Claim) -> Response:
-        view = await call.services.engine.refund(
+        await call.services.engine.refund(
             call.merchant_id,
             payment_id,
             amount=body.amount,
@@ -200,20 +203,22 @@ async def refund_payment(call: MerchantCall) -> Response:
             transaction_event_id=body.transactionEventId,
             idempotency=_request_key(claim),
         )
-        return _answer(view, claim, body.expand)
+        return await _answer(call, payment_id, claim, body.expand)
 
     return await call.once("refund", body, work, target=payment_id, durable=False)
 
 
 @merchant_endpoint("transactions:retrieve")
 async def get_payment(call: MerchantCall) -> Response:
-    view = await call.services.engine.view(call.merchant_id, call.request.path_params["id"])
     expand = call.request.query_params.getlist("expand")
     unknown = [value for value in expand if value != "transactions.events"]
     if unknown:
         raise validation_error(
             "PaymentQuery", f"Unknown expand value {unknown[0]!r} - at `$.expand`"
         )
+    view = await call.services.engine.view(
+        call.merchant_id, call.request.path_params["id"], events=bool(expand)
+    )
     return JSONResponse(payment_json.payment(view, expand_events=bool(expand)))
 
 

@@ -165,7 +165,8 @@ class Engine:
 
     # ---------------------------------------------------------------- commands
 
-    async def authorize(self, command: CreatePayment) -> PaymentView:
+    async def authorize(self, command: CreatePayment) -> str:
+        """Create and authorize a payment (and capture it, if the merchant says so); its id."""
         payment_id = new_id("pay")
 
         async def plan(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
@@ -227,10 +228,10 @@ class Engine:
             "authorize", command.merchant_id, payment_id, command.idempotency, plan, target=""
         )
         await self._drive(run, owner, context)
-        view = await self.view(command.merchant_id, payment_id)
-        if run.input.get("captureOnCreate") and view.payment.status == "AUTHORIZED":
-            return await self.capture(command.merchant_id, payment_id, amount=None, final=True)
-        return view
+        on_create = run.input.get("captureOnCreate")
+        if on_create and await self.payment_status(command.merchant_id, payment_id) == "AUTHORIZED":
+            await self.capture(command.merchant_id, payment_id, amount=None, final=True)
+        return payment_id
 
     async def capture(
         self,
@@ -240,7 +241,7 @@ class Engine:
         amount: int | None,
         final: bool,
         idempotency: RequestKey | None = None,
-    ) -> PaymentView:
+    ) -> str:
         async def plan(
             conn: psycopg.AsyncConnection[Any], payment: Payment, sale_id: str
         ) -> dict[str, Any]:
@@ -266,7 +267,7 @@ class Engine:
         *,
         reason: str | None = None,
         idempotency: RequestKey | None = None,
-    ) -> PaymentView:
+    ) -> str:
         async def plan(
             conn: psycopg.AsyncConnection[Any], payment: Payment, sale_id: str
         ) -> dict[str, Any]:
@@ -290,7 +291,7 @@ class Engine:
         reason: str | None = None,
         transaction_event_id: uuid.UUID | None = None,
         idempotency: RequestKey | None = None,
-    ) -> PaymentView:
+    ) -> str:
         async def plan(
             conn: psycopg.AsyncConnection[Any], payment: Payment, sale_id: str
         ) -> dict[str, Any]:
@@ -345,25 +346,26 @@ class Engine:
 
     # ---------------------------------------------------------------- reads
 
-    async def view(self, merchant_id: str, payment_id: str) -> PaymentView:
+    async def view(self, merchant_id: str, payment_id: str, *, events: bool = False) -> PaymentView:
+        """The payment and its transactions; their events only when asked for (expand)."""
         params = {"merchant_id": merchant_id, "id": payment_id, "payment_id": payment_id}
         async with self._pool.connection() as conn:
-            payments = conn.cursor(row_factory=dict_row)
-            transactions_ = conn.cursor(row_factory=dict_row)
-            events_ = conn.cursor(row_factory=dict_row)
-            await payments.execute(Q["get_payment"], params)
-            await transactions_.execute(Q["payment_transactions"], params)
-            await events_.execute(Q["payment_events"], params)
-            row = await payments.fetchone()
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(Q["get_payment"], params)
+            row = await cur.fetchone()
             if row is None:
                 raise PaymentNotFound()
             payment = from_row(Payment, row)
-            transactions = [from_row(Transaction, r) for r in await transactions_.fetchall()]
-            events = [from_row(Event, r) for r in await events_.fetchall()]
+            await cur.execute(Q["payment_transactions"], params)
+            transactions = [from_row(Transaction, r) for r in await cur.fetchall()]
+            found: list[Event] = []
+            if events:
+                await cur.execute(Q["payment_events"], params)
+                found = [from_row(Event, r) for r in await cur.fetchall()]
         return PaymentView(
             payment=payment,
             transactions=transactions,
-            events=events,
+            events=found,
             processor_name=self.processor_name(payment.processor),
         )
 
@@ -443,7 +445,7 @@ class Engine:
         payment_id: str,
         idempotency: RequestKey | None,
         plan: Callable[[psycopg.AsyncConnection[Any], Payment, str], Awaitable[dict[str, Any]]],
-    ) -> PaymentView:
+    ) -> str:
         async def locked_plan(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
@@ -470,7 +472,7 @@ class Engine:
             kind, merchant_id, payment_id, idempotency, locked_plan, target=payment_id
         )
         await self._drive(run, owner, context)
-        return await self.view(merchant_id, payment_id)
+        return payment_id
 
     async def _start(
         self,
