@@ -167,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure throughput and latency (see the README)")
     bench.add_argument("--duration", type=float, default=8.0, help="seconds per scenario")
     bench.add_argument(
-        "--concurrency", default="16,64", help="connections, comma-separated for a sweep"
+        "--concurrency", default="4,8,16,64", help="connections, comma-separated for a sweep"
     )
     bench.add_argument("--processes", type=int, default=1, help="gateway processes")
     bench.add_argument("--latency-ms", type=int, default=300, help="sandbox processor latency")

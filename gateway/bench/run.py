@@ -46,7 +46,7 @@ HOST = "127.0.0.1"
 @dataclass(frozen=True)
 class Options:
     seconds: float = 8.0
-    concurrency: tuple[int, ...] = (16, 64)
+    concurrency: tuple[int, ...] = (4, 8, 16, 64)
     processes: int = 1
     latency_ms: int = 300
     latency_concurrency: int = 2000
