@@ -102,6 +102,20 @@ def fingerprint(scope: IdempotencyScope, canonical_body: bytes) -> bytes:
 StatusLookup = Callable[[str, str], Awaitable[str | None]]
 
 
+def _record_key(
+    scope: IdempotencyScope, key: str, fp_bytes: bytes, **extra: object
+) -> dict[str, object]:
+    """The parameters that name a key's row in idempotency_keys, and any others."""
+    return {
+        "merchant_id": scope.merchant_id,
+        "operation": scope.operation,
+        "target": scope.target,
+        "key": key,
+        "fingerprint": fp_bytes,
+        **extra,
+    }
+
+
 class IdempotencyGuard:
     def __init__(
         self,
@@ -168,15 +182,13 @@ class IdempotencyGuard:
             await self._refuse(scope, _record_decoder.decode(earlier), fp, retry_after=1)
         if not durable:
             return
-        params = {
-            "merchant_id": scope.merchant_id,
-            "operation": scope.operation,
-            "target": scope.target,
-            "key": key,
-            "fingerprint": fp_bytes,
-            "lease_seconds": self._lease_seconds,
-            "ttl_seconds": self._ttl_seconds,
-        }
+        params = _record_key(
+            scope,
+            key,
+            fp_bytes,
+            lease_seconds=self._lease_seconds,
+            ttl_seconds=self._ttl_seconds,
+        )
         try:
             async with self._pool.connection() as conn:
                 for _ in range(3):
@@ -244,15 +256,13 @@ class IdempotencyGuard:
         async with self._pool.connection() as conn:
             await conn.execute(
                 QUERIES["complete_idempotency_key"],
-                {
-                    "merchant_id": scope.merchant_id,
-                    "operation": scope.operation,
-                    "target": scope.target,
-                    "key": key,
-                    "fingerprint": fp_bytes,
-                    "payment_id": claim.payment_id,
-                    "payment_status": claim.payment_status,
-                },
+                _record_key(
+                    scope,
+                    key,
+                    fp_bytes,
+                    payment_id=claim.payment_id,
+                    payment_status=claim.payment_status,
+                ),
             )
 
     async def _release(
@@ -272,14 +282,7 @@ class IdempotencyGuard:
         try:
             async with self._pool.connection() as conn:
                 await conn.execute(
-                    QUERIES["release_idempotency_key"],
-                    {
-                        "merchant_id": scope.merchant_id,
-                        "operation": scope.operation,
-                        "target": scope.target,
-                        "key": key,
-                        "fingerprint": fp_bytes,
-                    },
+                    QUERIES["release_idempotency_key"], _record_key(scope, key, fp_bytes)
                 )
         except psycopg.Error:
             # The lease will free the key; the request's own error is what the client needs.

@@ -28,6 +28,23 @@ def capture(
     )
 
 
+async def fifty_at_once(
+    client: httpx.AsyncClient, merchant: SomeMerchant, probe: Probe, key: str
+) -> list[httpx.Response]:
+    """Fifty requests with one key at once; the winner is held open until the other 49 have
+    been answered, so nothing depends on timing."""
+    probe.gate = asyncio.Event()
+    tasks = [asyncio.create_task(capture(client, merchant, key)) for _ in range(50)]
+    pending = set(tasks)
+    answered: list[httpx.Response] = []
+    while len(answered) < 49:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        answered += [task.result() for task in done]
+    probe.gate.set()
+    answered += [await task for task in pending]
+    return answered
+
+
 async def redis_client(settings: Settings) -> Redis:
     assert settings.redis_url
     return Redis.from_url(settings.redis_url)
@@ -130,16 +147,7 @@ async def test_a_crash_in_the_handler_does_not_burn_its_key(
 async def test_fifty_concurrent_requests_with_one_key_run_the_handler_exactly_once(
     client: httpx.AsyncClient, merchant: SomeMerchant, probe: Probe
 ) -> None:
-    probe.gate = asyncio.Event()
-    tasks = [asyncio.create_task(capture(client, merchant, "k-fifty")) for _ in range(50)]
-    # Hold the winner open until every other request has been answered: no timing involved.
-    pending = set(tasks)
-    answered: list[httpx.Response] = []
-    while len(answered) < 49:
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        answered += [task.result() for task in done]
-    probe.gate.set()
-    answered += [await task for task in pending]
+    answered = await fifty_at_once(client, merchant, probe, "k-fifty")
     statuses = sorted(response.status_code for response in answered)
     assert statuses == [200] + [409] * 49
     assert {r.json()["error"]["errorId"] for r in answered if r.status_code == 409} == {
@@ -249,15 +257,7 @@ async def test_with_redis_stopped_requests_are_served_and_never_duplicated(
         again = await capture(client, merchant, key)
         assert again.json()["error"]["errorId"] == "IdempotencyKeyAlreadyExists"
     # ...and fifty at once with one key still run the handler once.
-    probe.gate = asyncio.Event()
-    tasks = [asyncio.create_task(capture(client, merchant, "k-down-fifty")) for _ in range(50)]
-    pending = set(tasks)
-    answered: list[httpx.Response] = []
-    while len(answered) < 49:
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        answered += [task.result() for task in done]
-    probe.gate.set()
-    answered += [await task for task in pending]
+    answered = await fifty_at_once(client, merchant, probe, "k-down-fifty")
     assert sorted(r.status_code for r in answered) == [200] + [409] * 49
     assert probe.executions == 3
 

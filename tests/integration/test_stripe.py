@@ -42,17 +42,26 @@ async def stripe_gateway(gateway: GatewayFactory, settings: Settings) -> Running
     )
 
 
-async def stripe_shop(running: Running, db: Any, *, multicapture: bool = True) -> Shop:
+async def stripe_shop(
+    running: Running,
+    db: Any,
+    *,
+    multicapture: bool = True,
+    secret: str = SECRET,
+    api_base_url: str = BASE,
+    master_key: str = MASTER_KEY,
+) -> Shop:
+    """A merchant routed to its own Stripe account (stripe-main), and its backend."""
     merchant = await accounts.create_merchant(db, f"st-{secrets.token_hex(4)}")
     key = await accounts.create_key(db, kind="merchant", merchant=merchant, mode="sandbox")
     await add_account(
         db,
-        CredentialBox(MASTER_KEY),
+        CredentialBox(master_key),
         merchant_id=merchant.id,
         name="stripe-main",
         kind="stripe",
-        secret=SECRET,
-        api_base_url=BASE,
+        secret=secret,
+        api_base_url=api_base_url,
         multicapture=multicapture,
     )
     await db.execute(

@@ -6,19 +6,16 @@ Authorize with Stripe's test PaymentMethod, capture part of it (final), refund p
 from __future__ import annotations
 
 import os
-import secrets
 from typing import Any
 
 import msgspec
 import pytest
 
-from gateway import accounts
-from gateway.credentials import CredentialBox, new_master_key
-from gateway.processor_accounts import add_account
+from gateway.credentials import new_master_key
 from gateway.settings import Settings
 from processors.stripe import API_BASE
 from tests.integration.conftest import GatewayFactory
-from tests.integration.shop import Shop
+from tests.integration.test_stripe import stripe_shop
 
 pytestmark = pytest.mark.remote
 STRIPE_KEY = os.environ.get("STRIPE_TEST_SECRET_KEY", "")
@@ -33,24 +30,14 @@ async def test_authorize_capture_part_and_refund_part_on_stripe_test_mode(
 ) -> None:
     master = new_master_key()
     running = await gateway(msgspec.structs.replace(settings, secret_key=master))
-    merchant = await accounts.create_merchant(db, f"stripe-live-{secrets.token_hex(3)}")
-    key = await accounts.create_key(db, kind="merchant", merchant=merchant, mode="sandbox")
-    await add_account(
+    shop = await stripe_shop(
+        running,
         db,
-        CredentialBox(master),
-        merchant_id=merchant.id,
-        name="stripe-test",
-        kind="stripe",
+        multicapture=False,
         secret=STRIPE_KEY,
         api_base_url=API_BASE,
-        multicapture=False,
+        master_key=master,
     )
-    await db.execute(
-        "UPDATE merchants SET processor = 'stripe', processor_account = 'stripe-test'"
-        " WHERE id = %s",
-        (merchant.id,),
-    )
-    shop = Shop(running.client, key.secret)
     created = await shop.call(
         "POST",
         "/payments",
