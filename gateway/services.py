@@ -47,16 +47,10 @@ def build_engine(pool: AsyncConnectionPool, settings: Settings) -> Engine:
 
 
 @asynccontextmanager
-async def open_pool(
-    settings: Settings, *, name: str = "gateway", asynchronous_commit: bool = False
-) -> AsyncIterator[AsyncConnectionPool]:
+async def open_pool(settings: Settings) -> AsyncIterator[AsyncConnectionPool]:
     assert settings.database_url is not None
     pool = create_pool(
-        settings.database_url,
-        min_size=settings.db_pool_min,
-        max_size=settings.db_pool_max,
-        name=name,
-        asynchronous_commit=asynchronous_commit,
+        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
     )
     await pool.open(wait=True, timeout=30)
     try:
@@ -79,17 +73,11 @@ def open_redis(settings: Settings) -> Redis:
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    async with (
-        open_pool(settings) as pool,
-        # Idempotency records commit asynchronously: losing the last ones in a PostgreSQL crash
-        # only frees keys whose requests had moved no money yet (the engine's own uniqueness,
-        # committed synchronously in phase 1, still refuses any repeat of one that had).
-        open_pool(settings, name="idempotency", asynchronous_commit=True) as records,
-    ):
+    async with open_pool(settings) as pool:
         redis = open_redis(settings)
         engine = build_engine(pool, settings)
         guard = IdempotencyGuard(
-            records,
+            pool,
             redis,
             ttl_seconds=settings.idempotency_ttl_seconds,
             lease_seconds=settings.idempotency_lease_seconds,

@@ -60,6 +60,3 @@ WHERE merchant_id = %(merchant_id)s AND operation = %(operation)s AND target = %
 DELETE FROM idempotency_keys
 WHERE merchant_id = %(merchant_id)s AND operation = %(operation)s AND target = %(target)s
   AND key = %(key)s AND fingerprint = %(fingerprint)s AND state = 'in_flight';
-
--- name: purge_expired_idempotency_keys
-DELETE FROM idempotency_keys WHERE merchant_id = %(merchant_id)s AND expires_at < now();
