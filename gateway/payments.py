@@ -297,7 +297,7 @@ async def list_payments(call: MerchantCall) -> Response:
     processors = None
     if query.processor:
         processors = [name.lower() for name in query.processor]
-        if not set(processors) <= {"sandbox", "manual"}:
+        if not set(processors) <= {"sandbox", "manual", "stripe"}:
             return JSONResponse({"data": []})
     position = (cursor.created_at, cursor.payment_id) if cursor else None
     page, has_more = await call.services.reads.list_payments(

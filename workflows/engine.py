@@ -92,6 +92,14 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
+class Sale:
+    """A payment's SALE transaction: ours, and the processor's id of the authorization."""
+
+    id: str
+    processor_id: str | None
+
+
+@dataclass(frozen=True)
 class RequestKey:
     """A merchant's X-Idempotency-Key, with the fingerprint of the request that carried it."""
 
@@ -130,7 +138,9 @@ def _repeat(
     if fingerprint is not None and bytes(fingerprint) != idempotency.fingerprint:
         return IdempotencyKeyReused(payment_id=payment_id, payment_status=payment_status)
     return RunAlreadyExists(
-        payment_id=payment_id, payment_status=payment_status, finished=state != "running"
+        payment_id=payment_id,
+        payment_status=payment_status,
+        finished=state in ("succeeded", "failed"),  # a stuck run is still in progress
     )
 
 
@@ -228,9 +238,7 @@ class Engine:
             "authorize", command.merchant_id, payment_id, command.idempotency, plan, target=""
         )
         await self._drive(run, owner, context)
-        on_create = run.input.get("captureOnCreate")
-        if on_create and await self.payment_status(command.merchant_id, payment_id) == "AUTHORIZED":
-            await self.capture(command.merchant_id, payment_id, amount=None, final=True)
+        await self._capture_on_create(run)
         return payment_id
 
     async def capture(
@@ -243,7 +251,7 @@ class Engine:
         idempotency: RequestKey | None = None,
     ) -> str:
         async def plan(
-            conn: psycopg.AsyncConnection[Any], payment: Payment, sale_id: str
+            conn: psycopg.AsyncConnection[Any], payment: Payment, sale: Sale
         ) -> dict[str, Any]:
             reserved = lifecycle.capture_amount(payment, amount)
             await self._update_payment(
@@ -254,7 +262,7 @@ class Engine:
             )
             return {
                 "amount": reserved,
-                "transaction_id": sale_id,
+                "transaction_id": sale.id,
                 "input": {"amount": amount, "final": final, "wasClosed": payment.captures_closed},
             }
 
@@ -269,13 +277,13 @@ class Engine:
         idempotency: RequestKey | None = None,
     ) -> str:
         async def plan(
-            conn: psycopg.AsyncConnection[Any], payment: Payment, sale_id: str
+            conn: psycopg.AsyncConnection[Any], payment: Payment, sale: Sale
         ) -> dict[str, Any]:
-            lifecycle.check_cancel(payment)
+            lifecycle.check_cancel(payment, authorization_known=sale.processor_id is not None)
             await self._update_payment(conn, payment, captures_closed=True)
             return {
                 "amount": 0,
-                "transaction_id": sale_id,
+                "transaction_id": sale.id,
                 "input": {"reason": reason, "wasClosed": payment.captures_closed},
             }
 
@@ -293,7 +301,7 @@ class Engine:
         idempotency: RequestKey | None = None,
     ) -> str:
         async def plan(
-            conn: psycopg.AsyncConnection[Any], payment: Payment, sale_id: str
+            conn: psycopg.AsyncConnection[Any], payment: Payment, sale: Sale
         ) -> dict[str, Any]:
             event_refundable = None
             if transaction_event_id is not None:
@@ -407,6 +415,7 @@ class Engine:
                     {"recoveries": run.recoveries, "point": run.recovery_point},
                 )
                 await self._drive(run, owner)
+                await self._capture_on_create(run)
             except Exception:
                 # The run keeps its lease until it runs out, then it is due again.
                 log.exception("recovery_failed")
@@ -434,7 +443,16 @@ class Engine:
         run = from_row(Run, row)
         await self._history(run, "replayed", {"by": "operator", "point": run.recovery_point})
         await self._drive(run, owner)
+        await self._capture_on_create(run)
         return await self._reads.run(run_id)
+
+    async def _capture_on_create(self, run: Run) -> None:
+        """A merchant set to capture on create gets it once the authorization is done: in the
+        request, or later when the worker or an operator completes the authorization."""
+        if run.kind != "authorize" or not run.input.get("captureOnCreate"):
+            return
+        if await self.payment_status(run.merchant_id, run.payment_id) == "AUTHORIZED":
+            await self.capture(run.merchant_id, run.payment_id, amount=None, final=True)
 
     # ---------------------------------------------------------------- phase 1
 
@@ -444,7 +462,7 @@ class Engine:
         merchant_id: str,
         payment_id: str,
         idempotency: RequestKey | None,
-        plan: Callable[[psycopg.AsyncConnection[Any], Payment, str], Awaitable[dict[str, Any]]],
+        plan: Callable[[psycopg.AsyncConnection[Any], Payment, Sale], Awaitable[dict[str, Any]]],
     ) -> str:
         async def locked_plan(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
             cur = conn.cursor(row_factory=dict_row)
@@ -456,7 +474,8 @@ class Engine:
                 raise PaymentNotFound()
             payment = from_row(Payment, row)
             try:
-                planned = await plan(conn, payment, row["sale_id"])
+                sale = Sale(row["sale_id"], row["sale_processor_id"])
+                planned = await plan(conn, payment, sale)
             except PaymentError as refusal:
                 # A repeat of a request already done is answered as a repeat, not judged by
                 # the rules again (it may have closed the payment to itself). Looked up now,
@@ -662,20 +681,23 @@ class Engine:
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self, run: Run, owner: str) -> AsyncIterator[None]:
+        params = {
+            "merchant_id": run.merchant_id,
+            "id": run.id,
+            "lease_owner": owner,
+            "lease_seconds": self.config.lease_seconds,
+        }
+
         async def beat() -> None:
             interval = max(self.config.lease_seconds / 3, 0.2)
             while True:
                 await asyncio.sleep(interval)
-                async with self._pool.connection() as conn:
-                    await conn.execute(
-                        Q["extend_lease"],
-                        {
-                            "merchant_id": run.merchant_id,
-                            "id": run.id,
-                            "lease_owner": owner,
-                            "lease_seconds": self.config.lease_seconds,
-                        },
-                    )
+                try:
+                    async with self._pool.connection() as conn:
+                        await conn.execute(Q["extend_lease"], params)
+                except Exception:
+                    # One failed renewal must not end them: the lease has two more chances.
+                    log.warning("lease_renewal_failed", run_id=run.id)
 
         task = asyncio.create_task(beat())
         try:

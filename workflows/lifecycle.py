@@ -50,9 +50,18 @@ def capture_amount(payment: Payment, requested: int | None) -> int:
     return amount
 
 
-def check_cancel(payment: Payment) -> None:
+def check_cancel(payment: Payment, *, authorization_known: bool) -> None:
     if payment.status not in CANCELLABLE_STATUSES or payment.captures_closed:
         raise _refuse(payment, "cancelled")
+    if not authorization_known:
+        # The authorization's answer has not come back (in flight, or its outcome unknown):
+        # there is nothing at the processor to void yet, and voiding nothing would leave the
+        # authorization, once it lands, holding the customer's funds.
+        raise InvalidPaymentStatus(
+            "The authorization of this payment is still in progress; cancel it once it is done.",
+            payment_id=payment.id,
+            payment_status=payment.status,
+        )
     if payment.capture_reserved:
         raise InvalidPaymentStatus(
             "A capture of this payment is in progress; it cannot be cancelled now.",

@@ -36,6 +36,10 @@ class TransactionChange:
     outcome_unknown: bool = False
 
 
+# A definitive "no" to a capture or cancel: the SALE keeps its status, its outcome is known again.
+_KNOWN_NOW = TransactionChange(status=None, outcome_unknown=False)
+
+
 @dataclass(frozen=True)
 class EventChange:
     type: str
@@ -200,6 +204,7 @@ def _captured(
             capture_reserved=released,
             captures_closed=closed,
         ),
+        transaction=_KNOWN_NOW,
     )
 
 
@@ -223,6 +228,7 @@ def _cancelled(
             status_reason=_reason(result),
             captures_closed=bool(run.input.get("wasClosed")),
         ),
+        transaction=_KNOWN_NOW,
     )
 
 

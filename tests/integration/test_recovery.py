@@ -236,3 +236,34 @@ async def test_the_engine_refuses_a_second_run_for_a_key_even_when_both_idempote
     assert again.status_code == 409
     assert again.json()["error"]["errorId"] == "IdempotencyKeyAlreadyExists"
     assert (await shop.get(payment["id"]))["processor"]["amountCaptured"] == 300
+
+
+async def test_a_payment_whose_authorization_is_unknown_cannot_be_cancelled_until_it_is_known(
+    running: Running, shop: Shop
+) -> None:
+    payment = await shop.create(
+        700, metadata={"sandbox_fault_on": "authorize", "sandbox_timeouts": 3}
+    )
+    assert payment["status"] == "PENDING"
+    early = await shop.cancel(payment["id"])
+    assert early.status_code == 400
+    assert early.json()["error"]["errorId"] == "InvalidPaymentStatus"
+    assert "still in progress" in early.json()["error"]["description"]
+    await running.services.engine.recover_due()
+    cancelled = (await shop.cancel(payment["id"])).json()
+    assert cancelled["status"] == "CANCELLED"
+
+
+async def test_capture_on_create_happens_when_the_worker_completes_the_authorization(
+    running: Running, shop: Shop, merchant: SomeMerchant, db: Any
+) -> None:
+    await db.execute("UPDATE merchants SET capture_on_create = true WHERE id = %s", (merchant.id,))
+    payment = await shop.create(
+        900, metadata={"sandbox_fault_on": "authorize", "sandbox_timeouts": 3}
+    )
+    assert payment["status"] == "PENDING"
+    await running.services.engine.recover_due()
+    settled = await shop.get(payment["id"])
+    assert settled["status"] == "SETTLED"
+    assert settled["processor"]["amountCaptured"] == 900
+    assert_figures_add_up(settled)

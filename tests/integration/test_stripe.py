@@ -126,6 +126,8 @@ async def test_a_whole_lifecycle_through_stripe(shop: Shop, fake: FakeStripe, db
     # Every POST carried the engine's persisted processor key of its run.
     for kind in ("authorize", "capture", "refund"):
         assert sorted(fake.keys[kind]) == sorted(await processor_keys(db, payment["id"], kind))
+    listed = (await shop.call("GET", "/payments?processor=STRIPE")).json()["data"]
+    assert [p["id"] for p in listed] == [payment["id"]]
     intent = next(iter(fake.intents.values()))
     assert intent["metadata"] == {"payment_id": payment["id"]}
     assert intent["currency"] == "eur" and intent["capture_method"] == "manual"

@@ -161,5 +161,10 @@ def test_a_cancel_keeps_a_partially_settled_payment_partially_settled() -> None:
 
 def test_a_cancel_waits_for_a_capture_in_flight() -> None:
     with pytest.raises(InvalidPaymentStatus):
-        lifecycle.check_cancel(payment(capture_reserved=10))
-    lifecycle.check_cancel(payment())
+        lifecycle.check_cancel(payment(capture_reserved=10), authorization_known=True)
+    lifecycle.check_cancel(payment(), authorization_known=True)
+
+
+def test_a_cancel_waits_for_the_authorization_to_be_known_at_the_processor() -> None:
+    with pytest.raises(InvalidPaymentStatus, match="still in progress"):
+        lifecycle.check_cancel(payment(status="PENDING"), authorization_known=False)
