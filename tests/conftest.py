@@ -8,6 +8,8 @@ in a temporary data directory, exactly as `make run` does.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -21,6 +23,37 @@ from gateway.storage import migrate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "reference"
+
+
+def clean_env(**variables: str) -> dict[str, str]:
+    """This process's environment without its GATEWAY_* settings, plus `variables`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(variables)
+    return env
+
+
+def gateway_env(settings: Settings, **variables: str) -> dict[str, str]:
+    """The environment of a `gateway` command on the test session's PostgreSQL and Redis."""
+    assert settings.database_url and settings.redis_url
+    return clean_env(
+        GATEWAY_DATABASE_URL=settings.database_url,
+        GATEWAY_REDIS_URL=settings.redis_url,
+        **variables,
+    )
+
+
+def run_gateway(
+    settings: Settings, *args: str, extra_env: dict[str, str] | None = None, timeout: int = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -m gateway ARGS` as an operator would run it, on the session's servers."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        env=gateway_env(settings, **(extra_env or {})),
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="session")

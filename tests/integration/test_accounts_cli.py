@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +11,7 @@ import pytest
 
 from gateway import accounts
 from gateway.settings import Settings
-
-GATEWAY = [sys.executable, "-m", "gateway"]
-
-
-def run(
-    settings: Settings, *args: str, extra_env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    assert settings.database_url and settings.redis_url
-    env.update(GATEWAY_DATABASE_URL=settings.database_url, GATEWAY_REDIS_URL=settings.redis_url)
-    env.update(extra_env or {})
-    return subprocess.run(
-        [*GATEWAY, *args], capture_output=True, text=True, env=env, timeout=120, check=False
-    )
+from tests.conftest import run_gateway
 
 
 @pytest.fixture
@@ -38,17 +22,17 @@ def merchant_name() -> str:
 def test_an_operator_creates_a_merchant_and_a_key_that_is_printed_once(
     settings: Settings, merchant_name: str
 ) -> None:
-    created = run(settings, "merchants", "create", merchant_name)
+    created = run_gateway(settings, "merchants", "create", merchant_name)
     assert created.returncode == 0, created.stderr
     assert merchant_name in created.stdout
 
-    key = run(settings, "keys", "create", "--merchant", merchant_name, "--mode", "sandbox")
+    key = run_gateway(settings, "keys", "create", "--merchant", merchant_name, "--mode", "sandbox")
     assert key.returncode == 0, key.stderr
     secret = key.stdout.strip()
     assert secret.startswith("gw_sandbox_")
     assert "Shown once" in key.stderr
 
-    listing = run(settings, "keys", "list")
+    listing = run_gateway(settings, "keys", "list")
     assert listing.returncode == 0
     key_id = accounts.parse_key(secret)[1]  # type: ignore[index]
     line = next(line for line in listing.stdout.splitlines() if line.startswith(key_id))
@@ -58,16 +42,16 @@ def test_an_operator_creates_a_merchant_and_a_key_that_is_printed_once(
 
 
 def test_live_keys_say_so_in_their_prefix(settings: Settings, merchant_name: str) -> None:
-    run(settings, "merchants", "create", merchant_name)
-    key = run(settings, "keys", "create", "--merchant", merchant_name, "--mode", "live")
+    run_gateway(settings, "merchants", "create", merchant_name)
+    key = run_gateway(settings, "keys", "create", "--merchant", merchant_name, "--mode", "live")
     assert key.stdout.startswith("gw_live_")
 
 
 def test_scopes_can_be_narrowed_and_unknown_scopes_are_refused(
     settings: Settings, merchant_name: str
 ) -> None:
-    run(settings, "merchants", "create", merchant_name)
-    narrow = run(
+    run_gateway(settings, "merchants", "create", merchant_name)
+    narrow = run_gateway(
         settings,
         "keys",
         "create",
@@ -82,11 +66,11 @@ def test_scopes_can_be_narrowed_and_unknown_scopes_are_refused(
     )
     assert narrow.returncode == 0
     key_id = accounts.parse_key(narrow.stdout.strip())[1]  # type: ignore[index]
-    listing = run(settings, "keys", "list").stdout
+    listing = run_gateway(settings, "keys", "list").stdout
     line = next(line for line in listing.splitlines() if line.startswith(key_id))
     assert line.endswith("transactions:retrieve,transactions:capture")
 
-    bad = run(
+    bad = run_gateway(
         settings,
         "keys",
         "create",
@@ -104,38 +88,38 @@ def test_scopes_can_be_narrowed_and_unknown_scopes_are_refused(
 def test_revoking_a_key_is_reported_and_shown_in_the_list(
     settings: Settings, merchant_name: str
 ) -> None:
-    run(settings, "merchants", "create", merchant_name)
-    secret = run(
+    run_gateway(settings, "merchants", "create", merchant_name)
+    secret = run_gateway(
         settings, "keys", "create", "--merchant", merchant_name, "--mode", "sandbox"
     ).stdout.strip()
     key_id = accounts.parse_key(secret)[1]  # type: ignore[index]
-    revoked = run(settings, "keys", "revoke", key_id)
+    revoked = run_gateway(settings, "keys", "revoke", key_id)
     assert revoked.returncode == 0 and key_id in revoked.stdout
     line = next(
         line
-        for line in run(settings, "keys", "list").stdout.splitlines()
+        for line in run_gateway(settings, "keys", "list").stdout.splitlines()
         if line.startswith(key_id)
     )
     assert "-" not in line.split()[6:7]  # the REVOKED column holds a date
-    unknown = run(settings, "keys", "revoke", "zzzzzzzzzzzzzzzz")
+    unknown = run_gateway(settings, "keys", "revoke", "zzzzzzzzzzzzzzzz")
     assert unknown.returncode == 1 and "no API key" in unknown.stderr
 
 
 def test_operator_keys_are_their_own_kind(settings: Settings) -> None:
-    key = run(settings, "keys", "create", "--operator")
+    key = run_gateway(settings, "keys", "create", "--operator")
     assert key.returncode == 0
     assert key.stdout.startswith("gw_operator_")
-    mixed = run(settings, "keys", "create", "--operator", "--mode", "live")
+    mixed = run_gateway(settings, "keys", "create", "--operator", "--mode", "live")
     assert mixed.returncode == 1 and "operator keys have no --mode" in mixed.stderr
 
 
 def test_a_merchant_name_is_unique_and_well_formed(settings: Settings, merchant_name: str) -> None:
-    assert run(settings, "merchants", "create", merchant_name).returncode == 0
-    again = run(settings, "merchants", "create", merchant_name)
+    assert run_gateway(settings, "merchants", "create", merchant_name).returncode == 0
+    again = run_gateway(settings, "merchants", "create", merchant_name)
     assert again.returncode == 1 and "already exists" in again.stderr
-    bad = run(settings, "merchants", "create", "no spaces please")
+    bad = run_gateway(settings, "merchants", "create", "no spaces please")
     assert bad.returncode == 1 and "merchant name" in bad.stderr
-    missing = run(
+    missing = run_gateway(
         settings, "keys", "create", "--merchant", "nobody-" + merchant_name, "--mode", "live"
     )
     assert missing.returncode == 1 and "no merchant named" in missing.stderr
@@ -154,7 +138,7 @@ def test_a_merchant_name_is_unique_and_well_formed(settings: Settings, merchant_
 def test_an_invalid_setting_stops_any_command_with_one_line_naming_it_and_exit_2(
     settings: Settings, variable: str, value: str
 ) -> None:
-    result = run(settings, "keys", "list", extra_env={variable: value})
+    result = run_gateway(settings, "keys", "list", extra_env={variable: value})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -188,8 +172,8 @@ async def test_keys_carry_at_least_128_random_bits(db: Any) -> None:
 
 
 def test_migrate_is_safe_to_run_twice(settings: Settings, tmp_path: Path) -> None:
-    first = run(settings, "migrate")
-    second = run(settings, "migrate")
+    first = run_gateway(settings, "migrate")
+    second = run_gateway(settings, "migrate")
     assert first.returncode == second.returncode == 0
     assert "schema is up to date" in second.stdout
 
@@ -197,8 +181,8 @@ def test_migrate_is_safe_to_run_twice(settings: Settings, tmp_path: Path) -> Non
 def test_a_merchant_is_configured_for_a_processor_and_a_capture_mode(
     settings: Settings, merchant_name: str
 ) -> None:
-    run(settings, "merchants", "create", merchant_name)
-    configured = run(
+    run_gateway(settings, "merchants", "create", merchant_name)
+    configured = run_gateway(
         settings,
         "merchants",
         "configure",
@@ -211,11 +195,11 @@ def test_a_merchant_is_configured_for_a_processor_and_a_capture_mode(
     assert configured.stdout.strip() == (
         f"merchant {merchant_name}: processor manual, capture at once on create"
     )
-    back = run(settings, "merchants", "configure", merchant_name, "--capture-on-request")
+    back = run_gateway(settings, "merchants", "configure", merchant_name, "--capture-on-request")
     assert back.stdout.strip() == f"merchant {merchant_name}: processor manual, capture on request"
-    nothing = run(settings, "merchants", "configure", merchant_name)
+    nothing = run_gateway(settings, "merchants", "configure", merchant_name)
     assert nothing.returncode == 1 and "nothing to configure" in nothing.stderr
-    unknown = run(
+    unknown = run_gateway(
         settings, "merchants", "configure", "nobody-" + merchant_name, "--processor", "sandbox"
     )
     assert unknown.returncode == 1 and "no merchant named" in unknown.stderr
@@ -226,7 +210,7 @@ def test_a_stripe_account_is_added_with_its_secret_encrypted_and_never_shown(
 ) -> None:
     from gateway.credentials import new_master_key
 
-    run(settings, "merchants", "create", merchant_name)
+    run_gateway(settings, "merchants", "create", merchant_name)
     secret = "sk_test_" + secrets.token_hex(12)
     add = [
         "processors",
@@ -240,19 +224,23 @@ def test_a_stripe_account_is_added_with_its_secret_encrypted_and_never_shown(
         "--secret-key-env",
         "THE_STRIPE_KEY",
     ]
-    without_master = run(settings, *add, extra_env={"THE_STRIPE_KEY": secret})
+    without_master = run_gateway(settings, *add, extra_env={"THE_STRIPE_KEY": secret})
     assert without_master.returncode == 1
     assert "GATEWAY_SECRET_KEY is not set" in without_master.stderr
     master = new_master_key()
-    unset_variable = run(settings, *add, extra_env={"GATEWAY_SECRET_KEY": master})
+    unset_variable = run_gateway(settings, *add, extra_env={"GATEWAY_SECRET_KEY": master})
     assert unset_variable.returncode == 1 and "THE_STRIPE_KEY" in unset_variable.stderr
-    added = run(settings, *add, extra_env={"GATEWAY_SECRET_KEY": master, "THE_STRIPE_KEY": secret})
+    added = run_gateway(
+        settings, *add, extra_env={"GATEWAY_SECRET_KEY": master, "THE_STRIPE_KEY": secret}
+    )
     assert added.returncode == 0, added.stderr
     assert secret not in added.stdout + added.stderr
-    listing = run(settings, "processors", "list")
+    listing = run_gateway(settings, "processors", "list")
     assert "stripe-main" in listing.stdout and "https://api.stripe.com" in listing.stdout
     assert secret not in listing.stdout
-    routed = run(settings, "merchants", "configure", merchant_name, "--processor", "stripe-main")
+    routed = run_gateway(
+        settings, "merchants", "configure", merchant_name, "--processor", "stripe-main"
+    )
     assert (
         routed.stdout.strip()
         == f"merchant {merchant_name}: processor stripe-main, capture on request"
@@ -272,6 +260,8 @@ def test_a_stripe_account_is_added_with_its_secret_encrypted_and_never_shown(
 
 
 def test_a_bad_master_key_stops_every_command_without_echoing_it(settings: Settings) -> None:
-    result = run(settings, "keys", "list", extra_env={"GATEWAY_SECRET_KEY": "not-a-fernet-key"})
+    result = run_gateway(
+        settings, "keys", "list", extra_env={"GATEWAY_SECRET_KEY": "not-a-fernet-key"}
+    )
     assert result.returncode == 2
     assert "GATEWAY_SECRET_KEY" in result.stderr and "not-a-fernet-key" not in result.stderr

@@ -3,39 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from gateway.settings import Settings
+from tests.conftest import run_gateway
 
 
 def test_a_tiny_bench_prints_every_figure_and_finds_no_mismatch(settings: Settings) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    assert settings.database_url and settings.redis_url
-    env.update(GATEWAY_DATABASE_URL=settings.database_url, GATEWAY_REDIS_URL=settings.redis_url)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "bench",
-            "--duration",
-            "1",
-            "--concurrency",
-            "2,4",
-            "--latency-ms",
-            "50",
-            "--latency-concurrency",
-            "10",
-            "--latency-duration",
-            "1",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
+    result = run_gateway(
+        settings,
+        "bench",
+        "--duration",
+        "1",
+        "--concurrency",
+        "2,4",
+        "--latency-ms",
+        "50",
+        "--latency-concurrency",
+        "10",
+        "--latency-duration",
+        "1",
         timeout=600,
-        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout

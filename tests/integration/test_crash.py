@@ -6,7 +6,6 @@ its lease runs out, resumes it with the same key, and the processor does the cap
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import subprocess
@@ -21,6 +20,7 @@ import psycopg
 import pytest
 
 from gateway.settings import Settings
+from tests.conftest import gateway_env
 from tests.integration.test_make_run import free_port
 
 DEADLINE_SECONDS = 120  # bounds on waiting, never an expected speed
@@ -28,18 +28,14 @@ LATENCY_MS = 8000  # the capture is in flight at least this long: the kill lands
 
 
 def environment(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    assert settings.database_url and settings.redis_url
-    env.update(
-        GATEWAY_DATABASE_URL=settings.database_url,
-        GATEWAY_REDIS_URL=settings.redis_url,
+    return gateway_env(
+        settings,
         GATEWAY_WORKFLOW_LEASE_SECONDS="2",
         GATEWAY_WORKFLOW_RECOVERY_BACKOFF_SECONDS="0",
         GATEWAY_PROCESSOR_BACKOFF_SECONDS="0",
         GATEWAY_WORKER_IN_PROCESS="false",
         **extra,
     )
-    return env
 
 
 def wait_for(check, what: str) -> None:  # type: ignore[no-untyped-def]

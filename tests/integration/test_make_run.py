@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from gateway import accounts
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, clean_env
 
 STARTUP_DEADLINE_SECONDS = 180  # a bound, not a speed: first start runs initdb
 
@@ -34,11 +34,9 @@ def free_port() -> int:
 
 
 def embedded_env(data_dir: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(
+    return clean_env(
         GATEWAY_DATA_DIR=str(data_dir), GATEWAY_PORT=str(port), GATEWAY_SETTLEMENT_POLL_SECONDS="0"
     )
-    return env
 
 
 class RunningGateway:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from typing import Any
 
 import msgspec
@@ -13,6 +10,7 @@ import pytest
 
 from gateway import accounts
 from gateway.settings import Settings
+from tests.conftest import run_gateway
 from tests.integration.conftest import GatewayFactory, Running, SomeMerchant
 from tests.integration.shop import Shop, assert_figures_add_up
 
@@ -34,20 +32,6 @@ async def strict(gateway: GatewayFactory, settings: Settings) -> Running:
 @pytest.fixture
 def strict_shop(strict: Running, merchant: SomeMerchant) -> Shop:
     return Shop(strict.client, merchant.key)
-
-
-def gateway_command(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    assert settings.database_url and settings.redis_url
-    env.update(GATEWAY_DATABASE_URL=settings.database_url, GATEWAY_REDIS_URL=settings.redis_url)
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 async def run_of(running: Running, payment_id: str, kind: str) -> Any:
@@ -91,13 +75,13 @@ async def test_a_timeout_goes_stuck_is_listed_and_replayed_once(
     run = await until_stuck(strict, payment["id"], "capture")
     assert run.attempts == AUTOMATIC_CALLS
 
-    listed = gateway_command(settings, "workflows", "list", "--state", "stuck")
+    listed = run_gateway(settings, "workflows", "list", "--state", "stuck")
     assert listed.returncode == 0, listed.stderr
     assert run.id in listed.stdout
-    shown = gateway_command(settings, "workflows", "show", run.id)
+    shown = run_gateway(settings, "workflows", "show", run.id)
     assert "outcome_unknown" in shown.stdout and "stuck" in shown.stdout
 
-    replayed = gateway_command(settings, "workflows", "replay", run.id)
+    replayed = run_gateway(settings, "workflows", "replay", run.id)
     assert replayed.returncode == 0, replayed.stderr
     assert f"replayed {run.id}: succeeded" in replayed.stdout
     assert "SETTLED" in replayed.stdout
@@ -109,7 +93,7 @@ async def test_a_timeout_goes_stuck_is_listed_and_replayed_once(
     assert_figures_add_up(settled)
     assert await operations(db, payment["id"], "capture") == 1
 
-    again = gateway_command(settings, "workflows", "replay", run.id)
+    again = run_gateway(settings, "workflows", "replay", run.id)
     assert again.returncode == 1
     assert "already succeeded" in again.stderr
 
