@@ -184,8 +184,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _resolved(settings: Settings, *, need_redis: bool) -> Iterator[Settings]:
-    """`settings` with real URLs: the configured servers, or the data directory's embedded ones."""
+def _resolved(
+    settings: Settings, *, need_redis: bool, migrated: bool = True
+) -> Iterator[Settings]:
+    """`settings` with real URLs: the configured servers, or the data directory's embedded ones.
+
+    An embedded database is brought up to date first (`migrated`); against real servers,
+    migrations are a deploy step of their own (`gateway migrate`).
+    """
     if settings.database_url and (settings.redis_url or not need_redis):
         yield settings
         return
@@ -194,6 +200,8 @@ def _resolved(settings: Settings, *, need_redis: bool) -> Iterator[Settings]:
         postgres=not settings.database_url,
         redis=need_redis and not settings.redis_url,
     ) as urls:
+        if migrated and urls.database_url:
+            migrate.apply(urls.database_url)
         yield msgspec.structs.replace(
             settings,
             database_url=settings.database_url or urls.database_url,
@@ -207,7 +215,6 @@ def _with_connection(
     with _resolved(settings, need_redis=False) as resolved:
         database_url = resolved.database_url
         assert database_url is not None
-        migrate.apply(database_url)
 
         async def run() -> T:
             conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
@@ -218,7 +225,7 @@ def _with_connection(
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    with _resolved(settings, need_redis=False) as resolved:
+    with _resolved(settings, need_redis=False, migrated=False) as resolved:
         assert resolved.database_url is not None
         applied = migrate.apply(resolved.database_url)
     for migration in applied:
@@ -374,8 +381,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         resolved = msgspec.structs.replace(resolved, worker_in_process=settings.runs_worker)
         assert resolved.database_url is not None
         if settings.embedded:
-            # Against real servers, migrations are a deploy step (`gateway migrate`).
-            migrate.apply(resolved.database_url)
             asyncio.run(_sandbox_banner(resolved))
         if resolved.processes > 1:
             # Worker processes build their app from the environment: hand them the URLs and
@@ -447,8 +452,6 @@ async def _sandbox_banner(settings: Settings) -> None:
 
 def _with_engine(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
     with _resolved(settings, need_redis=True) as resolved:
-        assert resolved.database_url is not None
-        migrate.apply(resolved.database_url)
 
         async def run() -> T:
             async with open_services(resolved) as services:
@@ -563,8 +566,6 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         latency_seconds=args.latency_duration,
     )
     with _resolved(settings, need_redis=True) as resolved:
-        assert resolved.database_url is not None
-        migrate.apply(resolved.database_url)
         report = bench.run(resolved, options, embedded=settings.embedded)
     bench.print_report(report)
     return 1 if report["correctness"]["mismatches"] else 0
