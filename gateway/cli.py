@@ -184,9 +184,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _resolved(
-    settings: Settings, *, need_redis: bool, migrated: bool = True
-) -> Iterator[Settings]:
+def _resolved(settings: Settings, *, need_redis: bool, migrated: bool = True) -> Iterator[Settings]:
     """`settings` with real URLs: the configured servers, or the data directory's embedded ones.
 
     An embedded database is brought up to date first (`migrated`); against real servers,
