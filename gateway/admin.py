@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -12,7 +13,7 @@ from gateway.endpoints import JSONResponse, operator_endpoint
 from gateway.errors import ApiError, validation_error
 from gateway.services import Services
 from workflows.errors import RunNotFound, RunNotReplayable
-from workflows.records import HistoryEntry, Run
+from workflows.model import HistoryEntry, Run
 
 RUN_STATES = ("running", "succeeded", "failed", "stuck")
 
@@ -46,7 +47,7 @@ def run_json(run: Run, history: list[HistoryEntry] | None = None) -> dict[str, A
         "leaseOwner": run.lease_owner,
         "leaseExpiresAt": run.lease_expires_at.isoformat() if run.lease_expires_at else None,
         "nextAttemptAt": run.next_attempt_at.isoformat() if run.next_attempt_at else None,
-        "outcome": run.outcome,
+        "outcome": None if run.outcome is None else msgspec.to_builtins(run.outcome),
         "lastError": run.last_error,
         "createdAt": run.created_at.isoformat(),
         "updatedAt": run.updated_at.isoformat(),
@@ -85,7 +86,7 @@ async def show_run(request: Request, principal: accounts.Principal) -> Response:
 async def replay_run(request: Request, principal: accounts.Principal) -> Response:
     services: Services = request.app.state.services
     try:
-        await services.engine.replay(request.path_params["id"])
+        await services.engine.recovery.replay(request.path_params["id"])
         run, history = await services.reads.run_with_history(request.path_params["id"])
     except RunNotFound as error:
         raise WorkflowRunNotFound(str(error)) from None

@@ -22,17 +22,18 @@ import psycopg
 
 from gateway import accounts
 from gateway import settings as settings_module
-from gateway.credentials import CredentialBox, CredentialError, new_master_key
 from gateway.embedded import embedded_services
 from gateway.logging import configure as configure_logging
-from gateway.processor_accounts import AccountProblem, add_account, list_accounts
 from gateway.services import Services, open_services
 from gateway.settings import InvalidSetting, Settings
 from gateway.storage import migrate
 from processors import stripe
-from workflows.engine import Q as QUERIES
+from workflows.accounts import add_account, list_accounts
+from workflows.credentials import CredentialBox, CredentialError, new_master_key
+from workflows.db import Q as QUERIES
+from workflows.errors import AccountError as AccountProblem
 from workflows.errors import RunError, RunNotReplayable
-from workflows.records import HistoryEntry, Run
+from workflows.model import HistoryEntry, Run
 
 T = TypeVar("T")
 SANDBOX_MERCHANT = "sandbox"
@@ -292,9 +293,11 @@ def _processors_add(settings: Settings, args: argparse.Namespace) -> int:
             merchant_id=merchant.id,
             name=args.name,
             kind=args.kind,
-            secret=secret,
-            api_base_url=args.api_base or stripe.API_BASE,
-            multicapture=args.multicapture,
+            credentials={"secretKey": secret},
+            settings={
+                "apiBaseUrl": args.api_base or stripe.API_BASE,
+                "multicapture": args.multicapture,
+            },
         )
 
     _with_connection(settings, work)
@@ -311,8 +314,8 @@ def _processors_list(settings: Settings, args: argparse.Namespace) -> int:
     for account in listing:
         print(
             f"{account.merchant_name:<20}{account.name:<20}{account.kind:<8}"
-            f"{'yes' if account.multicapture else 'no':<14}"
-            f"{account.created_at:%Y-%m-%d %H:%M:%S}  {account.api_base_url}"
+            f"{'yes' if account.settings.get('multicapture') else 'no':<14}"
+            f"{account.created_at:%Y-%m-%d %H:%M:%S}  {account.settings.get('apiBaseUrl', '')}"
         )
     return 0
 
@@ -518,12 +521,12 @@ def _workflows_replay(settings: Settings, args: argparse.Namespace) -> int:
         refused = 0
         for run_id in ids:
             try:
-                run = await services.engine.replay(run_id)
+                run = await services.engine.recovery.replay(run_id)
             except RunNotReplayable as error:
                 print(f"gateway: refused: {error}", file=sys.stderr)
                 refused += 1
                 continue
-            status = await services.engine.payment_status(run.merchant_id, run.payment_id)
+            status = await services.engine.payments.status(run.merchant_id, run.payment_id)
             print(f"replayed {run.id}: {run.state} (payment {run.payment_id} is {status})")
         return 1 if refused else 0
 
@@ -535,7 +538,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(services: Services) -> int:
         if args.once:
-            resumed = await services.engine.recover_due()
+            resumed = await services.engine.recovery.recover_due()
             print(f"resumed {resumed} run(s)")
             return 0
         stop = asyncio.Event()

@@ -20,7 +20,8 @@ from gateway.endpoints import JSONResponse, MerchantCall, merchant_endpoint
 from gateway.errors import ApiError, validation_error
 from gateway.logging import luhn_valid
 from processors.sandbox import TEST_CARDS
-from workflows.engine import Q
+from workflows.db import Q
+from workflows.model import Card
 
 
 class NotATestCard(ApiError):
@@ -69,14 +70,14 @@ async def create_instrument(call: MerchantCall) -> Response:
         raise validation_error("CardDetails", "The card has expired - at `$.expirationYear`")
     if card.number not in TEST_CARDS:
         raise NotATestCard()
-    kept = {
-        "network": _network(card.number),
-        "first6": card.number[:6],
-        "last4": card.number[-4:],
-        "expirationMonth": card.expirationMonth,
-        "expirationYear": card.expirationYear,
-        "holder": card.cardholderName,
-    }
+    kept = Card(
+        network=_network(card.number),
+        first6=card.number[:6],
+        last4=card.number[-4:],
+        expiration_month=card.expirationMonth,
+        expiration_year=card.expirationYear,
+        cardholder_name=card.cardholderName,
+    )
     token = f"tok_{secrets.token_urlsafe(18)}"
     async with call.services.pool.connection() as conn:
         cur = await conn.execute(
@@ -85,12 +86,12 @@ async def create_instrument(call: MerchantCall) -> Response:
                 "merchant_id": call.merchant_id,
                 "token": token,
                 "mode": call.principal.mode,
-                "network": kept["network"],
-                "first6": kept["first6"],
-                "last4": kept["last4"],
-                "expiration_month": kept["expirationMonth"],
-                "expiration_year": kept["expirationYear"],
-                "cardholder_name": kept["holder"],
+                "network": kept.network,
+                "first6": kept.first6,
+                "last4": kept.last4,
+                "expiration_month": kept.expiration_month,
+                "expiration_year": kept.expiration_year,
+                "cardholder_name": kept.cardholder_name,
             },
         )
         row = await cur.fetchone()

@@ -10,28 +10,58 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from workflows.records import Event, Payment, PaymentView, Transaction
+import msgspec
 
-_OPTION_FIELDS = ("descriptor", "paymentType", "authorizationType")
+from workflows.model import (
+    Card,
+    Event,
+    Payment,
+    PaymentView,
+    RequiredAction,
+    StatusReason,
+    Transaction,
+)
 
 
 def _date(value: datetime) -> str:
     return value.isoformat()
 
 
-def card_data(card: dict[str, Any]) -> dict[str, Any]:
+def card_data(card: Card) -> dict[str, Any]:
     """Primer's PaymentCardTokenAPISchema from what the gateway kept of a card."""
-    data = {
-        "first6Digits": card["first6"],
-        "last4Digits": card["last4"],
-        "expirationMonth": card["expirationMonth"],
-        "expirationYear": card["expirationYear"],
-        "network": card["network"],
+    data: dict[str, Any] = {
+        "first6Digits": card.first6,
+        "last4Digits": card.last4,
+        "expirationMonth": card.expiration_month,
+        "expirationYear": card.expiration_year,
+        "network": card.network,
         "isNetworkTokenized": False,
     }
-    if card.get("holder"):
-        data["cardholderName"] = card["holder"]
+    if card.cardholder_name:
+        data["cardholderName"] = card.cardholder_name
     return data
+
+
+def status_reason(reason: StatusReason) -> dict[str, Any]:
+    """Primer's StatusReasonAPISchema."""
+    body: dict[str, Any] = {"type": reason.type.value}
+    if reason.decline_type is not None:
+        body["declineType"] = reason.decline_type.value
+    if reason.code is not None:
+        body["code"] = reason.code.value
+    if reason.message:
+        body["message"] = reason.message
+    return body
+
+
+def required_action(action: RequiredAction) -> dict[str, Any]:
+    """Primer's PaymentRequiredActionAPISchema."""
+    return {"name": action.name, "description": action.description}
+
+
+def card_token_type(p: Payment) -> str:
+    # No card of ours: the payment took the processor's own token.
+    return "PROCESSOR_TOKEN" if p.card is None else "CARD_PAN"
 
 
 def payment(view: PaymentView, *, expand_events: bool = False) -> dict[str, Any]:
@@ -41,14 +71,14 @@ def payment(view: PaymentView, *, expand_events: bool = False) -> dict[str, Any]
         "date": _date(p.created_at),
         "dateUpdated": _date(p.updated_at),
         "status": p.status,
-        "cardTokenType": p.card_token_type,
+        "cardTokenType": card_token_type(p),
         "orderId": p.order_id,
         "currencyCode": p.currency_code,
         "amount": p.amount,
     }
     for name, value in (
         ("customerId", p.customer_id),
-        ("customer", p.customer),
+        ("customer", msgspec.to_builtins(p.customer) if p.customer else None),
         ("order", p.order_details),
         ("metadata", p.metadata),
     ):
@@ -61,9 +91,15 @@ def payment(view: PaymentView, *, expand_events: bool = False) -> dict[str, Any]
     }
     if p.card is not None:  # none for a processor's own token: the gateway never saw the card
         method["paymentMethodData"] = card_data(p.card)
-    for name in _OPTION_FIELDS:
-        if p.payment_options and p.payment_options.get(name) is not None:
-            method[name] = p.payment_options[name]
+    options = p.payment_options
+    if options is not None:
+        for name, value in (
+            ("descriptor", options.descriptor),
+            ("paymentType", options.payment_type),
+            ("authorizationType", options.authorization_type),
+        ):
+            if value is not None:
+                method[name] = value
     body["paymentMethod"] = method
     body["processor"] = {
         "name": view.processor_name,
@@ -72,9 +108,9 @@ def payment(view: PaymentView, *, expand_events: bool = False) -> dict[str, Any]
         "amountRefunded": p.amount_refunded,
     }
     if p.status_reason:
-        body["statusReason"] = p.status_reason
+        body["statusReason"] = status_reason(p.status_reason)
     if p.required_action:
-        body["requiredAction"] = p.required_action
+        body["requiredAction"] = required_action(p.required_action)
     events_by_transaction: dict[str, list[Event]] = {}
     for event in view.events:
         events_by_transaction.setdefault(event.transaction_id, []).append(event)
@@ -99,14 +135,14 @@ def transaction(view: PaymentView, t: Transaction, events: list[Event] | None) -
         "processorMerchantId": p.processor_merchant_id,
         "processorStatus": t.processor_status,
         "status": t.processor_status,
-        "cardTokenType": p.card_token_type,
+        "cardTokenType": card_token_type(p),
     }
     if t.order_id is not None:
         body["orderId"] = t.order_id
     if t.processor_transaction_id is not None:
         body["processorTransactionId"] = t.processor_transaction_id
     if t.status_reason:
-        body["processorStatusReason"] = t.status_reason
+        body["processorStatusReason"] = status_reason(t.status_reason)
     elif t.outcome_unknown:
         body["processorStatusReason"] = {"type": "GATEWAY_TIMEOUT"}
     if t.reason is not None:

@@ -7,10 +7,9 @@ under the idempotency guard, and encodes the resulting payment as Primer does.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -20,12 +19,15 @@ from gateway import payment_json
 from gateway.endpoints import JSONResponse, MerchantCall, merchant_endpoint
 from gateway.errors import validation_error
 from gateway.idempotency import Claim
-from workflows.engine import CreatePayment, RequestKey
-from workflows.records import Payment
+from processors import registry
+from workflows.commands import CreatePayment
+from workflows.model import Customer, Payment, PaymentOptions, PaymentView
+from workflows.runner import RequestKey
 
 Text255 = Annotated[str, Meta(max_length=255)]
 Amount = Annotated[int, Meta(ge=0, le=9_007_199_254_740_991)]
 Expand = list[Literal["transactions.events"]]
+T = TypeVar("T")
 
 
 class Address(
@@ -110,6 +112,11 @@ class PaymentRefundAPIRequest(
     expand: Expand | None = None
 
 
+def _convert(value: msgspec.Struct | None, domain: type[T]) -> T | None:
+    """A request's Struct as the domain's own type (both spell their fields the same)."""
+    return None if value is None else msgspec.convert(msgspec.to_builtins(value), domain)
+
+
 def _check_metadata(model: str, metadata: dict[str, Any] | None) -> None:
     if metadata and any(not key for key in metadata):
         raise validation_error(model, "Metadata keys must not be empty - at `$.metadata`")
@@ -122,10 +129,7 @@ def _request_key(claim: Claim) -> RequestKey | None:
     return RequestKey(claim.key, claim.fingerprint)
 
 
-async def _answer(
-    call: MerchantCall, payment_id: str, claim: Claim, expand: Expand | None
-) -> Response:
-    view = await call.services.engine.view(call.merchant_id, payment_id, events=bool(expand))
+def _answer(view: PaymentView, claim: Claim, expand: Expand | None) -> Response:
     claim.processed(view.payment.id, view.payment.status)
     return JSONResponse(payment_json.payment(view, expand_events=bool(expand)))
 
@@ -134,24 +138,24 @@ async def _answer(
 async def create_payment(call: MerchantCall) -> Response:
     body = await call.body(PaymentCreationAPIRequest)
     _check_metadata("PaymentCreationAPIRequest", body.metadata)
-    command = CreatePayment(
-        merchant_id=call.merchant_id,
-        mode=call.principal.mode or "sandbox",
-        order_id=body.orderId,
-        currency_code=body.currencyCode,
-        amount=body.amount,
-        payment_method_token=body.paymentMethodToken,
-        customer_id=body.customerId,
-        customer=msgspec.to_builtins(body.customer) if body.customer else None,
-        order_details=body.order,
-        metadata=body.metadata,
-        payment_options=msgspec.to_builtins(body.paymentMethod) if body.paymentMethod else None,
-    )
 
     async def work(claim: Claim) -> Response:
-        keyed = dataclasses.replace(command, idempotency=_request_key(claim))
-        payment_id = await call.services.engine.authorize(keyed)
-        return await _answer(call, payment_id, claim, body.expand)
+        command = CreatePayment(
+            merchant_id=call.merchant_id,
+            mode=call.principal.mode or "sandbox",
+            order_id=body.orderId,
+            currency_code=body.currencyCode,
+            amount=body.amount,
+            payment_method_token=body.paymentMethodToken,
+            customer_id=body.customerId,
+            customer=_convert(body.customer, Customer),
+            order_details=body.order,
+            metadata=body.metadata,
+            payment_options=_convert(body.paymentMethod, PaymentOptions),
+            idempotency=_request_key(claim),
+        )
+        view = await call.services.engine.payments.authorize(command, events=bool(body.expand))
+        return _answer(view, claim, body.expand)
 
     return await call.once("create", body, work, durable=False)
 
@@ -162,14 +166,15 @@ async def capture_payment(call: MerchantCall) -> Response:
     body = await call.body(PaymentCaptureAPIRequest)
 
     async def work(claim: Claim) -> Response:
-        await call.services.engine.capture(
+        view = await call.services.engine.payments.capture(
             call.merchant_id,
             payment_id,
             amount=body.amount,
             final=body.final,
             idempotency=_request_key(claim),
+            events=bool(body.expand),
         )
-        return await _answer(call, payment_id, claim, body.expand)
+        return _answer(view, claim, body.expand)
 
     return await call.once("capture", body, work, target=payment_id, durable=False)
 
@@ -180,10 +185,14 @@ async def cancel_payment(call: MerchantCall) -> Response:
     body = await call.body(PaymentCancelAPIRequest)
 
     async def work(claim: Claim) -> Response:
-        await call.services.engine.cancel(
-            call.merchant_id, payment_id, reason=body.reason, idempotency=_request_key(claim)
+        view = await call.services.engine.payments.cancel(
+            call.merchant_id,
+            payment_id,
+            reason=body.reason,
+            idempotency=_request_key(claim),
+            events=bool(body.expand),
         )
-        return await _answer(call, payment_id, claim, body.expand)
+        return _answer(view, claim, body.expand)
 
     return await call.once("cancel", body, work, target=payment_id, durable=False)
 
@@ -194,7 +203,7 @@ async def refund_payment(call: MerchantCall) -> Response:
     body = await call.body(PaymentRefundAPIRequest)
 
     async def work(claim: Claim) -> Response:
-        await call.services.engine.refund(
+        view = await call.services.engine.payments.refund(
             call.merchant_id,
             payment_id,
             amount=body.amount,
@@ -202,8 +211,9 @@ async def refund_payment(call: MerchantCall) -> Response:
             reason=body.reason,
             transaction_event_id=body.transactionEventId,
             idempotency=_request_key(claim),
+            events=bool(body.expand),
         )
-        return await _answer(call, payment_id, claim, body.expand)
+        return _answer(view, claim, body.expand)
 
     return await call.once("refund", body, work, target=payment_id, durable=False)
 
@@ -216,7 +226,7 @@ async def get_payment(call: MerchantCall) -> Response:
         raise validation_error(
             "PaymentQuery", f"Unknown expand value {unknown[0]!r} - at `$.expand`"
         )
-    view = await call.services.engine.view(
+    view = await call.services.engine.payments.view(
         call.merchant_id, call.request.path_params["id"], events=bool(expand)
     )
     return JSONResponse(payment_json.payment(view, expand_events=bool(expand)))
@@ -294,11 +304,14 @@ def _list_query(call: MerchantCall) -> ListQuery:
 async def list_payments(call: MerchantCall) -> Response:
     query = _list_query(call)
     cursor = _decode_cursor(query.cursor) if query.cursor else None
+    # Processors by the names merchants see (a name no processor has matches nothing).
     processors = None
     if query.processor:
-        processors = [name.lower() for name in query.processor]
-        if not set(processors) <= {"sandbox", "manual", "stripe"}:
-            return JSONResponse({"data": []})
+        processors = [
+            kind.name
+            for kind in registry.KINDS.values()
+            if kind.display_name in {name.upper() for name in query.processor}
+        ]
     position = (cursor.created_at, cursor.payment_id) if cursor else None
     page, has_more = await call.services.reads.list_payments(
         call.merchant_id,
@@ -316,9 +329,8 @@ async def list_payments(call: MerchantCall) -> Response:
         after=position if cursor and cursor.direction == "next" else None,
         before=position if cursor and cursor.direction == "prev" else None,
     )
-    engine = call.services.engine
     body: dict[str, Any] = {
-        "data": [payment_json.summary(p, engine.processor_name(p.processor)) for p in page]
+        "data": [payment_json.summary(p, registry.display_name(p.processor)) for p in page]
     }
     backwards = cursor is not None and cursor.direction == "prev"
     if page:

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
-from gateway.credentials import CredentialBox
 from gateway.idempotency import IdempotencyGuard
-from gateway.processor_accounts import ProcessorDirectory
 from gateway.settings import Settings
 from gateway.storage import create_pool
+from workflows.accounts import ProcessorDirectory
+from workflows.credentials import CredentialBox
 from workflows.engine import Engine, EngineConfig
 from workflows.reads import Reads
 
@@ -81,7 +81,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             redis,
             ttl_seconds=settings.idempotency_ttl_seconds,
             lease_seconds=settings.idempotency_lease_seconds,
-            current_status=engine.payment_status,
+            current_status=engine.payments.status,
         )
         try:
             yield Services(
@@ -90,7 +90,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 redis=redis,
                 idempotency=guard,
                 engine=engine,
-                reads=Reads(pool),
+                reads=engine.reads,
             )
         finally:
             await engine.aclose()

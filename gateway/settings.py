@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from gateway.credentials import valid_master_key
+from workflows.credentials import valid_master_key
 
 PREFIX = "GATEWAY_"
 

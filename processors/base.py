@@ -1,10 +1,11 @@
 """What every processor answers, in one vocabulary.
 
 Every processor implements the same verbs (authorize, capture, cancel, refund, status) and
-returns a `Result`: a canonical `Outcome` plus, for declines and failures, Primer's decline
-vocabulary. A decline is a value, never an exception. Exceptions are for transport only:
-`TransientError` (nothing happened, safe to retry) and `OutcomeUnknown` (the request may have
-been done; retry with the same key or ask for the status).
+returns a `Result`: a canonical `Outcome` plus, for declines and failures, a closed decline
+vocabulary (the codes Primer uses, which every processor maps into). A decline is a value, never
+an exception. Exceptions (`processors.errors`) are for transport only: `TransientError` (nothing
+happened, safe to retry) and `OutcomeUnknown` (the request may have been done; retry with the
+same key or ask for the status).
 
 Every call carries the processor idempotency key the engine committed before the first attempt;
 a processor must do the operation at most once per key.
@@ -15,6 +16,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import httpx
+import msgspec
+from psycopg_pool import AsyncConnectionPool
 
 
 class Outcome(enum.StrEnum):
@@ -61,23 +66,14 @@ class DeclineCode(enum.StrEnum):
     AUTHENTICATION_REQUIRED = "AUTHENTICATION_REQUIRED"
 
 
-@dataclass(frozen=True)
-class StatusReason:
+class StatusReason(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
+    """Why an operation was refused or is not settled: the gateway's closed vocabulary (each API
+    surface renders it in its own shape)."""
+
     type: StatusReasonType
     decline_type: DeclineType | None = None
     code: DeclineCode | None = None
     message: str | None = None
-
-    def to_api(self) -> dict[str, str]:
-        """Primer's StatusReasonAPISchema."""
-        body = {"type": self.type.value}
-        if self.decline_type is not None:
-            body["declineType"] = self.decline_type.value
-        if self.code is not None:
-            body["code"] = self.code.value
-        if self.message:
-            body["message"] = self.message
-        return body
 
 
 @dataclass(frozen=True)
@@ -92,8 +88,7 @@ class Result:
         return self.outcome in (Outcome.DECLINED, Outcome.FAILED)
 
 
-@dataclass(frozen=True)
-class Card:
+class Card(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
     """The card data the gateway kept for a token (never the full number, never the CVV)."""
 
     network: str
@@ -101,7 +96,7 @@ class Card:
     last4: str
     expiration_month: str
     expiration_year: str
-    cardholder_name: str | None = None
+    cardholder_name: str | None = msgspec.field(default=None, name="holder")
 
 
 @dataclass(frozen=True)
@@ -121,26 +116,31 @@ class Call:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class ProcessorError(Exception):
-    """A processor could not be reached or did not answer properly."""
+class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
+    """What a processor (as one account is set up) can do beyond the five verbs."""
 
-    def __init__(self, message: str = "", *, retryable: bool = True) -> None:
-        super().__init__(message)
-        # False when the processor itself says a retry now will not help (the outcome may still
-        # be unknown: the run then waits for recovery instead of retrying at once).
-        self.retryable = retryable
+    # Several partial captures of one authorization (a non-final capture keeps the rest).
+    multicapture: bool = False
 
 
-class TransientError(ProcessorError):
-    """Nothing happened at the processor (connection refused, 429, 5xx before processing)."""
+class OwnTokens(msgspec.Struct, frozen=True, kw_only=True):
+    """A processor whose payments take its own payment-method tokens, passed through untouched
+    (the gateway never sees the card): what they look like, for a clear refusal."""
+
+    prefix: str  # e.g. "pm_"
+    name: str  # e.g. "a Stripe PaymentMethod id"
 
 
-class OutcomeUnknown(ProcessorError):
-    """The request may have been done: a timeout after sending, a reset, a 5xx."""
+@dataclass(frozen=True)
+class Resources:
+    """What a processor may share with the others of its process."""
+
+    pool: AsyncConnectionPool  # the gateway's database (the sandbox keeps its ledger there)
+    http: httpx.AsyncClient  # one pooled HTTP client for every connector
 
 
 class Processor(Protocol):
-    name: str  # as shown to merchants, e.g. "SANDBOX"
+    capabilities: Capabilities
 
     async def authorize(self, call: Call) -> Result: ...
     async def capture(self, call: Call) -> Result: ...

@@ -3,7 +3,9 @@ elsewhere). Every operation succeeds at once; nothing is called."""
 
 from __future__ import annotations
 
-from processors.base import Call, Outcome, Result
+from typing import Any
+
+from processors.base import Call, Capabilities, Outcome, Resources, Result
 
 _OUTCOMES = {
     "authorize": Outcome.AUTHORIZED,
@@ -14,7 +16,7 @@ _OUTCOMES = {
 
 
 class ManualProcessor:
-    name = "MANUAL"
+    capabilities = Capabilities(multicapture=True)
 
     async def authorize(self, call: Call) -> Result:
         return Result(Outcome.AUTHORIZED, f"manual_{call.processor_key}")
@@ -31,3 +33,7 @@ class ManualProcessor:
     async def status(self, call: Call) -> Result:
         # Whatever was asked of the manual processor, it did.
         return Result(_OUTCOMES[call.verb], call.processor_transaction_id)
+
+
+def build(resources: Resources, credentials: Any, settings: Any) -> ManualProcessor:
+    return ManualProcessor()

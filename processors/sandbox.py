@@ -38,15 +38,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from processors.base import (
     Call,
+    Capabilities,
     DeclineCode,
     DeclineType,
     Outcome,
-    OutcomeUnknown,
+    Resources,
     Result,
     StatusReason,
     StatusReasonType,
-    TransientError,
 )
+from processors.errors import OutcomeUnknown, TransientError
 
 # number -> (network, outcome of an authorization)
 TEST_CARDS: dict[str, tuple[str, Outcome]] = {
@@ -151,7 +152,7 @@ class Triggers:
 
 
 class SandboxProcessor:
-    name = "SANDBOX"
+    capabilities = Capabilities(multicapture=True)
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
@@ -258,3 +259,7 @@ class SandboxProcessor:
             await asyncio.sleep(triggers.latency_ms / 1000)
         if number and number <= triggers.timeouts:
             raise OutcomeUnknown(f"sandbox: timed out after doing the work (call {number})")
+
+
+def build(resources: Resources, credentials: Any, settings: Any) -> SandboxProcessor:
+    return SandboxProcessor(resources.pool)

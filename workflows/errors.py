@@ -1,9 +1,26 @@
-"""Why a payment operation was refused. The edge maps each class to an HTTP answer."""
+"""Why a domain operation was refused: one root, `DomainError`. Each API surface maps the classes
+it can meet to its own answer."""
 
 from __future__ import annotations
 
 
-class PaymentError(Exception):
+class DomainError(Exception):
+    """A domain operation was refused or could not be done."""
+
+
+class StorageUnavailable(DomainError):
+    """The database could not be reached; nothing was decided."""
+
+
+class Conflict(DomainError):
+    """A write broke one of the database's constraints (named `constraint`)."""
+
+    def __init__(self, constraint: str | None, message: str = "") -> None:
+        super().__init__(message or f"constraint {constraint} refused the write")
+        self.constraint = constraint
+
+
+class PaymentError(DomainError):
     """A payment operation was refused."""
 
     def __init__(
@@ -58,7 +75,7 @@ class IdempotencyKeyReused(PaymentError):
     """This idempotency key was already used with a different request."""
 
 
-class RunError(Exception):
+class RunError(DomainError):
     """A workflow run operation was refused."""
 
 
@@ -68,3 +85,19 @@ class RunNotFound(RunError):
 
 class RunNotReplayable(RunError):
     """This run cannot be replayed."""
+
+
+class AccountError(DomainError):
+    """A merchant or processor account operation was refused."""
+
+
+class UnknownMerchant(AccountError):
+    """No merchant has this name."""
+
+
+class UnknownProcessorAccount(AccountError):
+    """No processor account of this merchant has this name."""
+
+
+class ProcessorAccountExists(AccountError):
+    """The merchant already has a processor account with this name."""

@@ -20,11 +20,13 @@ from workflows.errors import (
     UnprocessableCaptureAmount,
     UnprocessableRefundAmount,
 )
-from workflows.records import Payment
+from workflows.model import Payment, PaymentStatus
 
-CAPTURABLE_STATUSES = frozenset({"AUTHORIZED", "PARTIALLY_SETTLED"})
-CANCELLABLE_STATUSES = frozenset({"PENDING", "AUTHORIZED", "PARTIALLY_SETTLED"})
-REFUNDABLE_STATUSES = frozenset({"SETTLED", "PARTIALLY_SETTLED"})
+CAPTURABLE_STATUSES = frozenset({PaymentStatus.AUTHORIZED, PaymentStatus.PARTIALLY_SETTLED})
+CANCELLABLE_STATUSES = frozenset(
+    {PaymentStatus.PENDING, PaymentStatus.AUTHORIZED, PaymentStatus.PARTIALLY_SETTLED}
+)
+REFUNDABLE_STATUSES = frozenset({PaymentStatus.SETTLED, PaymentStatus.PARTIALLY_SETTLED})
 
 
 def _refuse(payment: Payment, operation: str) -> InvalidPaymentStatus:
@@ -89,9 +91,11 @@ def refund_amount(payment: Payment, requested: int | None, event_refundable: int
     return amount
 
 
-def status_after_capture(amount_authorized: int, amount_captured: int) -> str:
-    return "SETTLED" if amount_captured >= amount_authorized else "PARTIALLY_SETTLED"
+def status_after_capture(amount_authorized: int, amount_captured: int) -> PaymentStatus:
+    if amount_captured >= amount_authorized:
+        return PaymentStatus.SETTLED
+    return PaymentStatus.PARTIALLY_SETTLED
 
 
-def status_after_cancel(amount_captured: int) -> str:
-    return "PARTIALLY_SETTLED" if amount_captured else "CANCELLED"
+def status_after_cancel(amount_captured: int) -> PaymentStatus:
+    return PaymentStatus.PARTIALLY_SETTLED if amount_captured else PaymentStatus.CANCELLED

@@ -10,11 +10,24 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+
+from msgspec.structs import replace
 
 from processors.base import Outcome, Result, StatusReason, StatusReasonType
 from workflows import lifecycle
-from workflows.records import Payment, Run
+from workflows.model import (
+    CancelInput,
+    CaptureInput,
+    EventType,
+    Payment,
+    PaymentStatus,
+    RecoveryPoint,
+    RequiredAction,
+    Run,
+    RunKind,
+    RunOutcome,
+    RunState,
+)
 
 TIMEOUT_REASON = StatusReason(
     StatusReasonType.GATEWAY_TIMEOUT,
@@ -22,16 +35,16 @@ TIMEOUT_REASON = StatusReason(
 )
 _NOT_FOUND = StatusReason(StatusReasonType.APPLICATION_ERROR, message="unknown to the processor")
 _WAITING_EVENTS = {
-    "call_processor": "outcome_unknown",
-    "await_action": "awaiting_customer_action",
-    "await_settlement": "awaiting_settlement",
+    RecoveryPoint.CALL_PROCESSOR: "outcome_unknown",
+    RecoveryPoint.AWAIT_ACTION: "awaiting_customer_action",
+    RecoveryPoint.AWAIT_SETTLEMENT: "awaiting_settlement",
 }
 
 
 @dataclass(frozen=True)
 class TransactionChange:
-    status: str | None  # None: keep the status, only mark the outcome unknown
-    reason: dict[str, Any] | None = None
+    status: PaymentStatus | None  # None: keep the status, only mark the outcome unknown
+    reason: StatusReason | None = None
     processor_transaction_id: str | None = None
     outcome_unknown: bool = False
 
@@ -42,18 +55,18 @@ _KNOWN_NOW = TransactionChange(status=None, outcome_unknown=False)
 
 @dataclass(frozen=True)
 class EventChange:
-    type: str
+    type: EventType
     amount: int | None
     final: bool | None
 
 
 @dataclass(frozen=True)
 class Changes:
-    state: str  # the run's: running (to be asked again), succeeded, failed
-    recovery_point: str
+    state: RunState  # running (to be asked again), succeeded, failed
+    recovery_point: RecoveryPoint
     retry_after_seconds: int
     history_event: str
-    outcome: dict[str, Any] | None
+    outcome: RunOutcome | None
     payment: Payment | None = None  # the payment's new figures; None: unchanged
     transaction: TransactionChange | None = None
     event: EventChange | None = None
@@ -71,105 +84,105 @@ def decide(
     if result is None:
         # Unknown outcome: the payment keeps its status and says why; the run waits.
         return Changes(
-            state="running",
+            state=RunState.RUNNING,
             recovery_point=run.recovery_point,
             retry_after_seconds=recovery_backoff_seconds,
             history_event=_WAITING_EVENTS[run.recovery_point],
             outcome=None,
-            payment=dataclasses.replace(payment, status_reason=TIMEOUT_REASON.to_api()),
+            payment=replace(payment, status_reason=TIMEOUT_REASON),
             transaction=TransactionChange(status=None, outcome_unknown=True),
         )
     outcome = _outcome(result)
     if result.outcome is Outcome.SETTLING:
         return Changes(
-            state="running",
-            recovery_point="await_settlement",
+            state=RunState.RUNNING,
+            recovery_point=RecoveryPoint.AWAIT_SETTLEMENT,
             retry_after_seconds=poll_seconds,
             history_event="awaiting_settlement",
             outcome=outcome,
-            payment=dataclasses.replace(payment, status="SETTLING", status_reason=None),
+            payment=replace(payment, status=PaymentStatus.SETTLING, status_reason=None),
         )
-    if result.outcome is Outcome.PENDING and run.kind == "authorize":
+    if result.outcome is Outcome.PENDING and run.kind is RunKind.AUTHORIZE:
         # The customer has something to do (3-D Secure): ask again later. The processor's id is
         # kept now, because the questions need it.
         action = None
         if result.required_action:
-            action = {
-                "name": result.required_action,
-                "description": "The customer must complete an action (3-D Secure).",
-            }
+            action = RequiredAction(
+                name=result.required_action,
+                description="The customer must complete an action (3-D Secure).",
+            )
         return Changes(
-            state="running",
-            recovery_point="await_action",
+            state=RunState.RUNNING,
+            recovery_point=RecoveryPoint.AWAIT_ACTION,
             retry_after_seconds=poll_seconds,
             history_event="awaiting_customer_action",
             outcome=outcome,
-            payment=dataclasses.replace(payment, status_reason=None, required_action=action)
+            payment=replace(payment, status_reason=None, required_action=action)
             if action
             else None,
-            transaction=TransactionChange("PENDING", None, result.processor_transaction_id),
+            transaction=TransactionChange(
+                PaymentStatus.PENDING, None, result.processor_transaction_id
+            ),
         )
     if result.outcome is Outcome.NOT_FOUND:
         # Asked about an operation the processor does not know: it was not done.
         result = Result(Outcome.FAILED, reason=_NOT_FOUND)
     succeeded = not result.definitive_no
     finished = Changes(
-        state="succeeded" if succeeded else "failed",
-        recovery_point="finished",
+        state=RunState.SUCCEEDED if succeeded else RunState.FAILED,
+        recovery_point=RecoveryPoint.FINISHED,
         retry_after_seconds=0,
         history_event="succeeded" if succeeded else "failed",
         outcome=_outcome(result),
     )
     deciders = {
-        "authorize": _authorized,
-        "capture": _captured,
-        "cancel": _cancelled,
-        "refund": _refunded,
+        RunKind.AUTHORIZE: _authorized,
+        RunKind.CAPTURE: _captured,
+        RunKind.CANCEL: _cancelled,
+        RunKind.REFUND: _refunded,
     }
     return deciders[run.kind](finished, run, payment, result, succeeded)
 
 
-def _outcome(result: Result) -> dict[str, Any]:
-    return {
-        "outcome": result.outcome.value,
-        "processorTransactionId": result.processor_transaction_id,
-        "reason": result.reason.to_api() if result.reason else None,
-    }
+def _outcome(result: Result) -> RunOutcome:
+    return RunOutcome(
+        outcome=result.outcome.value,
+        processor_transaction_id=result.processor_transaction_id,
+        reason=result.reason,
+    )
 
 
-def _reason(result: Result) -> dict[str, Any]:
-    return (result.reason or StatusReason(StatusReasonType.APPLICATION_ERROR)).to_api()
+def _reason(result: Result) -> StatusReason:
+    return result.reason or StatusReason(StatusReasonType.APPLICATION_ERROR)
 
 
-def _refused_status(result: Result) -> str:
-    return "DECLINED" if result.outcome is Outcome.DECLINED else "FAILED"
+def _refused_status(result: Result) -> PaymentStatus:
+    return PaymentStatus.DECLINED if result.outcome is Outcome.DECLINED else PaymentStatus.FAILED
 
 
 def _authorized(
     changes: Changes, run: Run, payment: Payment, result: Result, succeeded: bool
 ) -> Changes:
-    if payment.status != "PENDING":
+    if payment.status is not PaymentStatus.PENDING:
         return changes  # cancelled meanwhile: the cancel's own run answered for it
     ptid = result.processor_transaction_id
     if result.outcome is Outcome.AUTHORIZED:
         return dataclasses.replace(
             changes,
-            payment=dataclasses.replace(
+            payment=replace(
                 payment,
-                status="AUTHORIZED",
+                status=PaymentStatus.AUTHORIZED,
                 status_reason=None,
                 amount_authorized=payment.amount,
                 required_action=None,
             ),
-            transaction=TransactionChange("AUTHORIZED", None, ptid),
-            event=EventChange("AUTHORIZATION_SUCCEEDED", payment.amount, None),
+            transaction=TransactionChange(PaymentStatus.AUTHORIZED, None, ptid),
+            event=EventChange(EventType.AUTHORIZATION_SUCCEEDED, payment.amount, None),
         )
     status, reason = _refused_status(result), _reason(result)
     return dataclasses.replace(
         changes,
-        payment=dataclasses.replace(
-            payment, status=status, status_reason=reason, required_action=None
-        ),
+        payment=replace(payment, status=status, status_reason=reason, required_action=None),
         transaction=TransactionChange(status, reason, ptid),
     )
 
@@ -177,14 +190,15 @@ def _authorized(
 def _captured(
     changes: Changes, run: Run, payment: Payment, result: Result, succeeded: bool
 ) -> Changes:
-    final = bool(run.input.get("final", True))
+    assert isinstance(run.input, CaptureInput)
+    final = run.input.final
     released = payment.capture_reserved - run.amount
     if succeeded:
         captured = payment.amount_captured + run.amount
         status = lifecycle.status_after_capture(payment.amount_authorized, captured)
         return dataclasses.replace(
             changes,
-            payment=dataclasses.replace(
+            payment=replace(
                 payment,
                 status=status,
                 status_reason=None,
@@ -192,13 +206,13 @@ def _captured(
                 capture_reserved=released,
             ),
             transaction=TransactionChange(status, None, result.processor_transaction_id),
-            event=EventChange("CAPTURE_SUCCEEDED", run.amount, final),
+            event=EventChange(EventType.CAPTURE_SUCCEEDED, run.amount, final),
         )
     # Not captured: the reservation is released, and a final capture's closing undone.
-    closed = bool(run.input.get("wasClosed")) if final else payment.captures_closed
+    closed = run.input.was_closed if final else payment.captures_closed
     return dataclasses.replace(
         changes,
-        payment=dataclasses.replace(
+        payment=replace(
             payment,
             status_reason=_reason(result),
             capture_reserved=released,
@@ -211,22 +225,21 @@ def _captured(
 def _cancelled(
     changes: Changes, run: Run, payment: Payment, result: Result, succeeded: bool
 ) -> Changes:
+    assert isinstance(run.input, CancelInput)
     if succeeded:
         status = lifecycle.status_after_cancel(payment.amount_captured)
         return dataclasses.replace(
             changes,
-            payment=dataclasses.replace(
-                payment, status=status, status_reason=None, captures_closed=True
-            ),
+            payment=replace(payment, status=status, status_reason=None, captures_closed=True),
             transaction=TransactionChange(status, None, result.processor_transaction_id),
-            event=EventChange("CANCELLATION_SUCCEEDED", None, None),
+            event=EventChange(EventType.CANCELLATION_SUCCEEDED, None, None),
         )
     return dataclasses.replace(
         changes,
-        payment=dataclasses.replace(
+        payment=replace(
             payment,
             status_reason=_reason(result),
-            captures_closed=bool(run.input.get("wasClosed")),
+            captures_closed=run.input.was_closed,
         ),
         transaction=_KNOWN_NOW,
     )
@@ -236,10 +249,12 @@ def _refunded(
     changes: Changes, run: Run, payment: Payment, result: Result, succeeded: bool
 ) -> Changes:
     refunded = run.amount if succeeded else 0
-    status, reason = ("SETTLED", None) if succeeded else (_refused_status(result), _reason(result))
+    status, reason = (
+        (PaymentStatus.SETTLED, None) if succeeded else (_refused_status(result), _reason(result))
+    )
     return dataclasses.replace(
         changes,
-        payment=dataclasses.replace(
+        payment=replace(
             payment,
             amount_refunded=payment.amount_refunded + refunded,
             refund_reserved=payment.refund_reserved - run.amount,

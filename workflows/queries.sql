@@ -44,6 +44,14 @@ FOR UPDATE OF p;
 -- name: get_payment
 SELECT * FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 
+-- name: payment_view
+-- A payment as the edge shows it, with its transactions, in one round trip.
+SELECT p.*, (
+    SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.created_at, t.id), '[]'::jsonb)
+    FROM transactions t WHERE t.merchant_id = p.merchant_id AND t.payment_id = p.id
+) AS transactions
+FROM payments p WHERE p.merchant_id = %(merchant_id)s AND p.id = %(id)s;
+
 -- name: get_payment_status
 SELECT status FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 
@@ -245,7 +253,7 @@ WHERE merchant_id = %(merchant_id)s
   AND (%(to_date)s::timestamptz IS NULL OR created_at <= %(to_date)s)
   AND (%(min_amount)s::bigint IS NULL OR amount >= %(min_amount)s)
   AND (%(max_amount)s::bigint IS NULL OR amount <= %(max_amount)s)
-  AND (%(processors)s::processor_kind[] IS NULL OR processor = ANY (%(processors)s::processor_kind[]))
+  AND (%(processors)s::text[] IS NULL OR processor = ANY (%(processors)s::text[]))
   AND (%(last4s)s::text[] IS NULL OR card_last4 = ANY (%(last4s)s::text[]))
   AND (%(after_at)s::timestamptz IS NULL OR (created_at, id) < (%(after_at)s, %(after_id)s::text))
   AND (%(before_at)s::timestamptz IS NULL OR (created_at, id) > (%(before_at)s, %(before_id)s::text))
@@ -258,25 +266,23 @@ LIMIT %(limit)s;
 
 -- name: configure_merchant
 UPDATE merchants SET
-    processor = coalesce(%(processor)s::processor_kind, processor),
-    processor_account = CASE WHEN %(processor)s::processor_kind IS NULL
+    processor = coalesce(%(processor)s::text, processor),
+    processor_account = CASE WHEN %(processor)s::text IS NULL
         THEN processor_account END,
     capture_on_create = coalesce(%(capture_on_create)s, capture_on_create)
 WHERE name = %(name)s
 RETURNING id, name, coalesce(processor_account, processor::text), capture_on_create;
 
 -- name: add_processor_account
-INSERT INTO processor_accounts (merchant_id, name, kind, api_base_url, secret_ciphertext,
-    multicapture)
-VALUES (%(merchant_id)s, %(name)s, %(kind)s, %(api_base_url)s, %(secret_ciphertext)s,
-    %(multicapture)s);
+INSERT INTO processor_accounts (merchant_id, name, kind, settings, secret_ciphertext)
+VALUES (%(merchant_id)s, %(name)s, %(kind)s, %(settings)s, %(secret_ciphertext)s);
 
 -- name: find_processor_account
-SELECT kind, api_base_url, secret_ciphertext, multicapture FROM processor_accounts
+SELECT kind, settings, secret_ciphertext FROM processor_accounts
 WHERE merchant_id = %(merchant_id)s AND name = %(name)s;
 
 -- name: list_processor_accounts
-SELECT m.name, a.name, a.kind, a.api_base_url, a.multicapture, a.created_at
+SELECT m.name, a.name, a.kind, a.settings, a.created_at
 FROM processor_accounts a JOIN merchants m ON m.id = a.merchant_id
 ORDER BY m.name, a.name;
 

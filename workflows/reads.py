@@ -1,24 +1,20 @@
-"""Read side of the domain: payments as the API shows them, listings, runs and their history."""
+"""Read side of the domain: payment listings, runs and their history."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
+from workflows.db import Database, Q
 from workflows.errors import RunNotFound
-from workflows.records import HistoryEntry, Payment, Run, from_row
-from workflows.sql import load_queries
-
-Q = load_queries(Path(__file__).with_name("queries.sql"))
+from workflows.model import HistoryEntry, Payment, Run, from_row
 
 
 class Reads:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def list_payments(
         self,
@@ -53,7 +49,7 @@ class Reads:
                 )
             },
         }
-        async with self._pool.connection() as conn:
+        async with self._db.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(Q["list_payments"], params)
             rows = await cur.fetchall()
@@ -66,7 +62,7 @@ class Reads:
     async def list_runs(
         self, *, state: str | None = None, payment_id: str | None = None, limit: int = 100
     ) -> list[Run]:
-        async with self._pool.connection() as conn:
+        async with self._db.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 Q["list_runs"], {"state": state, "payment_id": payment_id, "limit": limit}
@@ -74,7 +70,7 @@ class Reads:
             return [from_row(Run, row) for row in await cur.fetchall()]
 
     async def run(self, run_id: str) -> Run:
-        async with self._pool.connection() as conn:
+        async with self._db.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(Q["get_run"], {"id": run_id})
             row = await cur.fetchone()
@@ -84,7 +80,7 @@ class Reads:
 
     async def run_with_history(self, run_id: str) -> tuple[Run, list[HistoryEntry]]:
         run = await self.run(run_id)
-        async with self._pool.connection() as conn:
+        async with self._db.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(Q["run_history"], {"merchant_id": run.merchant_id, "run_id": run.id})
             history = [from_row(HistoryEntry, r) for r in await cur.fetchall()]

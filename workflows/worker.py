@@ -1,6 +1,6 @@
 """The worker: resumes runs whose process died, runs awaiting recovery, and settlements.
 
-Any number of workers may run on any number of machines; `Engine.recover_due` claims each due run
+Any number of workers may run on any number of machines; `Recovery.recover_due` claims each due run
 for exactly one of them (`FOR UPDATE SKIP LOCKED`). In embedded `make run` mode the gateway runs
 one inside its own process.
 """
@@ -21,7 +21,7 @@ async def run(engine: Engine, stop: asyncio.Event, *, poll_seconds: float = 1.0)
     log.info("worker_started", owner=engine.owner)
     while not stop.is_set():
         try:
-            resumed = await engine.recover_due()
+            resumed = await engine.recovery.recover_due()
         except Exception:
             log.exception("worker_pass_failed")
             resumed = 0

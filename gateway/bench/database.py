@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from gateway.bench.load import LoadResult, Operation
 from gateway.storage import QUERIES as EDGE
 from processors import sandbox
-from workflows.engine import Q
+from workflows.db import Q
 
 
 async def run(

@@ -38,7 +38,7 @@ from gateway import accounts
 from gateway.bench import database
 from gateway.bench.load import LoadResult, bare_requests, create_and_capture
 from gateway.settings import Settings
-from workflows.engine import Q
+from workflows.db import Q
 
 HOST = "127.0.0.1"
 

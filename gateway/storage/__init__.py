@@ -6,7 +6,7 @@ from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
 
-from workflows.sql import load_queries
+from workflows.db import load_queries
 
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 

@@ -5,13 +5,12 @@
 -- runs that move money; the sandbox processor's own ledger. Every payment-side table is keyed by
 -- merchant_id first (a ready distribution key for Citus).
 
--- Which processor a merchant's payments go to, and whether create captures at once.
-CREATE TYPE processor_kind AS ENUM ('sandbox', 'manual', 'stripe');
-
 CREATE TABLE merchants (
     id                text PRIMARY KEY CHECK (id ~ '^mer_[a-z0-9]+$'),
     name              text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'),
-    processor         processor_kind NOT NULL DEFAULT 'sandbox',
+    -- Which processor kind (processors/registry.py) a merchant's payments go to, and whether
+    -- create captures at once.
+    processor         text NOT NULL DEFAULT 'sandbox',
     capture_on_create boolean NOT NULL DEFAULT false,
     -- One of the merchant's processor accounts (NULL: the built-in sandbox or manual).
     processor_account text,
@@ -22,12 +21,12 @@ CREATE TABLE merchants (
 CREATE TABLE processor_accounts (
     merchant_id       text NOT NULL REFERENCES merchants (id),
     name              text NOT NULL CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
-    kind              processor_kind NOT NULL,
-    api_base_url      text NOT NULL CHECK (api_base_url ~ '^https?://'),
-    -- The processor's secret key, a Fernet token under GATEWAY_SECRET_KEY: never in clear.
+    kind              text NOT NULL,
+    -- The processor's credentials (JSON of its kind's credentials), a Fernet token under
+    -- GATEWAY_SECRET_KEY: never in clear.
     secret_ciphertext bytea NOT NULL,
-    multicapture      boolean NOT NULL DEFAULT false,
     created_at        timestamptz NOT NULL DEFAULT now(),
+    settings          jsonb NOT NULL DEFAULT '{}',  -- the kind's settings, in clear
     PRIMARY KEY (merchant_id, name)
 );
 ALTER TABLE merchants ADD CONSTRAINT merchants_processor_account_fkey
@@ -124,7 +123,7 @@ CREATE TABLE payments (
                          CHECK (card_token_type IN ('CARD_PAN', 'PROCESSOR_TOKEN')),
     card                 jsonb,   -- network, first6, last4, expiry, holder: what was kept
     card_last4           text,
-    processor            processor_kind NOT NULL,
+    processor            text NOT NULL,
     processor_account    text,
     processor_merchant_id text NOT NULL,
     amount_authorized    bigint NOT NULL DEFAULT 0,

@@ -208,7 +208,7 @@ def test_a_merchant_is_configured_for_a_processor_and_a_capture_mode(
 def test_a_stripe_account_is_added_with_its_secret_encrypted_and_never_shown(
     settings: Settings, merchant_name: str
 ) -> None:
-    from gateway.credentials import new_master_key
+    from workflows.credentials import new_master_key
 
     run_gateway(settings, "merchants", "create", merchant_name)
     secret = "sk_test_" + secrets.token_hex(12)
@@ -254,9 +254,11 @@ def test_a_stripe_account_is_added_with_its_secret_encrypted_and_never_shown(
             (merchant_name,),
         ).fetchone()
     assert row is not None and secret not in row[0]
-    from gateway.credentials import CredentialBox
+    import msgspec
 
-    assert CredentialBox(master).open(row[1]) == secret
+    from workflows.credentials import CredentialBox
+
+    assert msgspec.json.decode(CredentialBox(master).open(row[1])) == {"secretKey": secret}
 
 
 def test_a_bad_master_key_stops_every_command_without_echoing_it(settings: Settings) -> None:

@@ -46,7 +46,7 @@ async def until_stuck(running: Running, payment_id: str, kind: str) -> Any:
         run = await run_of(running, payment_id, kind)
         if run.state == "stuck":
             return run
-        await running.services.engine.recover_due()
+        await running.services.engine.recovery.recover_due()
     pytest.fail(f"run did not get stuck: {run}")
 
 
@@ -158,7 +158,7 @@ async def test_an_asynchronous_settlement_is_settling_until_the_worker_confirms_
     settling = (await shop.capture(payment["id"], amount=600, final=False)).json()
     assert settling["status"] == "SETTLING"
     assert settling["processor"]["amountCaptured"] == 0
-    await running.services.engine.recover_due()
+    await running.services.engine.recovery.recover_due()
     settled = await shop.get(payment["id"])
     assert settled["status"] == "PARTIALLY_SETTLED"
     assert settled["processor"]["amountCaptured"] == 600
@@ -173,7 +173,7 @@ async def test_an_authorization_whose_answer_was_lost_is_completed_by_the_worker
     )
     assert payment["status"] == "PENDING"
     assert payment["statusReason"]["type"] == "GATEWAY_TIMEOUT"
-    await running.services.engine.recover_due()
+    await running.services.engine.recovery.recover_due()
     authorized = await shop.get(payment["id"])
     assert authorized["status"] == "AUTHORIZED"
     assert "statusReason" not in authorized
@@ -193,7 +193,9 @@ async def test_two_workers_resume_each_due_run_exactly_once(running: Running, sh
         ] == "GATEWAY_TIMEOUT"
     services = running.services
     other_machine = build_engine(services.pool, services.settings)
-    resumed = await asyncio.gather(services.engine.recover_due(), other_machine.recover_due())
+    resumed = await asyncio.gather(
+        services.engine.recovery.recover_due(), other_machine.recovery.recover_due()
+    )
     assert sum(resumed) >= 8  # (and any other test's due runs)
     for payment in payments:
         run = await run_of(running, payment["id"], "capture")
@@ -233,7 +235,7 @@ async def test_a_payment_whose_authorization_is_unknown_cannot_be_cancelled_unti
     assert early.status_code == 400
     assert early.json()["error"]["errorId"] == "InvalidPaymentStatus"
     assert "still in progress" in early.json()["error"]["description"]
-    await running.services.engine.recover_due()
+    await running.services.engine.recovery.recover_due()
     cancelled = (await shop.cancel(payment["id"])).json()
     assert cancelled["status"] == "CANCELLED"
 
@@ -246,7 +248,7 @@ async def test_capture_on_create_happens_when_the_worker_completes_the_authoriza
         900, metadata={"sandbox_fault_on": "authorize", "sandbox_timeouts": 3}
     )
     assert payment["status"] == "PENDING"
-    await running.services.engine.recover_due()
+    await running.services.engine.recovery.recover_due()
     settled = await shop.get(payment["id"])
     assert settled["status"] == "SETTLED"
     assert settled["processor"]["amountCaptured"] == 900

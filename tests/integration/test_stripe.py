@@ -15,13 +15,13 @@ import pytest
 import respx
 
 from gateway import accounts
-from gateway.credentials import CredentialBox, new_master_key
-from gateway.processor_accounts import add_account
 from gateway.settings import Settings
 from tests.integration.conftest import GatewayFactory, Running
 from tests.integration.fake_stripe import BASE, FakeStripe, Fault
 from tests.integration.shop import Shop, assert_figures_add_up
 from tests.stripe_contract import MISSING, stripe_contract
+from workflows.accounts import add_account
+from workflows.credentials import CredentialBox, new_master_key
 
 SECRET = "sk_test_" + "x" * 24
 MASTER_KEY = new_master_key()
@@ -60,9 +60,8 @@ async def stripe_shop(
         merchant_id=merchant.id,
         name="stripe-main",
         kind="stripe",
-        secret=secret,
-        api_base_url=api_base_url,
-        multicapture=multicapture,
+        credentials={"secretKey": secret},
+        settings={"apiBaseUrl": api_base_url, "multicapture": multicapture},
     )
     await db.execute(
         "UPDATE merchants SET processor = 'stripe', processor_account = 'stripe-main'"
@@ -101,7 +100,7 @@ async def until_finished(running: Running, payment_id: str) -> None:
         runs = await running.services.reads.list_runs(payment_id=payment_id)
         if all(run.state != "running" for run in runs):
             return
-        await running.services.engine.recover_due()
+        await running.services.engine.recovery.recover_due()
         await asyncio.sleep(0.05)
     pytest.fail(f"runs of {payment_id} still open")
 
@@ -168,10 +167,10 @@ async def test_3ds_required_is_pending_then_authorized_when_the_customer_is_done
     payment = await create(shop, "pm_card_threeDSecure2Required")
     assert payment["status"] == "PENDING"
     assert payment["requiredAction"]["name"] == "3DS_AUTHENTICATION"
-    await stripe_gateway.services.engine.recover_due()  # asks Stripe: still waiting
+    await stripe_gateway.services.engine.recovery.recover_due()  # asks Stripe: still waiting
     assert (await shop.get(payment["id"]))["status"] == "PENDING"
     next(iter(fake.intents.values()))["status"] = "requires_capture"  # the customer authenticated
-    await stripe_gateway.services.engine.recover_due()
+    await stripe_gateway.services.engine.recovery.recover_due()
     authorized = await shop.get(payment["id"])
     assert authorized["status"] == "AUTHORIZED" and "requiredAction" not in authorized
 
@@ -207,7 +206,7 @@ async def test_a_lost_answer_is_settled_by_asking_stripe(
     assert unknown["statusReason"]["type"] == "GATEWAY_TIMEOUT"
     fake.answers.clear()
     fake.unexpected_state_on_repeat = True
-    await stripe_gateway.services.engine.recover_due()
+    await stripe_gateway.services.engine.recovery.recover_due()
     settled = await shop.get(payment["id"])
     assert settled["status"] == "SETTLED" and settled["processor"]["amountCaptured"] == 1000
     assert fake.effects["capture"] == 1

@@ -11,11 +11,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.credentials import new_master_key
 from gateway.settings import Settings
 from processors.stripe import API_BASE
 from tests.integration.conftest import GatewayFactory
 from tests.integration.test_stripe import stripe_shop
+from workflows.credentials import new_master_key
 
 pytestmark = pytest.mark.remote
 STRIPE_KEY = os.environ.get("STRIPE_TEST_SECRET_KEY", "")

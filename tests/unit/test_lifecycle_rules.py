@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,7 +16,7 @@ from workflows.errors import (
     UnprocessableCaptureAmount,
     UnprocessableRefundAmount,
 )
-from workflows.records import Payment
+from workflows.model import Payment
 
 NOW = datetime.now(UTC)
 STATUSES = [
@@ -47,8 +47,7 @@ def payment(**figures: object) -> Payment:
         metadata=None,
         payment_options=None,
         payment_method_token="tok",
-        card_token_type="CARD_PAN",
-        card={},
+        card=None,
         processor="sandbox",
         processor_account=None,
         required_action=None,
@@ -140,7 +139,7 @@ def test_captures_one_after_another_are_taken_while_they_fit_and_refused_after(
             continue
         assert fits and amount == requested
         reserved += amount
-        p = dataclasses.replace(p, capture_reserved=reserved, status="PARTIALLY_SETTLED")
+        p = msgspec.structs.replace(p, capture_reserved=reserved, status="PARTIALLY_SETTLED")
     assert reserved <= 1000
 
 

@@ -9,7 +9,8 @@ import httpx
 import pytest
 import respx
 
-from processors.base import Call, DeclineCode, DeclineType, Outcome, OutcomeUnknown, TransientError
+from processors.base import Call, DeclineCode, DeclineType, Outcome
+from processors.errors import OutcomeUnknown, TransientError
 from processors.stripe import API_VERSION, DECLINES, StripeProcessor, form_encode
 from tests.integration.fake_stripe import check
 

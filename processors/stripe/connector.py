@@ -26,15 +26,15 @@ import httpx
 
 from processors.base import (
     Call,
+    Capabilities,
     DeclineCode,
     DeclineType,
     Outcome,
-    OutcomeUnknown,
     Result,
     StatusReason,
     StatusReasonType,
-    TransientError,
 )
+from processors.errors import OutcomeUnknown, TransientError
 
 API_BASE = "https://api.stripe.com"
 API_VERSION = "2023-08-16"  # the version of the spec the requests are checked against
@@ -85,10 +85,6 @@ _INTENT_OUTCOMES = {
 }
 
 
-class StripeRejected(Exception):
-    """Stripe answered with an error that is not worth retrying."""
-
-
 def form_encode(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     """Stripe's nested form encoding: {"a": {"b": 1}, "l": ["x"]} -> a[b]=1&l[0]=x."""
     pairs: list[tuple[str, str]] = []
@@ -123,8 +119,6 @@ def rejected_reason(status: int, error: Mapping[str, Any]) -> StatusReason:
 
 
 class StripeProcessor:
-    name = "STRIPE"
-
     def __init__(
         self,
         secret_key: str,
@@ -136,6 +130,7 @@ class StripeProcessor:
         self._secret_key = secret_key
         self._base = api_base.rstrip("/")
         self._multicapture = multicapture
+        self.capabilities = Capabilities(multicapture=multicapture)
         self._client = client or httpx.AsyncClient(
             timeout=TIMEOUT, limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)
         )
@@ -329,8 +324,14 @@ class StripeProcessor:
         try:
             body = response.json()
         except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            if status < 400:
+                # Stripe said yes to something, but what it did cannot be read: ask again with the
+                # same key (Stripe answers a repeat with the first answer).
+                raise OutcomeUnknown(f"stripe: {status} with an unreadable body")
             body = {}
-        return status, body if isinstance(body, dict) else {}
+        return status, body
 
 
 def _unexpected_state(status: int, body: Mapping[str, Any]) -> bool:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from workflows.errors import DomainError
 
-class CredentialError(Exception):
+
+class CredentialError(DomainError):
     """A processor credential cannot be stored or read."""
 
 

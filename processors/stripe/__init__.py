@@ -1,0 +1,56 @@
+"""Stripe: an account's credentials and settings, and how to build its connector."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from processors.base import OwnTokens, Resources
+from processors.stripe.connector import (
+    API_BASE,
+    API_VERSION,
+    DECLINES,
+    TIMEOUT,
+    StripeProcessor,
+    form_encode,
+)
+
+__all__ = [
+    "API_BASE",
+    "API_VERSION",
+    "DECLINES",
+    "OWN_TOKENS",
+    "TIMEOUT",
+    "Credentials",
+    "Settings",
+    "StripeProcessor",
+    "build",
+    "form_encode",
+]
+
+# Stripe payments take Stripe's own PaymentMethod ids, passed through: the gateway never sees
+# the card.
+OWN_TOKENS = OwnTokens(prefix="pm_", name="a Stripe PaymentMethod id")
+
+
+class Credentials(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    secret_key: Annotated[str, msgspec.Meta(min_length=1)]
+
+    def __repr__(self) -> str:  # never the secret
+        return "Credentials(secret_key=<redacted>)"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    api_base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$")] = API_BASE
+    # Stripe's gated multicapture feature is enabled on this account.
+    multicapture: bool = False
+
+
+def build(resources: Resources, credentials: Credentials, settings: Settings) -> StripeProcessor:
+    return StripeProcessor(
+        credentials.secret_key,
+        api_base=settings.api_base_url,
+        multicapture=settings.multicapture,
+        client=resources.http,
+    )

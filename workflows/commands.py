@@ -1,0 +1,382 @@
+"""The money-moving commands: authorize (create), capture, cancel, refund.
+
+Each command is phase 1's plan (the lifecycle rules, the reservation, the rows it adds) handed to
+the runner, which writes the run, calls the processor and records the answer. Each returns the
+payment as it stands after the answer was recorded, read in phase 3's own transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from msgspec.structs import replace
+from psycopg.rows import dict_row
+
+from processors import registry
+from workflows import lifecycle
+from workflows.db import Connection, Database, Q, jsonb
+from workflows.errors import (
+    PaymentError,
+    PaymentMethodTokenNotFound,
+    PaymentNotFound,
+    TransactionEventNotFound,
+)
+from workflows.model import (
+    AuthorizeInput,
+    CancelInput,
+    CaptureInput,
+    Card,
+    Customer,
+    Payment,
+    PaymentOptions,
+    PaymentStatus,
+    PaymentView,
+    RefundInput,
+    Run,
+    RunKind,
+    TransactionType,
+    from_row,
+)
+from workflows.runner import Plan, RequestKey, Runner, keyed_run, new_id, read_view
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreatePayment:
+    merchant_id: str
+    mode: str
+    order_id: str
+    currency_code: str
+    amount: int
+    payment_method_token: str
+    customer_id: str | None = None
+    customer: Customer | None = None
+    order_details: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    payment_options: PaymentOptions | None = None
+    idempotency: RequestKey | None = None
+
+
+class Payments:
+    def __init__(self, db: Database, runner: Runner) -> None:
+        self._db = db
+        self._runner = runner
+
+    async def authorize(self, command: CreatePayment, *, events: bool = False) -> PaymentView:
+        """Create and authorize a payment (and capture it, if the merchant says so)."""
+        payment_id = new_id("pay")
+
+        async def plan(conn: Connection) -> Plan:
+            cur = await conn.execute(Q["merchant_routing"], {"merchant_id": command.merchant_id})
+            routing = await cur.fetchone()
+            assert routing is not None
+            processor, capture_on_create, account = routing
+            card = await self._card_of(conn, command, processor)
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["insert_payment"],
+                {
+                    "merchant_id": command.merchant_id,
+                    "id": payment_id,
+                    "mode": command.mode,
+                    "order_id": command.order_id,
+                    "currency_code": command.currency_code,
+                    "amount": command.amount,
+                    "customer_id": command.customer_id,
+                    "customer": jsonb(command.customer),
+                    "order_details": jsonb(command.order_details),
+                    "metadata": jsonb(command.metadata),
+                    "payment_options": jsonb(command.payment_options),
+                    "payment_method_token": command.payment_method_token,
+                    "card_token_type": "PROCESSOR_TOKEN" if card is None else "CARD_PAN",
+                    "card": jsonb(card),
+                    "card_last4": card.last4 if card else None,
+                    "processor": processor,
+                    "processor_account": account,
+                    "processor_merchant_id": account or command.merchant_id,
+                },
+            )
+            sale_id = new_id("txn")
+            await conn.execute(
+                Q["insert_transaction"],
+                {
+                    "merchant_id": command.merchant_id,
+                    "id": sale_id,
+                    "payment_id": payment_id,
+                    "type": TransactionType.SALE,
+                    "amount": command.amount,
+                    "currency_code": command.currency_code,
+                    "order_id": command.order_id,
+                    "reason": None,
+                    "processor_status": PaymentStatus.PENDING,
+                },
+            )
+            inserted = await cur.fetchone()
+            assert inserted is not None
+            return Plan(
+                amount=command.amount,
+                transaction_id=sale_id,
+                input=AuthorizeInput(capture_on_create=capture_on_create),
+                payment=from_row(Payment, inserted),
+                sale_processor_id=None,
+            )
+
+        run, owner, planned = await self._runner.start(
+            RunKind.AUTHORIZE,
+            command.merchant_id,
+            payment_id,
+            command.idempotency,
+            plan,
+            target="",
+        )
+        view = await self._runner.drive(run, owner, planned, view=True, events=events)
+        assert view is not None
+        captured = await self.capture_on_create(run, view.payment.status, events=events)
+        return captured or view
+
+    async def capture(
+        self,
+        merchant_id: str,
+        payment_id: str,
+        *,
+        amount: int | None,
+        final: bool,
+        idempotency: RequestKey | None = None,
+        events: bool = False,
+    ) -> PaymentView:
+        async def plan(conn: Connection, payment: Payment, sale: tuple[str, str | None]) -> Plan:
+            reserved = lifecycle.capture_amount(payment, amount)
+            updated = await _update_payment(
+                conn,
+                payment,
+                capture_reserved=payment.capture_reserved + reserved,
+                captures_closed=payment.captures_closed or final,
+            )
+            return Plan(
+                amount=reserved,
+                transaction_id=sale[0],
+                input=CaptureInput(amount=amount, final=final, was_closed=payment.captures_closed),
+                payment=updated,
+                sale_processor_id=sale[1],
+            )
+
+        return await self._follow_up(
+            RunKind.CAPTURE, merchant_id, payment_id, idempotency, plan, events
+        )
+
+    async def cancel(
+        self,
+        merchant_id: str,
+        payment_id: str,
+        *,
+        reason: str | None = None,
+        idempotency: RequestKey | None = None,
+        events: bool = False,
+    ) -> PaymentView:
+        async def plan(conn: Connection, payment: Payment, sale: tuple[str, str | None]) -> Plan:
+            lifecycle.check_cancel(payment, authorization_known=sale[1] is not None)
+            updated = await _update_payment(conn, payment, captures_closed=True)
+            return Plan(
+                amount=0,
+                transaction_id=sale[0],
+                input=CancelInput(reason=reason, was_closed=payment.captures_closed),
+                payment=updated,
+                sale_processor_id=sale[1],
+            )
+
+        return await self._follow_up(
+            RunKind.CANCEL, merchant_id, payment_id, idempotency, plan, events
+        )
+
+    async def refund(
+        self,
+        merchant_id: str,
+        payment_id: str,
+        *,
+        amount: int | None,
+        order_id: str | None = None,
+        reason: str | None = None,
+        transaction_event_id: uuid.UUID | None = None,
+        idempotency: RequestKey | None = None,
+        events: bool = False,
+    ) -> PaymentView:
+        async def plan(conn: Connection, payment: Payment, sale: tuple[str, str | None]) -> Plan:
+            event_refundable = None
+            if transaction_event_id is not None:
+                cur = await conn.execute(
+                    Q["lock_capture_event"],
+                    {
+                        "merchant_id": merchant_id,
+                        "payment_id": payment.id,
+                        "id": transaction_event_id,
+                    },
+                )
+                event = await cur.fetchone()
+                if event is None:
+                    raise TransactionEventNotFound(
+                        payment_id=payment.id, payment_status=payment.status
+                    )
+                event_refundable = event[1] - event[2] - event[3]
+            reserved = lifecycle.refund_amount(payment, amount, event_refundable)
+            updated = await _update_payment(
+                conn, payment, refund_reserved=payment.refund_reserved + reserved
+            )
+            if transaction_event_id is not None:
+                await conn.execute(
+                    Q["reserve_event_refund"],
+                    {"merchant_id": merchant_id, "id": transaction_event_id, "amount": reserved},
+                )
+            refund_id = new_id("txn")
+            await conn.execute(
+                Q["insert_transaction"],
+                {
+                    "merchant_id": merchant_id,
+                    "id": refund_id,
+                    "payment_id": payment.id,
+                    "type": TransactionType.REFUND,
+                    "amount": reserved,
+                    "currency_code": payment.currency_code,
+                    "order_id": order_id or payment.order_id,
+                    "reason": reason,
+                    "processor_status": PaymentStatus.PENDING,
+                },
+            )
+            return Plan(
+                amount=reserved,
+                transaction_id=refund_id,
+                input=RefundInput(amount=amount, reason=reason, order_id=order_id),
+                payment=updated,
+                sale_processor_id=sale[1],
+                capture_event_id=transaction_event_id,
+            )
+
+        return await self._follow_up(
+            RunKind.REFUND, merchant_id, payment_id, idempotency, plan, events
+        )
+
+    # ---------------------------------------------------------------- reads
+
+    async def view(self, merchant_id: str, payment_id: str, *, events: bool = False) -> PaymentView:
+        """The payment and its transactions; their events only when asked for (expand)."""
+        async with self._db.connection() as conn:
+            found = await read_view(
+                conn, merchant_id, payment_id, registry.display_name, events=events
+            )
+        if found is None:
+            raise PaymentNotFound()
+        return found
+
+    async def status(self, merchant_id: str, payment_id: str) -> str | None:
+        async with self._db.connection() as conn:
+            cur = await conn.execute(
+                Q["get_payment_status"], {"merchant_id": merchant_id, "id": payment_id}
+            )
+            row = await cur.fetchone()
+        return None if row is None else str(row[0])
+
+    async def capture_on_create(
+        self, run: Run, status: str | None = None, *, events: bool = False
+    ) -> PaymentView | None:
+        """A merchant set to capture on create gets it once the authorization is done: in the
+        request, or later when the worker or an operator completes the authorization."""
+        if not isinstance(run.input, AuthorizeInput) or not run.input.capture_on_create:
+            return None
+        if status is None:
+            status = await self.status(run.merchant_id, run.payment_id)
+        if status != PaymentStatus.AUTHORIZED:
+            return None
+        return await self.capture(
+            run.merchant_id, run.payment_id, amount=None, final=True, events=events
+        )
+
+    # ---------------------------------------------------------------- phase 1 of follow-ups
+
+    async def _follow_up(
+        self,
+        kind: RunKind,
+        merchant_id: str,
+        payment_id: str,
+        idempotency: RequestKey | None,
+        plan: Any,
+        events: bool,
+    ) -> PaymentView:
+        async def locked_plan(conn: Connection) -> Plan:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["lock_payment_with_sale"], {"merchant_id": merchant_id, "id": payment_id}
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise PaymentNotFound()
+            payment = from_row(Payment, row)
+            try:
+                planned: Plan = await plan(
+                    conn, payment, (row["sale_id"], row["sale_processor_id"])
+                )
+            except PaymentError as refusal:
+                # A repeat of a request already done is answered as a repeat, not judged by
+                # the rules again (it may have closed the payment to itself). Looked up now,
+                # after the lock: its run may have been committed while this one waited.
+                if idempotency is not None:
+                    repeat = await keyed_run(conn, merchant_id, kind, payment_id, idempotency)
+                    if repeat is not None:
+                        raise repeat from None
+                raise refusal
+            return planned
+
+        run, owner, planned = await self._runner.start(
+            kind, merchant_id, payment_id, idempotency, locked_plan, target=payment_id
+        )
+        view = await self._runner.drive(run, owner, planned, view=True, events=events)
+        assert view is not None
+        return view
+
+    @staticmethod
+    async def _card_of(conn: Connection, command: CreatePayment, processor: str) -> Card | None:
+        """What the gateway kept of the card behind the token; None for a processor's token."""
+        token = command.payment_method_token
+        own = registry.kind(processor).own_tokens
+        if own is not None:
+            if not token.startswith(own.prefix):
+                raise PaymentMethodTokenNotFound(
+                    f"This merchant's payments go to {registry.display_name(processor)}: pass "
+                    f"{own.name} ({own.prefix}...) as paymentMethodToken."
+                )
+            return None
+        cur = await conn.execute(
+            Q["find_instrument"], {"merchant_id": command.merchant_id, "token": token}
+        )
+        instrument = await cur.fetchone()
+        if instrument is None or instrument[6] != command.mode:
+            raise PaymentMethodTokenNotFound()
+        network, first6, last4, month, year, holder, _ = instrument
+        return Card(
+            network=network,
+            first6=first6,
+            last4=last4,
+            expiration_month=month,
+            expiration_year=year,
+            cardholder_name=holder,
+        )
+
+
+async def _update_payment(conn: Connection, payment: Payment, **changes: Any) -> Payment:
+    updated = replace(payment, **changes)
+    await conn.execute(
+        Q["update_payment"],
+        {
+            "merchant_id": updated.merchant_id,
+            "id": updated.id,
+            "status": updated.status,
+            "status_reason": jsonb(updated.status_reason),
+            "amount_authorized": updated.amount_authorized,
+            "amount_captured": updated.amount_captured,
+            "amount_refunded": updated.amount_refunded,
+            "capture_reserved": updated.capture_reserved,
+            "refund_reserved": updated.refund_reserved,
+            "captures_closed": updated.captures_closed,
+            "required_action": jsonb(updated.required_action),
+        },
+    )
+    return updated

@@ -1,0 +1,66 @@
+"""The domain's PostgreSQL: named queries, and the one boundary where driver errors become ours.
+
+Every use of a connection goes through `Database.connection()` or `.transaction()`: a lost server
+or an exhausted pool becomes `StorageUnavailable`, a broken constraint `Conflict` (with its name).
+Nothing outside this module catches a psycopg error.
+
+Queries live in `.sql` files as blocks that start with `-- name: <query_name>` (procrastinate's
+style); parameters are `%(param)s`. No SQL is assembled at run time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from workflows.errors import Conflict, StorageUnavailable
+
+_HEADER = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+Connection = psycopg.AsyncConnection[Any]
+
+
+def load_queries(path: Path) -> dict[str, str]:
+    text = path.read_text(encoding="utf-8")
+    parts = _HEADER.split(text)
+    queries: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in queries:
+            raise ValueError(f"{path.name}: query {name!r} defined twice")
+        queries[name] = body.strip()
+    return queries
+
+
+Q = load_queries(Path(__file__).with_name("queries.sql"))
+
+
+def jsonb(value: Any) -> Jsonb | None:
+    """A value for a jsonb column, in the domain types' own encoding (msgspec)."""
+    return None if value is None else Jsonb(value, dumps=msgspec.json.encode)
+
+
+class Database:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        try:
+            async with self.pool.connection() as conn:
+                yield conn
+        except psycopg.errors.IntegrityError as error:
+            raise Conflict(error.diag.constraint_name) from error
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            raise StorageUnavailable(str(error)) from error
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self.connection() as conn, conn.transaction():
+            yield conn

@@ -1,0 +1,108 @@
+"""Runs that no request is driving any more: due runs claimed by workers, and operators' replays.
+
+A worker (any process, any machine) claims due runs with `FOR UPDATE SKIP LOCKED` and resumes
+each with the same processor key; after `max_recoveries` passes at the processor call, a run is
+marked stuck for an operator to replay. A process that dies mid-run leaves a lease that runs out;
+the run is then due like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import structlog
+from psycopg.rows import dict_row
+
+from workflows.commands import Payments
+from workflows.db import Database, Q
+from workflows.errors import RunNotReplayable
+from workflows.model import RecoveryPoint, Run, from_row
+from workflows.reads import Reads
+from workflows.runner import Runner
+
+log = structlog.get_logger("workflows.recovery")
+
+
+class Recovery:
+    def __init__(self, db: Database, runner: Runner, payments: Payments, reads: Reads) -> None:
+        self._db = db
+        self._runner = runner
+        self._payments = payments
+        self._reads = reads
+
+    async def recover_due(self, limit: int = 20) -> int:
+        """One worker pass: claim due runs (SKIP LOCKED) and resume them. Returns how many."""
+        owner = f"{self._runner.owner}/worker-{secrets.token_hex(4)}"
+        async with self._db.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["claim_due_runs"],
+                {
+                    "limit": limit,
+                    "lease_owner": owner,
+                    "lease_seconds": self._runner.config.lease_seconds,
+                },
+            )
+            runs = [from_row(Run, row) for row in await cur.fetchall()]
+        await asyncio.gather(*(self._recover(run, owner) for run in runs))
+        return len(runs)
+
+    async def _recover(self, run: Run, owner: str) -> None:
+        with structlog.contextvars.bound_contextvars(run_id=run.id, payment_id=run.payment_id):
+            try:
+                if (
+                    run.recovery_point is RecoveryPoint.CALL_PROCESSOR
+                    and run.recoveries > self._runner.config.max_recoveries
+                ):
+                    await self._mark_stuck(run, owner)
+                    return
+                await self._runner.history(
+                    run,
+                    "recovery_started",
+                    {"recoveries": run.recoveries, "point": run.recovery_point},
+                )
+                await self._runner.drive(run, owner)
+                await self._payments.capture_on_create(run)
+            except Exception:
+                # The run keeps its lease until it runs out, then it is due again.
+                log.exception("recovery_failed")
+
+    async def replay(self, run_id: str) -> Run:
+        """An operator's replay: resume a stuck (or due) run now, with the same processor key."""
+        owner = f"{self._runner.owner}/replay-{secrets.token_hex(4)}"
+        async with self._db.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["claim_run_for_replay"],
+                {
+                    "id": run_id,
+                    "lease_owner": owner,
+                    "lease_seconds": self._runner.config.lease_seconds,
+                },
+            )
+            row = await cur.fetchone()
+        if row is None:
+            run = await self._reads.run(run_id)
+            if run.state.finished:
+                raise RunNotReplayable(
+                    f"run {run_id} already {run.state}: it is finished, there is nothing to replay"
+                )
+            raise RunNotReplayable(
+                f"run {run_id} is in progress ({run.lease_owner} holds it until "
+                f"{run.lease_expires_at}); replay it if it gets stuck"
+            )
+        run = from_row(Run, row)
+        await self._runner.history(run, "replayed", {"by": "operator", "point": run.recovery_point})
+        await self._runner.drive(run, owner)
+        await self._payments.capture_on_create(run)
+        return await self._reads.run(run_id)
+
+    async def _mark_stuck(self, run: Run, owner: str) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                Q["mark_stuck"],
+                {"merchant_id": run.merchant_id, "id": run.id, "lease_owner": owner},
+            )
+            await self._runner.history(run, "stuck", {"recoveries": run.recoveries - 1}, conn)
+        log.error("workflow_run_stuck", run_id=run.id, payment_id=run.payment_id)

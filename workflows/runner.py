@@ -1,0 +1,466 @@
+"""A run's three phases, for every kind of run.
+
+1. `start`: one transaction locks the payment, applies the command's plan (its rules and
+   reservations), and writes the run with a freshly generated processor key. Commit.
+2. `drive`: call the processor with that key, retrying only transient failures (bounded, jittered
+   backoff); a heartbeat keeps the run's lease while the call lasts.
+3. `record`: one transaction locks the payment, writes the answer's changes (`outcomes.decide`)
+   to the transaction, the payment and the run, and reads the payment back as the edge shows it.
+
+An outcome that stays unknown after the retries leaves the payment's status as it was (with a
+`GATEWAY_TIMEOUT` status reason), marks the transaction unknown, and leaves the run for recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgspec
+import structlog
+from psycopg.rows import dict_row
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from processors.base import Call, Processor, Result
+from processors.errors import CallFailed
+from workflows import outcomes
+from workflows.db import Connection, Database, Q, jsonb
+from workflows.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    PaymentError,
+    RunAlreadyExists,
+)
+from workflows.model import (
+    CaptureInput,
+    Event,
+    Payment,
+    PaymentView,
+    Run,
+    RunInput,
+    RunKind,
+    RunState,
+    Transaction,
+    from_row,
+)
+
+log = structlog.get_logger("workflows.runner")
+
+
+class ProcessorDirectory(Protocol):
+    """Finds the processor of a payment: its kind, and the merchant's account if any."""
+
+    async def get(self, merchant_id: str, kind: str, account: str | None) -> Processor: ...
+
+    def display_name(self, kind: str) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    attempts: int = 3  # processor calls per phase 2, the first included
+    max_call_seconds: float = 30.0  # and no retry starts after this long
+    backoff_initial_seconds: float = 0.05
+    backoff_max_seconds: float = 2.0
+    lease_seconds: int = 30
+    recovery_backoff_seconds: int = 5
+    max_recoveries: int = 5
+    settlement_poll_seconds: int = 5
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """A merchant's idempotency key, with the fingerprint of the request that carried it."""
+
+    key: str
+    fingerprint: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What a command's phase 1 decided: the run to write, and what phase 2 needs."""
+
+    amount: int
+    transaction_id: str
+    input: RunInput
+    payment: Payment  # as phase 1 saw it (locked)
+    sale_processor_id: str | None  # the processor's id of the authorization, for follow-ups
+    capture_event_id: uuid.UUID | None = None
+
+
+Planner = Callable[[Connection], Awaitable[Plan]]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    """Only transport failures the processor has not ruled out retrying (never a decline)."""
+    return isinstance(error, CallFailed) and error.retryable
+
+
+def repeat_of(
+    idempotency: RequestKey,
+    state: str,
+    fingerprint: bytes | None,
+    payment_id: str,
+    payment_status: str,
+) -> PaymentError:
+    """A request whose key already has a run: the same request again, or another reusing it."""
+    if fingerprint is not None and bytes(fingerprint) != idempotency.fingerprint:
+        return IdempotencyKeyReused(payment_id=payment_id, payment_status=payment_status)
+    return RunAlreadyExists(
+        payment_id=payment_id,
+        payment_status=payment_status,
+        finished=RunState(state).finished,  # a stuck run is still in progress
+    )
+
+
+async def keyed_run(
+    conn: Connection, merchant_id: str, kind: RunKind, target: str, idempotency: RequestKey
+) -> PaymentError | None:
+    cur = await conn.execute(
+        Q["find_run_by_idempotency_key"],
+        {
+            "merchant_id": merchant_id,
+            "kind": kind,
+            "target": target,
+            "idempotency_key": idempotency.key,
+        },
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    state, payment_id, payment_status, fingerprint = row
+    return repeat_of(idempotency, state, fingerprint, payment_id, payment_status)
+
+
+async def read_view(
+    conn: Connection,
+    merchant_id: str,
+    payment_id: str,
+    processor_name: Callable[[str], str],
+    *,
+    events: bool,
+) -> PaymentView | None:
+    """The payment with its transactions (one round trip), and their events when asked for."""
+    params = {"merchant_id": merchant_id, "id": payment_id, "payment_id": payment_id}
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(Q["payment_view"], params)
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    payment = from_row(Payment, row)
+    transactions = msgspec.convert(row["transactions"], list[Transaction])
+    found: list[Event] = []
+    if events:
+        await cur.execute(Q["payment_events"], params)
+        found = [from_row(Event, r) for r in await cur.fetchall()]
+    return PaymentView(
+        payment=payment,
+        transactions=transactions,
+        events=found,
+        processor_name=processor_name(payment.processor),
+    )
+
+
+class Runner:
+    def __init__(self, db: Database, processors: ProcessorDirectory, config: EngineConfig) -> None:
+        self._db = db
+        self._processors = processors
+        self.config = config
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    # ---------------------------------------------------------------- phase 1
+
+    async def start(
+        self,
+        kind: RunKind,
+        merchant_id: str,
+        payment_id: str,
+        idempotency: RequestKey | None,
+        plan: Planner,
+        *,
+        target: str,
+    ) -> tuple[Run, str, Plan]:
+        """Phase 1. Returns the run, its lease owner, and the plan."""
+        owner = f"{self.owner}/{secrets.token_hex(4)}"
+        detail = None
+        try:
+            async with self._db.transaction() as conn:
+                planned = await plan(conn)
+                detail = {"amount": planned.amount, **msgspec.to_builtins(planned.input)}
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(
+                    Q["insert_run"],
+                    {
+                        "merchant_id": merchant_id,
+                        "id": new_id("run"),
+                        "payment_id": payment_id,
+                        "kind": kind,
+                        "idempotency_key": idempotency.key if idempotency else None,
+                        "request_fingerprint": idempotency.fingerprint if idempotency else None,
+                        "target": target,
+                        "input": jsonb(planned.input),
+                        "amount": planned.amount,
+                        "transaction_id": planned.transaction_id,
+                        "capture_event_id": planned.capture_event_id,
+                        # Committed before the first call, sent on every retry and recovery.
+                        "processor_key": f"{merchant_id}:{kind}:{secrets.token_urlsafe(18)}",
+                        "lease_owner": owner,
+                        "lease_seconds": self.config.lease_seconds,
+                        "history_id": uuid.uuid4(),
+                        "history_detail": jsonb(detail),
+                    },
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                run = from_row(Run, row)
+        except Conflict as conflict:
+            if conflict.constraint != "workflow_runs_one_per_idempotency_key":
+                raise
+            assert idempotency is not None
+            async with self._db.connection() as conn:
+                repeat = await keyed_run(conn, merchant_id, kind, target, idempotency)
+            assert repeat is not None
+            raise repeat from None
+        structlog.contextvars.bind_contextvars(run_id=run.id, payment_id=payment_id)
+        return run, owner, planned
+
+    # ---------------------------------------------------------------- phase 2
+
+    async def drive(
+        self,
+        run: Run,
+        owner: str,
+        plan: Plan | None = None,
+        *,
+        view: bool = False,
+        events: bool = False,
+    ) -> PaymentView | None:
+        """Phases 2 and 3 of a run whose lease `owner` holds; the payment afterwards if `view`.
+
+        `plan` is what phase 1 saw of the payment; a recovery reads it anew.
+        """
+        if plan is None:
+            async with self._db.connection() as conn:
+                payment = await self._payment_of(conn, run, lock=False)
+                sale = await self._sale_processor_id(conn, payment)
+        else:
+            payment, sale = plan.payment, plan.sale_processor_id
+        processor = await self._processors.get(
+            payment.merchant_id, payment.processor, payment.processor_account
+        )
+        call = Call(
+            processor_key=run.processor_key,
+            reference=payment.id,
+            amount=run.amount,
+            currency_code=payment.currency_code,
+            card=payment.card,
+            payment_method_token=payment.payment_method_token,
+            processor_transaction_id=sale,
+            final=run.input.final if isinstance(run.input, CaptureInput) else True,
+            verb=run.kind,
+            metadata=payment.metadata or {},
+        )
+        operation = (
+            processor.status if run.recovery_point.asks_status else getattr(processor, run.kind)
+        )
+        attempts = 0
+        result: Result | None = None
+        error: Exception | None = None
+        async with self._heartbeat(run, owner):
+            try:
+                async for attempt in self._retrying():
+                    with attempt:
+                        attempts += 1
+                        result = await operation(call)
+            except CallFailed as exhausted:
+                error = exhausted
+        return await self._record(run, owner, result, attempts, error, view=view, events=events)
+
+    def _retrying(self) -> AsyncRetrying:
+        config = self.config
+        return AsyncRetrying(
+            retry=retry_if_exception(_worth_retrying),
+            stop=stop_after_attempt(config.attempts) | stop_after_delay(config.max_call_seconds),
+            wait=wait_exponential_jitter(
+                multiplier=config.backoff_initial_seconds,
+                max=config.backoff_max_seconds,
+                jitter=config.backoff_initial_seconds,
+            ),
+            reraise=True,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, run: Run, owner: str) -> AsyncIterator[None]:
+        params = {
+            "merchant_id": run.merchant_id,
+            "id": run.id,
+            "lease_owner": owner,
+            "lease_seconds": self.config.lease_seconds,
+        }
+
+        async def beat() -> None:
+            interval = max(self.config.lease_seconds / 3, 0.2)
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    async with self._db.connection() as conn:
+                        await conn.execute(Q["extend_lease"], params)
+                except Exception:
+                    # One failed renewal must not end them: the lease has two more chances.
+                    log.warning("lease_renewal_failed", run_id=run.id)
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # ---------------------------------------------------------------- phase 3
+
+    async def _record(
+        self,
+        run: Run,
+        owner: str,
+        result: Result | None,
+        attempts: int,
+        error: Exception | None,
+        *,
+        view: bool,
+        events: bool,
+    ) -> PaymentView | None:
+        """Phase 3: the payment locked, the answer's changes (outcomes.decide) in one statement,
+        and (for the edge's answer) the payment read back in the same transaction."""
+        shown = None
+        async with self._db.transaction() as conn:
+            payment = await self._payment_of(conn, run, lock=True)
+            changes = outcomes.decide(
+                run,
+                payment,
+                result,
+                recovery_backoff_seconds=self.config.recovery_backoff_seconds,
+                poll_seconds=self.config.settlement_poll_seconds,
+            )
+            failure = None if error is None else f"{type(error).__name__}: {error}"
+            detail: dict[str, Any] = {"attempts": attempts}
+            if changes.outcome is not None:
+                detail.update(msgspec.to_builtins(changes.outcome))
+            if failure:
+                detail["error"] = failure
+            figures = changes.payment or payment
+            transaction = changes.transaction
+            event = changes.event
+            released, refunded = changes.refunded_of_capture or (0, 0)
+            cur = await conn.execute(
+                Q["record_outcome"],
+                {
+                    "merchant_id": run.merchant_id,
+                    "run_id": run.id,
+                    "payment_id": run.payment_id,
+                    "transaction_id": run.transaction_id,
+                    "lease_owner": owner,
+                    "state": changes.state,
+                    "recovery_point": changes.recovery_point,
+                    "attempts": attempts,
+                    "outcome": jsonb(changes.outcome),
+                    "last_error": failure,
+                    "retry_after_seconds": changes.retry_after_seconds,
+                    "history_id": uuid.uuid4(),
+                    "event": changes.history_event,
+                    "history_detail": jsonb(detail),
+                    "change_payment": changes.payment is not None,
+                    "status": figures.status,
+                    "status_reason": jsonb(figures.status_reason),
+                    "amount_authorized": figures.amount_authorized,
+                    "amount_captured": figures.amount_captured,
+                    "amount_refunded": figures.amount_refunded,
+                    "capture_reserved": figures.capture_reserved,
+                    "refund_reserved": figures.refund_reserved,
+                    "captures_closed": figures.captures_closed,
+                    "required_action": jsonb(figures.required_action),
+                    "change_transaction": transaction is not None,
+                    "transaction_status": transaction.status if transaction else None,
+                    "transaction_reason": jsonb(transaction.reason) if transaction else None,
+                    "processor_transaction_id": (
+                        transaction.processor_transaction_id if transaction else None
+                    ),
+                    "outcome_unknown": transaction.outcome_unknown if transaction else False,
+                    "event_id": uuid.uuid4(),
+                    "event_type": event.type if event else None,
+                    "event_amount": event.amount if event else None,
+                    "event_final": event.final if event else None,
+                    "capture_event_id": run.capture_event_id,
+                    "capture_released": released,
+                    "capture_refunded": refunded,
+                },
+            )
+            recorded = await cur.fetchone() is not None
+            if view:
+                shown = await read_view(
+                    conn,
+                    run.merchant_id,
+                    run.payment_id,
+                    self._processors.display_name,
+                    events=events,
+                )
+        if recorded and result is None:
+            log.warning("processor_outcome_unknown", run_id=run.id, error=str(error))
+        return shown
+
+    # ---------------------------------------------------------------- reads of a run
+
+    @staticmethod
+    async def _payment_of(conn: Connection, run: Run, *, lock: bool) -> Payment:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            Q["lock_payment" if lock else "get_payment"],
+            {"merchant_id": run.merchant_id, "id": run.payment_id},
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return from_row(Payment, row)
+
+    @staticmethod
+    async def _sale_processor_id(conn: Connection, payment: Payment) -> str | None:
+        """The processor's id of the payment's SALE transaction."""
+        cur = await conn.execute(
+            Q["sale_transaction"], {"merchant_id": payment.merchant_id, "payment_id": payment.id}
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return row[1]  # type: ignore[no-any-return]
+
+    async def history(
+        self, run: Run, event: str, detail: dict[str, Any], conn: Connection | None = None
+    ) -> None:
+        params = {
+            "merchant_id": run.merchant_id,
+            "run_id": run.id,
+            "history_id": uuid.uuid4(),
+            "event": event,
+            "detail": jsonb(detail),
+        }
+        if conn is not None:
+            await conn.execute(Q["append_history"], params)
+            return
+        async with self._db.connection() as own:
+            await own.execute(Q["append_history"], params)
