@@ -19,7 +19,7 @@ from typing import Literal
 import psycopg
 from psycopg.rows import dict_row
 
-from gateway.storage import QUERIES
+from gateway.db import QUERIES
 
 Mode = Literal["sandbox", "live"]
 Kind = Literal["merchant", "operator"]

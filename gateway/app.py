@@ -1,64 +1,29 @@
-"""The Starlette application: routes top to bottom, the lifespan, exception handlers by class."""
+"""The Starlette application: one Mount per API surface, and the lifespan of the services."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount
 
-from gateway import admin, health, instruments, payments
-from gateway.errors import ApiError, MethodNotAllowed, RouteNotFound, from_payment_error
-from gateway.middleware import RequestContext, request_id
+from gateway.api import health, operator, primer
+from gateway.http.middleware import RequestContext
 from gateway.services import open_services
 from gateway.settings import Settings
 from workflows import worker
-from workflows.errors import PaymentError
-
-ROUTES: list[BaseRoute] = [
-    Route("/payment-instruments", instruments.create_instrument, methods=["POST"]),
-    Route("/payments", payments.create_payment, methods=["POST"]),
-    Route("/payments", payments.list_payments, methods=["GET"]),
-    Route("/payments/{id}", payments.get_payment, methods=["GET"]),
-    Route("/payments/{id}/capture", payments.capture_payment, methods=["POST"]),
-    Route("/payments/{id}/cancel", payments.cancel_payment, methods=["POST"]),
-    Route("/payments/{id}/refund", payments.refund_payment, methods=["POST"]),
-    Route("/admin/workflows", admin.list_runs, methods=["GET"]),
-    Route("/admin/workflows/{id}", admin.show_run, methods=["GET"]),
-    Route("/admin/workflows/{id}/replay", admin.replay_run, methods=["POST"]),
-    Route("/health/live", health.live, methods=["GET"]),
-    Route("/health/ready", health.ready, methods=["GET"]),
-]
 
 
-async def api_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, ApiError)
-    return Response(
-        error.body(request_id(request.scope)),
-        status_code=error.status,
-        headers=error.headers,
-        media_type="application/json",
-    )
+@dataclass(frozen=True)
+class ExtraRoutes:
+    """Routes added to a surface (tests mount probes with its authentication and errors)."""
 
-
-async def payment_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, PaymentError)
-    return await api_error(request, from_payment_error(error))
-
-
-async def http_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, HTTPException)
-    if error.status_code == 405:
-        return await api_error(request, MethodNotAllowed())
-    if error.status_code == 404:
-        return await api_error(request, RouteNotFound())
-    return await api_error(request, ApiError(str(error.detail), status=error.status_code))
+    primer: Sequence[BaseRoute] = ()
+    operator: Sequence[BaseRoute] = ()
 
 
 def app_from_environment() -> Starlette:
@@ -71,7 +36,7 @@ def app_from_environment() -> Starlette:
     return create_app(settings)
 
 
-def create_app(settings: Settings, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+def create_app(settings: Settings, *, extra: ExtraRoutes | None = None) -> Starlette:
     """The gateway app for `settings`, whose database and Redis URLs must be set."""
 
     @contextlib.asynccontextmanager
@@ -89,13 +54,15 @@ def create_app(settings: Settings, *, extra_routes: Sequence[BaseRoute] = ()) ->
                 if worker_task is not None:
                     await worker_task
 
+    extra = extra or ExtraRoutes()
+    # One Mount per API surface, each with its own authentication and error handlers. Primer's
+    # paths have no prefix: its mount comes last and takes what the others do not.
     return Starlette(
-        routes=[*ROUTES, *extra_routes],
+        routes=[
+            Mount("/health", app=health.app()),
+            Mount("/admin", app=operator.app(extra.operator)),
+            Mount("", app=primer.app(extra.primer)),
+        ],
         middleware=[Middleware(RequestContext, max_body_bytes=settings.max_body_bytes)],
-        exception_handlers={
-            ApiError: api_error,
-            PaymentError: payment_error,
-            HTTPException: http_error,
-        },
         lifespan=lifespan,
     )

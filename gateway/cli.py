@@ -22,11 +22,11 @@ import psycopg
 
 from gateway import accounts
 from gateway import settings as settings_module
+from gateway.db import migrate
 from gateway.embedded import embedded_services
 from gateway.logging import configure as configure_logging
 from gateway.services import Services, open_services
 from gateway.settings import InvalidSetting, Settings
-from gateway.storage import migrate
 from processors import stripe
 from workflows.accounts import add_account, list_accounts
 from workflows.credentials import CredentialBox, CredentialError, new_master_key

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
-from gateway.idempotency import IdempotencyGuard
+from gateway.db import create_pool
+from gateway.http.idempotency import IdempotencyGuard
 from gateway.settings import Settings
-from gateway.storage import create_pool
 from workflows.accounts import ProcessorDirectory
 from workflows.credentials import CredentialBox
 from workflows.engine import Engine, EngineConfig

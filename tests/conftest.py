@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from gateway import settings as settings_module
+from gateway.db import migrate
 from gateway.embedded import embedded_services
 from gateway.logging import configure
 from gateway.settings import Settings
-from gateway.storage import migrate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "reference"

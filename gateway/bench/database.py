@@ -20,7 +20,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from gateway.bench.load import LoadResult, Operation
-from gateway.storage import QUERIES as EDGE
+from gateway.db import QUERIES as EDGE
 from processors import sandbox
 from workflows.db import Q
 

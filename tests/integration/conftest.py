@@ -20,9 +20,11 @@ from msgspec import Meta
 from starlette.routing import Route
 
 from gateway import accounts
-from gateway.app import create_app
-from gateway.endpoints import JSONResponse, MerchantCall, merchant_endpoint, operator_endpoint
-from gateway.errors import ApiError
+from gateway.api.operator.endpoint import operator_endpoint
+from gateway.api.primer.endpoint import MerchantCall, merchant_endpoint
+from gateway.app import ExtraRoutes, create_app
+from gateway.http.errors import ApiError
+from gateway.http.responses import JSONResponse
 from gateway.services import Services
 from gateway.settings import Settings
 from tests.integration.shop import Shop
@@ -48,7 +50,7 @@ class Probe:
     entered: asyncio.Event = field(default_factory=asyncio.Event)
     gate: asyncio.Event | None = None
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> ExtraRoutes:
         @merchant_endpoint("transactions:capture")
         async def capture(call: MerchantCall) -> JSONResponse:
             body = await call.body(ProbeBody)
@@ -72,10 +74,10 @@ class Probe:
         async def admin(request: Any, principal: accounts.Principal) -> JSONResponse:
             return JSONResponse({"operatorKeyId": principal.key_id})
 
-        return [
-            Route("/probe/{target}/capture", capture, methods=["POST"]),
-            Route("/admin/probe", admin, methods=["GET"]),
-        ]
+        return ExtraRoutes(
+            primer=[Route("/probe/{target}/capture", capture, methods=["POST"])],
+            operator=[Route("/probe", admin, methods=["GET"])],  # at /admin/probe
+        )
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ async def gateway(settings: Settings, probe: Probe) -> AsyncIterator[GatewayFact
     stack: list[Any] = []
 
     async def start(app_settings: Settings | None = None) -> Running:
-        app = create_app(app_settings or settings, extra_routes=probe.routes())
+        app = create_app(app_settings or settings, extra=probe.routes())
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         stack.append(lifespan)

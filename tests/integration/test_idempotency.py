@@ -9,7 +9,7 @@ import httpx
 import msgspec
 from redis.asyncio import Redis
 
-from gateway.idempotency import IdempotencyScope, fingerprint
+from gateway.http.idempotency import IdempotencyScope, fingerprint
 from gateway.settings import Settings
 from tests.integration.conftest import GatewayFactory, Probe, SomeMerchant, new_merchant
 

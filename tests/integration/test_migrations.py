@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
+from gateway.db import migrate
 from gateway.settings import Settings
-from gateway.storage import migrate
 
 CATALOG = """
 SELECT 'column', c.table_name || '.' || c.column_name || ' ' || c.data_type || ' '

@@ -15,10 +15,11 @@ import msgspec
 from msgspec import Meta
 from starlette.responses import Response
 
-from gateway import payment_json
-from gateway.endpoints import JSONResponse, MerchantCall, merchant_endpoint
-from gateway.errors import validation_error
-from gateway.idempotency import Claim
+from gateway.api.primer import render as payment_json
+from gateway.api.primer.endpoint import MerchantCall, merchant_endpoint
+from gateway.http.errors import validation_error
+from gateway.http.idempotency import Claim
+from gateway.http.responses import JSONResponse
 from processors import registry
 from workflows.commands import CreatePayment
 from workflows.model import Customer, Payment, PaymentOptions, PaymentView

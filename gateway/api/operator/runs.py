@@ -1,4 +1,4 @@
-"""The operator's HTTP API (`/admin/*`, operator keys only): list, inspect and replay runs."""
+"""Workflow runs for operators: list, inspect and replay them."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import accounts
-from gateway.endpoints import JSONResponse, operator_endpoint
-from gateway.errors import ApiError, validation_error
+from gateway.api.operator.endpoint import operator_endpoint
+from gateway.http.errors import ApiError, validation_error
+from gateway.http.responses import JSONResponse
 from gateway.services import Services
 from workflows.errors import RunNotFound, RunNotReplayable
-from workflows.model import HistoryEntry, Run
+from workflows.model import HistoryEntry, Run, RunState
 
-RUN_STATES = ("running", "succeeded", "failed", "stuck")
+RUN_STATES = tuple(RunState)
 
 
 class WorkflowRunNotFound(ApiError):

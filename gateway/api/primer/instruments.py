@@ -15,9 +15,10 @@ import msgspec
 from msgspec import Meta
 from starlette.responses import Response
 
-from gateway import payment_json
-from gateway.endpoints import JSONResponse, MerchantCall, merchant_endpoint
-from gateway.errors import ApiError, validation_error
+from gateway.api.primer import render as payment_json
+from gateway.api.primer.endpoint import MerchantCall, merchant_endpoint
+from gateway.http.errors import ApiError, validation_error
+from gateway.http.responses import JSONResponse
 from gateway.logging import luhn_valid
 from processors.sandbox import TEST_CARDS
 from workflows.db import Q

@@ -1,6 +1,8 @@
-"""Every error the edge answers, as one class per condition, and Primer's error envelope.
+"""The errors every API surface can answer (authentication, idempotency, validation, limits),
+one class per condition, and the error envelope the gateway's JSON APIs share.
 
-A class's docstring is its default description. Handlers are chosen by class in `app`.
+A class's docstring is its default description. Each surface renders them with its own handlers
+(`gateway/api/*/__init__.py`) and adds the errors of its own domain (`api/primer/errors.py`).
 """
 
 from __future__ import annotations
@@ -8,8 +10,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import msgspec
-
-from workflows import errors as domain
 
 
 class FieldError(msgspec.Struct, frozen=True):
@@ -187,78 +187,3 @@ def validation_error(model: str, message: str) -> RequestValidationError:
     return RequestValidationError(
         validation_errors=[ModelErrors(model, [FieldError(path.rstrip("`") or "$", text)])]
     )
-
-
-class PaymentNotFound(ApiError):
-    """The payment could not be found."""
-
-    status = 404
-    error_id = "PaymentNotFound"
-
-
-class InvalidPaymentStatus(ApiError):
-    """The payment's status does not allow this operation."""
-
-    status = 400
-    error_id = "InvalidPaymentStatus"
-
-
-class UnprocessableCaptureAmount(ApiError):
-    """The capture amount is more than what is left to capture."""
-
-    status = 422
-    error_id = "UnprocessableCaptureAmount"
-
-
-class UnprocessableRefundAmount(ApiError):
-    """The refund amount is more than what is left to refund."""
-
-    status = 422
-    error_id = "UnprocessableRefundAmount"
-
-
-class PaymentAlreadyRefunded(ApiError):
-    """Nothing is left to refund on this payment."""
-
-    status = 409
-    error_id = "PaymentAlreadyRefunded"
-
-
-class PaymentMethodTokenNotFound(ApiError):
-    """The payment method token is unknown."""
-
-    status = 400
-    error_id = "PaymentMethodTokenNotFound"
-
-
-class TransactionEventNotFound(ApiError):
-    """The transactionEventId does not name a capture of this payment."""
-
-    status = 400
-    error_id = "TransactionEventNotFound"
-
-
-_DOMAIN: dict[type[domain.PaymentError], type[ApiError]] = {
-    domain.PaymentNotFound: PaymentNotFound,
-    domain.InvalidPaymentStatus: InvalidPaymentStatus,
-    domain.UnprocessableCaptureAmount: UnprocessableCaptureAmount,
-    domain.UnprocessableRefundAmount: UnprocessableRefundAmount,
-    domain.PaymentAlreadyRefunded: PaymentAlreadyRefunded,
-    domain.PaymentMethodTokenNotFound: PaymentMethodTokenNotFound,
-    domain.TransactionEventNotFound: TransactionEventNotFound,
-    domain.IdempotencyKeyReused: IdempotencyKeyReused,
-}
-
-
-def from_payment_error(error: domain.PaymentError) -> ApiError:
-    """The HTTP answer to a refusal of the payment domain."""
-    if isinstance(error, domain.RunAlreadyExists):
-        if error.finished:
-            return IdempotencyKeyAlreadyExists(
-                payment_id=error.payment_id, payment_status=error.payment_status
-            )
-        return IdempotencyKeyInProgress(headers={"Retry-After": "1"})
-    if isinstance(error, domain.PaymentNotFound):
-        return PaymentNotFound()  # never a hint about whose payment it might be
-    answer = _DOMAIN.get(type(error), InternalError)
-    return answer(str(error), payment_id=error.payment_id, payment_status=error.payment_status)

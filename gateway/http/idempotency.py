@@ -32,7 +32,8 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.errors import (
+from gateway.db import QUERIES
+from gateway.http.errors import (
     IdempotencyKeyAlreadyExists,
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
@@ -40,7 +41,6 @@ from gateway.errors import (
     ServiceUnavailable,
 )
 from gateway.logging import get_logger
-from gateway.storage import QUERIES
 
 log = get_logger(__name__)
 

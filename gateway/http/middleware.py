@@ -14,7 +14,7 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import ApiError, InternalError, PayloadTooLarge
+from gateway.http.errors import ApiError, InternalError, PayloadTooLarge
 from gateway.logging import get_logger
 
 log = get_logger("gateway.request")

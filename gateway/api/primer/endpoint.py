@@ -1,10 +1,10 @@
-"""What every merchant and operator endpoint does before its own work.
+"""What every endpoint of Primer's API does before its own work.
 
 `merchant_endpoint(scope=...)` wraps a handler: X-API-KEY (401 unless a live merchant key),
 the scope (403), X-API-VERSION (400 unless absent or 2.4), X-Idempotency-Key (400 unless 1-255
 visible ASCII). The handler receives a `MerchantCall` that decodes the body with msgspec (422
 `RequestValidationError` on anything malformed) and runs money-moving work under the
-idempotency guard. `operator_endpoint` does the same for `/admin/*` with operator keys.
+idempotency guard.
 """
 
 from __future__ import annotations
@@ -15,20 +15,19 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
-import psycopg
 import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import accounts
-from gateway.errors import (
+from gateway.http.auth import authenticate
+from gateway.http.errors import (
     Forbidden,
-    ServiceUnavailable,
     Unauthorized,
     UnsupportedApiVersion,
     validation_error,
 )
-from gateway.idempotency import Claim, IdempotencyScope, fingerprint, validate_key
+from gateway.http.idempotency import Claim, IdempotencyScope, fingerprint, validate_key
 from gateway.services import Services
 
 SUPPORTED_API_VERSIONS = ("2.4",)
@@ -38,13 +37,6 @@ DEFAULT_API_VERSION = SUPPORTED_API_VERSIONS[0]
 T = TypeVar("T")
 _decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 _canonical = msgspec.json.Encoder(order="sorted")
-
-
-class JSONResponse(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return msgspec.json.encode(content)
 
 
 def api_version(request: Request) -> str:
@@ -57,20 +49,6 @@ def api_version(request: Request) -> str:
             f"Supported versions: {', '.join(SUPPORTED_API_VERSIONS)}."
         )
     return version
-
-
-async def authenticate(request: Request, services: Services) -> accounts.Principal:
-    presented = request.headers.get("x-api-key")
-    if not presented:
-        raise Unauthorized("The X-API-KEY header is missing.")
-    try:
-        async with services.pool.connection() as conn:
-            principal = await accounts.authenticate(conn, presented)
-    except psycopg.OperationalError:
-        raise ServiceUnavailable() from None
-    if principal is None:
-        raise Unauthorized()
-    return principal
 
 
 @dataclass
@@ -148,18 +126,3 @@ def merchant_endpoint(scope: str) -> Callable[[Handler], Callable[[Request], Awa
         return endpoint
 
     return wrap
-
-
-OperatorHandler = Callable[[Request, accounts.Principal], Awaitable[Response]]
-
-
-def operator_endpoint(handler: OperatorHandler) -> Callable[[Request], Awaitable[Response]]:
-    @functools.wraps(handler)
-    async def endpoint(request: Request) -> Response:
-        principal = await authenticate(request, request.app.state.services)
-        if principal.kind != "operator":
-            raise Unauthorized("Merchant keys are not valid on operator endpoints.")
-        structlog.contextvars.bind_contextvars(operator_key_id=principal.key_id)
-        return await handler(request, principal)
-
-    return endpoint

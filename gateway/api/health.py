@@ -12,8 +12,9 @@ import asyncio
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route, Router
 
-from gateway.endpoints import JSONResponse
+from gateway.http.responses import JSONResponse
 from gateway.services import Services
 
 _CHECK_TIMEOUT_SECONDS = 2.0
@@ -51,3 +52,13 @@ async def _redis_ok(services: Services) -> bool:
             return bool(await services.redis.ping())
     except Exception:
         return False
+
+
+def app() -> Router:
+    """Mounted at /health: no key needed, nothing to leak."""
+    return Router(
+        routes=[
+            Route("/live", live, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
+        ]
+    )

@@ -1,0 +1,88 @@
+"""Primer's answers to the payment domain's refusals: one ApiError class per errorId, and the one
+table that maps each domain error to its answer."""
+
+from __future__ import annotations
+
+from gateway.http.errors import (
+    ApiError,
+    IdempotencyKeyAlreadyExists,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    InternalError,
+)
+from workflows import errors as domain
+
+
+class PaymentNotFound(ApiError):
+    """The payment could not be found."""
+
+    status = 404
+    error_id = "PaymentNotFound"
+
+
+class InvalidPaymentStatus(ApiError):
+    """The payment's status does not allow this operation."""
+
+    status = 400
+    error_id = "InvalidPaymentStatus"
+
+
+class UnprocessableCaptureAmount(ApiError):
+    """The capture amount is more than what is left to capture."""
+
+    status = 422
+    error_id = "UnprocessableCaptureAmount"
+
+
+class UnprocessableRefundAmount(ApiError):
+    """The refund amount is more than what is left to refund."""
+
+    status = 422
+    error_id = "UnprocessableRefundAmount"
+
+
+class PaymentAlreadyRefunded(ApiError):
+    """Nothing is left to refund on this payment."""
+
+    status = 409
+    error_id = "PaymentAlreadyRefunded"
+
+
+class PaymentMethodTokenNotFound(ApiError):
+    """The payment method token is unknown."""
+
+    status = 400
+    error_id = "PaymentMethodTokenNotFound"
+
+
+class TransactionEventNotFound(ApiError):
+    """The transactionEventId does not name a capture of this payment."""
+
+    status = 400
+    error_id = "TransactionEventNotFound"
+
+
+_DOMAIN: dict[type[domain.PaymentError], type[ApiError]] = {
+    domain.PaymentNotFound: PaymentNotFound,
+    domain.InvalidPaymentStatus: InvalidPaymentStatus,
+    domain.UnprocessableCaptureAmount: UnprocessableCaptureAmount,
+    domain.UnprocessableRefundAmount: UnprocessableRefundAmount,
+    domain.PaymentAlreadyRefunded: PaymentAlreadyRefunded,
+    domain.PaymentMethodTokenNotFound: PaymentMethodTokenNotFound,
+    domain.TransactionEventNotFound: TransactionEventNotFound,
+    domain.IdempotencyKeyReused: IdempotencyKeyReused,
+}
+
+
+def from_payment_error(error: domain.PaymentError) -> ApiError:
+    """The HTTP answer to a refusal of the payment domain."""
+    if isinstance(error, domain.RunAlreadyExists):
+        if error.finished:
+            return IdempotencyKeyAlreadyExists(
+                payment_id=error.payment_id, payment_status=error.payment_status
+            )
+        return IdempotencyKeyInProgress(headers={"Retry-After": "1"})
+    if isinstance(error, domain.PaymentNotFound):
+        return PaymentNotFound()  # never a hint about whose payment it might be
+    answer = _DOMAIN.get(type(error), InternalError)
+    return answer(str(error), payment_id=error.payment_id, payment_status=error.payment_status)
