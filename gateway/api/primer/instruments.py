@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated
 
-import msgspec
-from msgspec import Meta
 from starlette.responses import Response
 
-from gateway.api.primer import render as payment_json
+from gateway.api.primer import render
 from gateway.api.primer.endpoint import MerchantCall, merchant_endpoint
+from gateway.api.primer.schemas import CardDetails, PaymentInstrument
 from gateway.http.errors import ApiError, validation_error
 from gateway.http.responses import JSONResponse
 from gateway.logging import luhn_valid
@@ -37,14 +35,6 @@ class RawCardDataRefused(ApiError):
 
     status = 400
     error_id = "RawCardDataNotAllowed"
-
-
-class CardDetails(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
-    number: Annotated[str, Meta(pattern="^[0-9]{12,19}$")]
-    expirationMonth: Annotated[str, Meta(pattern="^(0[1-9]|1[0-2])$")]
-    expirationYear: Annotated[str, Meta(pattern="^[0-9]{4}$")]
-    cvv: Annotated[str, Meta(pattern="^[0-9]{3,4}$")]
-    cardholderName: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
 
 
 def _network(number: str) -> str:
@@ -98,13 +88,13 @@ async def create_instrument(call: MerchantCall) -> Response:
         row = await cur.fetchone()
     assert row is not None
     return JSONResponse(
-        {
-            "createdAt": row[0].isoformat(),
-            "token": token,
-            "tokenType": "MULTI_USE",
-            "paymentMethodType": "PAYMENT_CARD",
-            "paymentMethodData": payment_json.card_data(kept),
-            "deleted": False,
-            "default": False,
-        }
+        PaymentInstrument(
+            createdAt=row[0].isoformat(),
+            token=token,
+            tokenType="MULTI_USE",
+            paymentMethodType="PAYMENT_CARD",
+            paymentMethodData=render.card_data(kept),
+            deleted=False,
+            default=False,
+        )
     )

@@ -7,16 +7,23 @@ under the idempotency guard, and encodes the resulting payment as Primer does.
 from __future__ import annotations
 
 import base64
-import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
-from msgspec import Meta
 from starlette.responses import Response
 
-from gateway.api.primer import render as payment_json
+from gateway.api.primer import render
 from gateway.api.primer.endpoint import MerchantCall, merchant_endpoint
+from gateway.api.primer.schemas import (
+    Expand,
+    ListQuery,
+    PaymentCancelAPIRequest,
+    PaymentCaptureAPIRequest,
+    PaymentCreationAPIRequest,
+    PaymentList,
+    PaymentRefundAPIRequest,
+)
 from gateway.http.errors import validation_error
 from gateway.http.idempotency import Claim
 from gateway.http.responses import JSONResponse
@@ -25,92 +32,7 @@ from workflows.commands import CreatePayment
 from workflows.model import Customer, Payment, PaymentOptions, PaymentView
 from workflows.runner import RequestKey
 
-Text255 = Annotated[str, Meta(max_length=255)]
-Amount = Annotated[int, Meta(ge=0, le=9_007_199_254_740_991)]
-Expand = list[Literal["transactions.events"]]
 T = TypeVar("T")
-
-
-class Address(
-    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, omit_defaults=True
-):
-    firstName: Text255 | None = None
-    lastName: Text255 | None = None
-    addressLine1: Text255 | None = None
-    addressLine2: Text255 | None = None
-    city: Text255 | None = None
-    state: Text255 | None = None
-    countryCode: Annotated[str, Meta(pattern="^[A-Z]{2}$")] | None = None
-    postalCode: Text255 | None = None
-
-
-class CustomerDetails(
-    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, omit_defaults=True
-):
-    emailAddress: Annotated[str, Meta(pattern=r"^[^@\s]+@[^@\s]+$", max_length=255)] | None = None
-    mobileNumber: Text255 | None = None
-    firstName: Text255 | None = None
-    lastName: Text255 | None = None
-    billingAddress: Address | None = None
-    shippingAddress: Address | None = None
-    taxId: Text255 | None = None
-    nationalDocumentId: Text255 | None = None
-
-
-class PaymentMethodOptions(
-    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, omit_defaults=True
-):
-    vaultOnSuccess: bool | None = None
-    vaultOn3DS: bool | None = None
-    vaultOnAgreement: bool | None = None
-    descriptor: Text255 | None = None
-    paymentType: Literal["FIRST_PAYMENT", "ECOMMERCE", "SUBSCRIPTION", "UNSCHEDULED"] | None = None
-    authorizationType: Literal["ESTIMATED", "FINAL"] | None = None
-    firstPaymentReason: Literal["CardOnFile", "Recurring", "Unscheduled"] | None = None
-
-
-class PaymentCreationAPIRequest(
-    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
-):
-    # Primer takes these three from a client session when absent; without client sessions the
-    # gateway needs them in the request.
-    orderId: Annotated[str, Meta(min_length=1, max_length=255)]
-    currencyCode: Annotated[str, Meta(pattern="^[A-Z]{3}$")]
-    amount: Amount
-    paymentMethodToken: Annotated[str, Meta(min_length=1, max_length=255)]
-    customerId: Text255 | None = None
-    customer: CustomerDetails | None = None
-    order: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
-    paymentMethod: PaymentMethodOptions | None = None
-    expand: Expand | None = None
-
-
-class PaymentCaptureAPIRequest(
-    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
-):
-    amount: Amount | None = None
-    final: bool = True
-    order: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
-    expand: Expand | None = None
-
-
-class PaymentCancelAPIRequest(
-    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
-):
-    reason: Text255 | None = None
-    expand: Expand | None = None
-
-
-class PaymentRefundAPIRequest(
-    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
-):
-    amount: Amount | None = None
-    orderId: Text255 | None = None
-    reason: Text255 | None = None
-    transactionEventId: uuid.UUID | None = None
-    expand: Expand | None = None
 
 
 def _convert(value: msgspec.Struct | None, domain: type[T]) -> T | None:
@@ -132,7 +54,7 @@ def _request_key(claim: Claim) -> RequestKey | None:
 
 def _answer(view: PaymentView, claim: Claim, expand: Expand | None) -> Response:
     claim.processed(view.payment.id, view.payment.status)
-    return JSONResponse(payment_json.payment(view, expand_events=bool(expand)))
+    return JSONResponse(render.payment(view, expand_events=bool(expand)))
 
 
 @merchant_endpoint("transactions:authorize")
@@ -230,39 +152,10 @@ async def get_payment(call: MerchantCall) -> Response:
     view = await call.services.engine.payments.view(
         call.merchant_id, call.request.path_params["id"], events=bool(expand)
     )
-    return JSONResponse(payment_json.payment(view, expand_events=bool(expand)))
+    return JSONResponse(render.payment(view, expand_events=bool(expand)))
 
 
 # ------------------------------------------------------------------ listing
-
-
-class ListQuery(msgspec.Struct, kw_only=True, frozen=True):
-    status: (
-        list[
-            Literal[
-                "PENDING",
-                "FAILED",
-                "AUTHORIZED",
-                "SETTLING",
-                "PARTIALLY_SETTLED",
-                "SETTLED",
-                "DECLINED",
-                "CANCELLED",
-            ]
-        ]
-        | None
-    ) = None
-    currency_code: list[Annotated[str, Meta(pattern="^[A-Z]{3}$")]] | None = None
-    order_id: str | None = None
-    customer_id: list[str] | None = None
-    from_date: datetime | None = None
-    to_date: datetime | None = None
-    min_amount: Annotated[int, Meta(ge=0)] | None = None
-    max_amount: Annotated[int, Meta(ge=0)] | None = None
-    processor: list[str] | None = None
-    last_4_digits: list[Annotated[str, Meta(pattern="^[0-9]{4}$")]] | None = None
-    limit: Annotated[int, Meta(ge=1, le=100)] = 100
-    cursor: str | None = None
 
 
 _MULTI = {"status", "currency_code", "customer_id", "processor", "last_4_digits"}
@@ -330,13 +223,11 @@ async def list_payments(call: MerchantCall) -> Response:
         after=position if cursor and cursor.direction == "next" else None,
         before=position if cursor and cursor.direction == "prev" else None,
     )
-    body: dict[str, Any] = {
-        "data": [payment_json.summary(p, registry.display_name(p.processor)) for p in page]
-    }
+    body = PaymentList(data=[render.summary(p, registry.display_name(p.processor)) for p in page])
     backwards = cursor is not None and cursor.direction == "prev"
     if page:
         if has_more or backwards:
-            body["nextCursor"] = _encode_cursor("next", page[-1])
+            body.nextCursor = _encode_cursor("next", page[-1])
         if (cursor is not None and not backwards) or (backwards and has_more):
-            body["prevCursor"] = _encode_cursor("prev", page[0])
+            body.prevCursor = _encode_cursor("prev", page[0])
     return JSONResponse(body)

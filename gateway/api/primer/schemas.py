@@ -1,0 +1,273 @@
+"""Primer's Payments API v2.4 bodies, in and out, as msgspec Structs named as Primer names them.
+
+Requests are decoded strictly (unknown fields refused); responses omit what is absent, as Primer
+does. Field names are Primer's own (camelCase), so these classes are the wire format itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from gateway.api.primer.currencies import Currency
+
+# ------------------------------------------------------------------ requests
+
+Text255 = Annotated[str, Meta(max_length=255)]
+Amount = Annotated[int, Meta(ge=0, le=9_007_199_254_740_991)]
+Expand = list[Literal["transactions.events"]]
+
+
+class Address(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, omit_defaults=True
+):
+    firstName: Text255 | None = None
+    lastName: Text255 | None = None
+    addressLine1: Text255 | None = None
+    addressLine2: Text255 | None = None
+    city: Text255 | None = None
+    state: Text255 | None = None
+    countryCode: Annotated[str, Meta(pattern="^[A-Z]{2}$")] | None = None
+    postalCode: Text255 | None = None
+
+
+class CustomerDetails(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, omit_defaults=True
+):
+    emailAddress: Annotated[str, Meta(pattern=r"^[^@\s]+@[^@\s]+$", max_length=255)] | None = None
+    mobileNumber: Text255 | None = None
+    firstName: Text255 | None = None
+    lastName: Text255 | None = None
+    billingAddress: Address | None = None
+    shippingAddress: Address | None = None
+    taxId: Text255 | None = None
+    nationalDocumentId: Text255 | None = None
+
+
+class PaymentMethodOptions(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, omit_defaults=True
+):
+    vaultOnSuccess: bool | None = None
+    vaultOn3DS: bool | None = None
+    vaultOnAgreement: bool | None = None
+    descriptor: Text255 | None = None
+    paymentType: Literal["FIRST_PAYMENT", "ECOMMERCE", "SUBSCRIPTION", "UNSCHEDULED"] | None = None
+    authorizationType: Literal["ESTIMATED", "FINAL"] | None = None
+    firstPaymentReason: Literal["CardOnFile", "Recurring", "Unscheduled"] | None = None
+
+
+class PaymentCreationAPIRequest(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    # Primer takes these three from a client session when absent; without client sessions the
+    # gateway needs them in the request.
+    orderId: Annotated[str, Meta(min_length=1, max_length=255)]
+    currencyCode: Currency
+    amount: Amount
+    paymentMethodToken: Annotated[str, Meta(min_length=1, max_length=255)]
+    customerId: Text255 | None = None
+    customer: CustomerDetails | None = None
+    order: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    paymentMethod: PaymentMethodOptions | None = None
+    expand: Expand | None = None
+
+
+class PaymentCaptureAPIRequest(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    amount: Amount | None = None
+    final: bool = True
+    order: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    expand: Expand | None = None
+
+
+class PaymentCancelAPIRequest(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    reason: Text255 | None = None
+    expand: Expand | None = None
+
+
+class PaymentRefundAPIRequest(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    amount: Amount | None = None
+    orderId: Text255 | None = None
+    reason: Text255 | None = None
+    transactionEventId: uuid.UUID | None = None
+    expand: Expand | None = None
+
+
+class CardDetails(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    number: Annotated[str, Meta(pattern="^[0-9]{12,19}$")]
+    expirationMonth: Annotated[str, Meta(pattern="^(0[1-9]|1[0-2])$")]
+    expirationYear: Annotated[str, Meta(pattern="^[0-9]{4}$")]
+    cvv: Annotated[str, Meta(pattern="^[0-9]{3,4}$")]
+    cardholderName: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
+
+
+class ListQuery(msgspec.Struct, kw_only=True, frozen=True):
+    status: (
+        list[
+            Literal[
+                "PENDING",
+                "FAILED",
+                "AUTHORIZED",
+                "SETTLING",
+                "PARTIALLY_SETTLED",
+                "SETTLED",
+                "DECLINED",
+                "CANCELLED",
+            ]
+        ]
+        | None
+    ) = None
+    currency_code: list[Currency] | None = None
+    order_id: str | None = None
+    customer_id: list[str] | None = None
+    from_date: datetime | None = None
+    to_date: datetime | None = None
+    min_amount: Annotated[int, Meta(ge=0)] | None = None
+    max_amount: Annotated[int, Meta(ge=0)] | None = None
+    processor: list[str] | None = None
+    last_4_digits: list[Annotated[str, Meta(pattern="^[0-9]{4}$")]] | None = None
+    limit: Annotated[int, Meta(ge=1, le=100)] = 100
+    cursor: str | None = None
+
+
+# ------------------------------------------------------------------ responses
+
+
+class _Out(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A response body: fields whose value is None are left out."""
+
+
+class PaymentCardData(_Out, kw_only=True, omit_defaults=True):
+    """PaymentCardTokenAPISchema."""
+
+    first6Digits: str
+    last4Digits: str
+    expirationMonth: str
+    expirationYear: str
+    network: str
+    isNetworkTokenized: bool
+    cardholderName: str | None = None
+
+
+class StatusReason(_Out, kw_only=True, omit_defaults=True):
+    """StatusReasonAPISchema."""
+
+    type: str
+    declineType: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+class RequiredAction(_Out, kw_only=True, omit_defaults=True):
+    name: str
+    description: str
+
+
+class PaymentMethod(_Out, kw_only=True, omit_defaults=True):
+    paymentMethodToken: str
+    paymentMethodType: str
+    isVaulted: bool
+    paymentMethodData: PaymentCardData | None = None
+    descriptor: str | None = None
+    paymentType: str | None = None
+    authorizationType: str | None = None
+
+
+class Processor(_Out, kw_only=True, omit_defaults=True):
+    name: str
+    processorMerchantId: str
+    amountCaptured: int | None = None
+    amountRefunded: int | None = None
+
+
+class TransactionEvent(_Out, kw_only=True, omit_defaults=True):
+    id: str
+    date: str
+    type: str
+    amount: int | None = None
+    final: bool | None = None
+
+
+class TransactionOverview(_Out, kw_only=True, omit_defaults=True):
+    """TransactionOverviewAPISchema. Its `required` list names `type`, `processor` and `status`
+    while its properties spell them `transactionType`, `processorName` and `processorStatus`:
+    both spellings are sent, with the same values (see the reference README)."""
+
+    id: str
+    date: str
+    amount: int
+    currencyCode: str
+    transactionType: str
+    type: str
+    processorName: str
+    processor: str
+    processorMerchantId: str
+    processorStatus: str
+    status: str
+    cardTokenType: str
+    orderId: str | None = None
+    processorTransactionId: str | None = None
+    processorStatusReason: StatusReason | None = None
+    reason: str | None = None
+    events: list[TransactionEvent] | None = None
+
+
+class PaymentAPIResponse(_Out, kw_only=True, omit_defaults=True):
+    id: str
+    date: str
+    dateUpdated: str
+    status: str
+    cardTokenType: str
+    orderId: str
+    currencyCode: str
+    amount: int
+    customerId: str | None = None
+    customer: CustomerDetails | None = None
+    order: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    paymentMethod: PaymentMethod
+    processor: Processor
+    statusReason: StatusReason | None = None
+    requiredAction: RequiredAction | None = None
+    transactions: list[TransactionOverview]
+
+
+class PaymentSummary(_Out, kw_only=True, omit_defaults=True):
+    """PaymentSummaryAPISchema."""
+
+    id: str
+    date: str
+    dateUpdated: str
+    status: str
+    orderId: str
+    processor: Processor
+    currencyCode: str
+    amount: int
+    metadata: dict[str, Any] | None = None
+
+
+class PaymentList(_Out, kw_only=True, omit_defaults=True):
+    data: list[PaymentSummary]
+    nextCursor: str | None = None
+    prevCursor: str | None = None
+
+
+class PaymentInstrument(_Out, kw_only=True, omit_defaults=True):
+    createdAt: str
+    token: str
+    tokenType: str
+    paymentMethodType: str
+    paymentMethodData: PaymentCardData
+    deleted: bool
+    default: bool
