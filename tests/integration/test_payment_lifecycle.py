@@ -288,6 +288,10 @@ async def test_an_unknown_payment_method_token_is_refused(shop: Shop) -> None:
             {"orderId": "o", "currencyCode": "euro", "amount": 5, "paymentMethodToken": "t"},
             "$.currencyCode",
         ),
+        (  # shaped like a currency, but not one of ISO 4217's (Primer's Currency enum)
+            {"orderId": "o", "currencyCode": "XYZ", "amount": 5, "paymentMethodToken": "t"},
+            "$.currencyCode",
+        ),
         (
             {"orderId": "o", "currencyCode": "EUR", "amount": -5, "paymentMethodToken": "t"},
             "$.amount",
