@@ -16,6 +16,10 @@ from typing import Any
 import msgspec
 import structlog
 
+from processors.cards import luhn_valid
+
+__all__ = ["REDACTED", "configure", "get_logger", "luhn_valid", "scrub"]
+
 REDACTED = "[REDACTED]"
 
 # Fields whose value is secret whatever it looks like.
@@ -29,18 +33,6 @@ _DIGIT_RUN = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
 _GATEWAY_KEY = re.compile(r"\bgw_(?:sandbox|live|operator)_[A-Za-z0-9_-]+")
 _STRIPE_SECRET = re.compile(r"\b(?:sk|rk|whsec)_(?:test|live)?_?[A-Za-z0-9]{8,}")
 _BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if position % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
 
 
 def _mask_card(match: re.Match[str]) -> str:

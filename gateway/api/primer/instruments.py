@@ -7,7 +7,6 @@ expiry and holder name are kept; the number and the CVV are dropped here and nev
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime
 
 from starlette.responses import Response
@@ -17,9 +16,9 @@ from gateway.api.primer.endpoint import MerchantCall, merchant_endpoint
 from gateway.api.primer.schemas import CardDetails, PaymentInstrument
 from gateway.http.errors import ApiError, validation_error
 from gateway.http.responses import JSONResponse
-from gateway.logging import luhn_valid
+from processors.cards import luhn_valid, network_of
 from processors.sandbox import TEST_CARDS
-from workflows.db import Q
+from workflows import instruments
 from workflows.model import Card
 
 
@@ -37,18 +36,6 @@ class RawCardDataRefused(ApiError):
     error_id = "RawCardDataNotAllowed"
 
 
-def _network(number: str) -> str:
-    if number in TEST_CARDS:
-        return TEST_CARDS[number][0]
-    if number.startswith("4"):
-        return "VISA"
-    if number[:2] in {"51", "52", "53", "54", "55"} or "2221" <= number[:4] <= "2720":
-        return "MASTERCARD"
-    if number[:2] in {"34", "37"}:
-        return "AMEX"
-    return "OTHER"
-
-
 @merchant_endpoint("payment_instrument:write")
 async def create_instrument(call: MerchantCall) -> Response:
     if call.principal.mode == "live":
@@ -62,34 +49,20 @@ async def create_instrument(call: MerchantCall) -> Response:
     if card.number not in TEST_CARDS:
         raise NotATestCard()
     kept = Card(
-        network=_network(card.number),
+        network=network_of(card.number),
         first6=card.number[:6],
         last4=card.number[-4:],
         expiration_month=card.expirationMonth,
         expiration_year=card.expirationYear,
         cardholder_name=card.cardholderName,
     )
-    token = f"tok_{secrets.token_urlsafe(18)}"
-    async with call.services.pool.connection() as conn:
-        cur = await conn.execute(
-            Q["create_instrument"],
-            {
-                "merchant_id": call.merchant_id,
-                "token": token,
-                "mode": call.principal.mode,
-                "network": kept.network,
-                "first6": kept.first6,
-                "last4": kept.last4,
-                "expiration_month": kept.expiration_month,
-                "expiration_year": kept.expiration_year,
-                "cardholder_name": kept.cardholder_name,
-            },
-        )
-        row = await cur.fetchone()
-    assert row is not None
+    assert call.principal.mode is not None
+    token, created_at = await instruments.tokenize(
+        call.services.engine.db, call.merchant_id, call.principal.mode, kept
+    )
     return JSONResponse(
         PaymentInstrument(
-            createdAt=row[0].isoformat(),
+            createdAt=created_at.isoformat(),
             token=token,
             tokenType="MULTI_USE",
             paymentMethodType="PAYMENT_CARD",
