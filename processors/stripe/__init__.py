@@ -1,4 +1,8 @@
-"""Stripe: an account's credentials and settings, and how to build its connector."""
+"""Stripe: an account's credentials and settings, and how to build its connector.
+
+client.py is the transport (and what it logs), wire.py Stripe's answers as typed Structs,
+connector.py the mapping of the five verbs onto PaymentIntents and Refunds.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,8 @@ from typing import Annotated
 import msgspec
 
 from processors.base import OwnTokens, Resources
-from processors.stripe.connector import (
-    API_BASE,
-    API_VERSION,
-    DECLINES,
-    TIMEOUT,
-    StripeProcessor,
-    form_encode,
-)
+from processors.stripe.client import API_BASE, API_VERSION, TIMEOUT, form_encode
+from processors.stripe.connector import DECLINES, StripeProcessor
 
 __all__ = [
     "API_BASE",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 
@@ -34,11 +33,8 @@ from processors.base import (
     StatusReason,
     StatusReasonType,
 )
-from processors.errors import OutcomeUnknown, TransientError
-
-API_BASE = "https://api.stripe.com"
-API_VERSION = "2023-08-16"  # the version of the spec the requests are checked against
-TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
+from processors.stripe import wire
+from processors.stripe.client import API_BASE, TIMEOUT, Answer, Client
 
 SOFT, HARD = DeclineType.SOFT_DECLINE, DeclineType.HARD_DECLINE
 # Stripe's decline_code -> Primer's code and whether retrying the card may help.
@@ -85,36 +81,20 @@ _INTENT_OUTCOMES = {
 }
 
 
-def form_encode(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    """Stripe's nested form encoding: {"a": {"b": 1}, "l": ["x"]} -> a[b]=1&l[0]=x."""
-    pairs: list[tuple[str, str]] = []
-    for key, value in params.items():
-        name = f"{prefix}[{key}]" if prefix else str(key)
-        if value is None:
-            continue
-        if isinstance(value, Mapping):
-            pairs += form_encode(value, name)
-        elif isinstance(value, list | tuple):
-            pairs += form_encode({str(i): item for i, item in enumerate(value)}, name)
-        elif isinstance(value, bool):
-            pairs.append((name, "true" if value else "false"))
-        else:
-            pairs.append((name, str(value)))
-    return pairs
-
-
-def decline_reason(error: Mapping[str, Any]) -> StatusReason:
-    code = error.get("decline_code") or error.get("code") or "generic_decline"
+def decline_reason(error: wire.Error) -> StatusReason:
+    code = error.decline_code or error.code or "generic_decline"
     primer_code, decline_type = DECLINES.get(code, (DeclineCode.UNKNOWN, SOFT))
-    return StatusReason(
-        StatusReasonType.ISSUER_DECLINED, decline_type, primer_code, error.get("message")
-    )
+    return StatusReason(StatusReasonType.ISSUER_DECLINED, decline_type, primer_code, error.message)
 
 
-def rejected_reason(status: int, error: Mapping[str, Any]) -> StatusReason:
-    message = error.get("message") or f"Stripe answered {status}"
+def rejected_reason(status: int, error: wire.Error) -> StatusReason:
+    message = error.message or f"Stripe answered {status}"
     if status == 401:
         message = "Stripe refused the API key of this processor account"
+    return StatusReason(StatusReasonType.GATEWAY_REJECTED, None, DeclineCode.ERROR, message)
+
+
+def _rejected(message: str) -> StatusReason:
     return StatusReason(StatusReasonType.GATEWAY_REJECTED, None, DeclineCode.ERROR, message)
 
 
@@ -127,19 +107,19 @@ class StripeProcessor:
         multicapture: bool = False,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._secret_key = secret_key
+        self._http = client or httpx.AsyncClient(
+            timeout=TIMEOUT, limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        )
+        self._stripe = Client(secret_key, api_base=api_base, http=self._http)
         self._base = api_base.rstrip("/")
         self._multicapture = multicapture
         self.capabilities = Capabilities(multicapture=multicapture)
-        self._client = client or httpx.AsyncClient(
-            timeout=TIMEOUT, limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        )
 
     def __repr__(self) -> str:  # never the secret
         return f"StripeProcessor(api_base={self._base!r}, multicapture={self._multicapture})"
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()
 
     # ---------------------------------------------------------------- verbs
 
@@ -155,47 +135,44 @@ class StripeProcessor:
         }
         if self._multicapture:
             params["payment_method_options"] = {"card": {"request_multicapture": "if_available"}}
-        status, body = await self._post("/v1/payment_intents", params, call.processor_key)
-        if status == 402:
-            return self._declined(body)
-        if status >= 400:
-            return self._failed(status, body)
-        return self._intent_result(body)
+        answer = await self._stripe.post("/v1/payment_intents", params, call.processor_key)
+        if answer.status == 402:
+            return self._declined(answer)
+        if answer.status >= 400:
+            return self._failed(answer)
+        return self._intent_result(answer.read(wire.PaymentIntent))
 
     async def capture(self, call: Call) -> Result:
         if not call.final and not self._multicapture:
             return Result(
                 Outcome.FAILED,
                 call.processor_transaction_id,
-                StatusReason(
-                    StatusReasonType.GATEWAY_REJECTED,
-                    None,
-                    DeclineCode.ERROR,
-                    "A non-final capture needs multicapture on this Stripe account",
-                ),
+                _rejected("A non-final capture needs multicapture on this Stripe account"),
             )
         params: dict[str, Any] = {"amount_to_capture": call.amount}
         if not call.final:
             params["final_capture"] = False
         intent = call.processor_transaction_id
-        status, body = await self._post(
+        answer = await self._stripe.post(
             f"/v1/payment_intents/{intent}/capture", params, call.processor_key
         )
-        if _unexpected_state(status, body):
+        if _unexpected_state(answer):
             return await self._settled_state(call, wanted=Outcome.CAPTURED)
-        if status >= 400:
-            return self._declined(body) if status == 402 else self._failed(status, body)
+        if answer.status >= 400:
+            return self._declined(answer) if answer.status == 402 else self._failed(answer)
+        answer.read(wire.PaymentIntent)  # a success must be readable, or the outcome is unknown
         return Result(Outcome.CAPTURED, intent)
 
     async def cancel(self, call: Call) -> Result:
         intent = call.processor_transaction_id
-        status, body = await self._post(
+        answer = await self._stripe.post(
             f"/v1/payment_intents/{intent}/cancel", {}, call.processor_key
         )
-        if _unexpected_state(status, body):
+        if _unexpected_state(answer):
             return await self._settled_state(call, wanted=Outcome.CANCELLED)
-        if status >= 400:
-            return self._failed(status, body)
+        if answer.status >= 400:
+            return self._failed(answer)
+        answer.read(wire.PaymentIntent)
         return Result(Outcome.CANCELLED, intent)
 
     async def refund(self, call: Call) -> Result:
@@ -204,66 +181,63 @@ class StripeProcessor:
             "amount": call.amount,
             "metadata": {"payment_id": call.reference, "processor_key": call.processor_key},
         }
-        status, body = await self._post("/v1/refunds", params, call.processor_key)
-        if status >= 400:
-            return self._declined(body) if status == 402 else self._failed(status, body)
-        return self._refund_result(body)
+        answer = await self._stripe.post("/v1/refunds", params, call.processor_key)
+        if answer.status >= 400:
+            return self._declined(answer) if answer.status == 402 else self._failed(answer)
+        return self._refund_result(answer.read(wire.Refund))
 
     async def status(self, call: Call) -> Result:
         """What Stripe says now about the operation `call.verb` made with this processor key."""
         if call.verb == "refund":
-            status, body = await self._get(
+            answer = await self._stripe.get(
                 "/v1/refunds", {"payment_intent": call.processor_transaction_id, "limit": 100}
             )
-            if status >= 400:
-                return self._failed(status, body)
-            for refund in body.get("data", []):
-                if refund.get("metadata", {}).get("processor_key") == call.processor_key:
+            if answer.status >= 400:
+                return self._failed(answer)
+            for refund in answer.read(wire.RefundList).data:
+                if refund.metadata.get("processor_key") == call.processor_key:
                     return self._refund_result(refund)
             return Result(Outcome.NOT_FOUND)
         if call.processor_transaction_id is None:
             return Result(Outcome.NOT_FOUND)  # the authorization never got an answer with an id
-        status, body = await self._get(f"/v1/payment_intents/{call.processor_transaction_id}", {})
-        if status == 404:
+        answer = await self._stripe.get(f"/v1/payment_intents/{call.processor_transaction_id}", {})
+        if answer.status == 404:
             return Result(Outcome.NOT_FOUND)
-        if status >= 400:
-            return self._failed(status, body)
-        return self._intent_result(body)
+        if answer.status >= 400:
+            return self._failed(answer)
+        return self._intent_result(answer.read(wire.PaymentIntent))
 
     # ---------------------------------------------------------------- answers
 
-    def _intent_result(self, intent: Mapping[str, Any]) -> Result:
-        outcome = _INTENT_OUTCOMES.get(intent.get("status", ""), Outcome.FAILED)
+    @staticmethod
+    def _intent_result(intent: wire.PaymentIntent) -> Result:
+        outcome = _INTENT_OUTCOMES.get(intent.status, Outcome.FAILED)
         reason = None
         action = None
-        if outcome is Outcome.PENDING and intent.get("status") == "requires_action":
+        if outcome is Outcome.PENDING and intent.status == "requires_action":
             action = "3DS_AUTHENTICATION"
         if outcome is Outcome.DECLINED:
-            reason = decline_reason(intent.get("last_payment_error") or {})
-        return Result(outcome, intent.get("id"), reason, action)
+            reason = decline_reason(intent.last_payment_error or wire.Error())
+        return Result(outcome, intent.id, reason, action)
 
     @staticmethod
-    def _refund_result(refund: Mapping[str, Any]) -> Result:
-        state = refund.get("status")
-        if state in ("succeeded", "pending", "requires_action"):
-            return Result(Outcome.REFUNDED, refund.get("id"))
-        reason = StatusReason(
-            StatusReasonType.GATEWAY_REJECTED,
-            None,
-            DeclineCode.ERROR,
-            f"Stripe refund {state}: {refund.get('failure_reason') or 'no reason given'}",
+    def _refund_result(refund: wire.Refund) -> Result:
+        if refund.status in ("succeeded", "pending", "requires_action"):
+            return Result(Outcome.REFUNDED, refund.id)
+        reason = _rejected(
+            f"Stripe refund {refund.status}: {refund.failure_reason or 'no reason given'}"
         )
-        return Result(Outcome.FAILED, refund.get("id"), reason)
+        return Result(Outcome.FAILED, refund.id, reason)
 
     @staticmethod
-    def _declined(body: Mapping[str, Any]) -> Result:
-        error = body.get("error", {})
-        intent = error.get("payment_intent", {}) or {}
-        return Result(Outcome.DECLINED, intent.get("id"), decline_reason(error))
+    def _declined(answer: Answer) -> Result:
+        error = answer.error()
+        intent = error.payment_intent.id if error.payment_intent else None
+        return Result(Outcome.DECLINED, intent, decline_reason(error))
 
     @staticmethod
-    def _failed(status: int, body: Mapping[str, Any]) -> Result:
-        return Result(Outcome.FAILED, None, rejected_reason(status, body.get("error", {})))
+    def _failed(answer: Answer) -> Result:
+        return Result(Outcome.FAILED, None, rejected_reason(answer.status, answer.error()))
 
     async def _settled_state(self, call: Call, *, wanted: Outcome) -> Result:
         """After `payment_intent_unexpected_state`: did the earlier attempt already do it?"""
@@ -274,65 +248,9 @@ class StripeProcessor:
             # A partial capture without multicapture leaves a succeeded intent; a cancelled one
             # was never captured.
             return Result(Outcome.FAILED, current.processor_transaction_id, current.reason)
-        reason = StatusReason(
-            StatusReasonType.GATEWAY_REJECTED,
-            None,
-            DeclineCode.ERROR,
-            f"the PaymentIntent is {current.outcome.value.lower()}",
-        )
+        reason = _rejected(f"the PaymentIntent is {current.outcome.value.lower()}")
         return Result(Outcome.FAILED, current.processor_transaction_id, reason)
 
-    # ---------------------------------------------------------------- transport
 
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._secret_key}", "Stripe-Version": API_VERSION}
-
-    async def _post(
-        self, path: str, params: Mapping[str, Any], idempotency_key: str
-    ) -> tuple[int, dict[str, Any]]:
-        headers = {
-            **self._headers(),
-            "Idempotency-Key": idempotency_key,
-            "Content-Type": "application/x-www-form-urlencoded",
-        }
-        body = urlencode(form_encode(params))
-        return await self._send("POST", path, headers=headers, content=body.encode())
-
-    async def _get(self, path: str, params: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
-        return await self._send("GET", path, headers=self._headers(), params=form_encode(params))
-
-    async def _send(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
-        try:
-            response = await self._client.request(method, self._base + path, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
-            raise TransientError(f"stripe: {type(error).__name__}") from None  # never sent
-        except httpx.TransportError as error:
-            # Sent, perhaps received: a read timeout, a reset. Only the key makes a retry safe.
-            raise OutcomeUnknown(f"stripe: {type(error).__name__}") from None
-        should_retry = response.headers.get("Stripe-Should-Retry")
-        status = response.status_code
-        retryable = status in (409, 429) or status >= 500
-        if should_retry is not None:
-            retryable = should_retry == "true"
-        if retryable:
-            if status == 429 or (status == 409 and should_retry is None):
-                raise TransientError(f"stripe: {status}")
-            raise OutcomeUnknown(f"stripe: {status}")
-        if status >= 500:
-            # Stripe says a retry will not help: the outcome is not known, and not retried now.
-            raise OutcomeUnknown(f"stripe: {status}, not to be retried", retryable=False)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            if status < 400:
-                # Stripe said yes to something, but what it did cannot be read: ask again with the
-                # same key (Stripe answers a repeat with the first answer).
-                raise OutcomeUnknown(f"stripe: {status} with an unreadable body")
-            body = {}
-        return status, body
-
-
-def _unexpected_state(status: int, body: Mapping[str, Any]) -> bool:
-    return status == 400 and body.get("error", {}).get("code") == "payment_intent_unexpected_state"
+def _unexpected_state(answer: Answer) -> bool:
+    return answer.status == 400 and answer.error().code == "payment_intent_unexpected_state"

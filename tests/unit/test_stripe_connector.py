@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 import respx
+import structlog
 
 from processors.base import Call, DeclineCode, DeclineType, Outcome
 from processors.errors import OutcomeUnknown, TransientError
@@ -248,3 +249,32 @@ async def test_should_retry_false_on_a_409_is_a_definitive_failure(stripe: Strip
 
 def test_the_secret_never_shows_in_the_processors_repr(stripe: StripeProcessor) -> None:
     assert SECRET not in repr(stripe)
+
+
+@respx.mock
+@pytest.mark.parametrize("verb", ["authorize", "capture", "cancel", "refund"])
+async def test_a_success_whose_body_cannot_be_read_is_an_unknown_outcome(
+    stripe: StripeProcessor, verb: str
+) -> None:
+    # Stripe said yes to something: calling it a failure would release money that may be held.
+    for path in ("/v1/payment_intents", "/v1/payment_intents/pi_1/capture"):
+        respx.post(f"{BASE}{path}").respond(200, content=b"<html>proxy says hi</html>")
+    respx.post(f"{BASE}/v1/payment_intents/pi_1/cancel").respond(200, content=b"not json")
+    respx.post(f"{BASE}/v1/refunds").respond(200, content=b"[]")
+    with pytest.raises(OutcomeUnknown):
+        await getattr(stripe, verb)(call())
+
+
+@respx.mock
+async def test_each_call_is_logged_without_the_secret_or_the_body(
+    stripe: StripeProcessor,
+) -> None:
+    respx.post(f"{BASE}/v1/payment_intents").respond(
+        200, json={"id": "pi_9", "status": "requires_capture"}, headers={"Request-Id": "req_7"}
+    )
+    with structlog.testing.capture_logs() as logs:
+        await stripe.authorize(call(payment_method_token="pm_card_secretish"))
+    [entry] = [e for e in logs if e["event"] == "stripe_call"]
+    assert entry["status"] == 200 and entry["request_id"] == "req_7"
+    assert entry["idempotency_key"] == "mer_1:authorize:key1"
+    assert SECRET not in repr(logs) and "pm_card_secretish" not in repr(logs)

@@ -1,0 +1,38 @@
+"""Stripe's answers, as far as the connector reads them (unknown fields are ignored)."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class IntentRef(msgspec.Struct):
+    id: str | None = None
+
+
+class Error(msgspec.Struct):
+    type: str | None = None
+    code: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
+    payment_intent: IntentRef | None = None
+
+
+class ErrorBody(msgspec.Struct):
+    error: Error = msgspec.field(default_factory=Error)
+
+
+class PaymentIntent(msgspec.Struct):
+    id: str | None = None
+    status: str = ""
+    last_payment_error: Error | None = None
+
+
+class Refund(msgspec.Struct):
+    id: str | None = None
+    status: str | None = None
+    failure_reason: str | None = None
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class RefundList(msgspec.Struct):
+    data: list[Refund] = msgspec.field(default_factory=list)
