@@ -19,7 +19,10 @@ from typing import Literal
 import psycopg
 from psycopg.rows import dict_row
 
+from gateway import GatewayError
 from gateway.db import QUERIES
+from workflows.db import translated
+from workflows.errors import Conflict
 
 Mode = Literal["sandbox", "live"]
 Kind = Literal["merchant", "operator"]
@@ -37,7 +40,7 @@ SCOPES = (
 _KEY_PREFIX = "gw"
 
 
-class AccountError(Exception):
+class AccountError(GatewayError):
     """A merchant or key operation could not be done."""
 
 
@@ -128,10 +131,13 @@ def parse_key(presented: str) -> tuple[str, str, str] | None:
 
 async def create_merchant(conn: psycopg.AsyncConnection, name: str) -> Merchant:
     try:
-        cur = await conn.execute(QUERIES["create_merchant"], {"id": new_id("mer"), "name": name})
-    except psycopg.errors.UniqueViolation:
-        raise MerchantExists(f"a merchant named {name!r} already exists") from None
-    except psycopg.errors.CheckViolation:
+        with translated():
+            cur = await conn.execute(
+                QUERIES["create_merchant"], {"id": new_id("mer"), "name": name}
+            )
+    except Conflict as conflict:
+        if conflict.constraint == "merchants_name_key":
+            raise MerchantExists(f"a merchant named {name!r} already exists") from None
         raise InvalidMerchantName(InvalidMerchantName.__doc__) from None
     row = await cur.fetchone()
     assert row is not None

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import msgspec
 import psycopg
 
-from gateway import accounts
+from gateway import GatewayError, accounts
 from gateway import settings as settings_module
 from gateway.db import migrate
 from gateway.embedded import embedded_services
@@ -39,7 +39,7 @@ T = TypeVar("T")
 SANDBOX_MERCHANT = "sandbox"
 
 
-class CommandError(Exception):
+class CommandError(GatewayError):
     """A command could not do what it was asked; its message says why."""
 
 

@@ -13,12 +13,13 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from gateway import GatewayError
 from workflows.credentials import valid_master_key
 
 PREFIX = "GATEWAY_"
 
 
-class InvalidSetting(Exception):
+class InvalidSetting(GatewayError):
     """A GATEWAY_* environment variable has a value the gateway cannot use."""
 
     def __init__(self, variable: str, problem: str) -> None:

@@ -1,8 +1,9 @@
 """The domain's PostgreSQL: named queries, and the one boundary where driver errors become ours.
 
-Every use of a connection goes through `Database.connection()` or `.transaction()`: a lost server
-or an exhausted pool becomes `StorageUnavailable`, a broken constraint `Conflict` (with its name).
-Nothing outside this module catches a psycopg error.
+Every use of a connection goes through `Database.connection()` or `.transaction()` (or, for a
+connection handed in from outside, `translated()`): a lost server or an exhausted pool becomes
+`StorageUnavailable`, a broken constraint `Conflict` (with its name). Nothing outside this module
+catches a psycopg error.
 
 Queries live in `.sql` files as blocks that start with `-- name: <query_name>` (procrastinate's
 style); parameters are `%(param)s`. No SQL is assembled at run time.
@@ -11,8 +12,8 @@ style); parameters are `%(param)s`. No SQL is assembled at run time.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,19 +47,26 @@ def jsonb(value: Any) -> Jsonb | None:
     return None if value is None else Jsonb(value, dumps=msgspec.json.encode)
 
 
+@contextmanager
+def translated() -> Iterator[None]:
+    """The boundary: a driver error raised inside becomes the domain's."""
+    try:
+        yield
+    except psycopg.errors.IntegrityError as error:
+        raise Conflict(error.diag.constraint_name) from error
+    except (psycopg.OperationalError, PoolTimeout) as error:
+        raise StorageUnavailable(str(error)) from error
+
+
 class Database:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        try:
+        with translated():
             async with self.pool.connection() as conn:
                 yield conn
-        except psycopg.errors.IntegrityError as error:
-            raise Conflict(error.diag.constraint_name) from error
-        except (psycopg.OperationalError, PoolTimeout) as error:
-            raise StorageUnavailable(str(error)) from error
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:

@@ -11,6 +11,8 @@ from typing import ClassVar
 
 import msgspec
 
+from gateway import GatewayError
+
 
 class FieldError(msgspec.Struct, frozen=True):
     path: str
@@ -39,7 +41,7 @@ class ErrorEnvelope(msgspec.Struct, frozen=True):
 _encoder = msgspec.json.Encoder()
 
 
-class ApiError(Exception):
+class ApiError(GatewayError):
     """The request could not be completed."""
 
     status: ClassVar[int] = 400

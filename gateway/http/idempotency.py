@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
-import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
@@ -41,6 +40,8 @@ from gateway.http.errors import (
     ServiceUnavailable,
 )
 from gateway.logging import get_logger
+from workflows.db import Database
+from workflows.errors import DomainError, StorageUnavailable
 
 log = get_logger(__name__)
 
@@ -126,7 +127,7 @@ class IdempotencyGuard:
         lease_seconds: int,
         current_status: StatusLookup | None = None,
     ) -> None:
-        self._pool = pool
+        self._db = Database(pool)
         self._redis = redis
         self._ttl_ms = ttl_seconds * 1000
         self._lease_ms = lease_seconds * 1000
@@ -190,7 +191,7 @@ class IdempotencyGuard:
             ttl_seconds=self._ttl_seconds,
         )
         try:
-            async with self._pool.connection() as conn:
+            async with self._db.connection() as conn:
                 for _ in range(3):
                     cur = await conn.execute(QUERIES["claim_idempotency_key"], params)
                     if await cur.fetchone() is not None:
@@ -202,7 +203,7 @@ class IdempotencyGuard:
                         break  # held by another request; refused below, outside the connection
                 else:
                     raise ServiceUnavailable("Could not claim the idempotency key; retry.")
-        except psycopg.OperationalError:
+        except StorageUnavailable:
             await self._redis_call(self._redis.delete(redis_key))
             raise ServiceUnavailable() from None
         record = _Record(
@@ -253,7 +254,7 @@ class IdempotencyGuard:
     async def _complete_durably(
         self, scope: IdempotencyScope, key: str, fp_bytes: bytes, claim: Claim
     ) -> None:
-        async with self._pool.connection() as conn:
+        async with self._db.connection() as conn:
             await conn.execute(
                 QUERIES["complete_idempotency_key"],
                 _record_key(
@@ -280,11 +281,11 @@ class IdempotencyGuard:
 
     async def _release_durably(self, scope: IdempotencyScope, key: str, fp_bytes: bytes) -> None:
         try:
-            async with self._pool.connection() as conn:
+            async with self._db.connection() as conn:
                 await conn.execute(
                     QUERIES["release_idempotency_key"], _record_key(scope, key, fp_bytes)
                 )
-        except psycopg.Error:
+        except DomainError:
             # The lease will free the key; the request's own error is what the client needs.
             log.warning("idempotency_release_failed", operation=scope.operation)
 
