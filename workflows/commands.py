@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 
 from processors import registry
 from workflows import lifecycle
+from workflows import routing as routing_rules
 from workflows.db import Connection, Database, Q, jsonb
 from workflows.errors import (
     PaymentError,
@@ -39,6 +40,7 @@ from workflows.model import (
     TransactionType,
     from_row,
 )
+from workflows.routing import MerchantRouting, Route
 from workflows.runner import Plan, RequestKey, Runner, keyed_run, new_id, read_view
 
 
@@ -71,7 +73,11 @@ class Payments:
             cur = await conn.execute(Q["merchant_routing"], {"merchant_id": command.merchant_id})
             routing = await cur.fetchone()
             assert routing is not None
-            processor, capture_on_create, account = routing
+            kind, capture_on_create, account = routing
+            route = routing_rules.choose(
+                command, MerchantRouting(Route(kind, account), capture_on_create)
+            )
+            processor, account = route.kind, route.account
             card = await self._card_of(conn, command, processor)
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
