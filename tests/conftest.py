@@ -22,7 +22,6 @@ from gateway.logging import configure
 from gateway.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_REFERENCE = REPO_ROOT.parent / "shared" / "reference"
 
 
 def clean_env(**variables: str) -> dict[str, str]:

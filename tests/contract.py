@@ -1,8 +1,7 @@
 """Primer's published contract, for checking every 2xx body the gateway returns.
 
-The spec lives in ../shared/reference (read-only, beside the repository). Without it the checks
-cannot run: `primer_contract()` returns None and the tests that exist only to check the contract
-skip, saying why.
+The spec is vendored in contracts/primer/ (copied from Primer's published v2.4 spec). A missing
+spec is an error, never a silent pass.
 """
 
 from __future__ import annotations
@@ -15,10 +14,9 @@ from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from tests.conftest import SHARED_REFERENCE
+from tests.conftest import REPO_ROOT
 
-PRIMER_SPEC = SHARED_REFERENCE / "primer" / "payments-api-v2.4.openapi.yml"
-MISSING = f"Primer's spec is not at {PRIMER_SPEC} (../shared is absent): contract not checked"
+PRIMER_SPEC = REPO_ROOT / "contracts" / "primer" / "payments-api-v2.4.openapi.yml"
 
 # (method, path template) -> response schema of its 2xx answer
 RESPONSE_SCHEMAS = {
@@ -58,7 +56,12 @@ class PrimerContract:
 
 
 @functools.cache
-def primer_contract() -> PrimerContract | None:
+def primer_spec() -> dict[str, Any]:
     if not PRIMER_SPEC.exists():
-        return None
-    return PrimerContract(yaml.safe_load(PRIMER_SPEC.read_text()))
+        raise FileNotFoundError(f"Primer's spec is missing from the repository: {PRIMER_SPEC}")
+    return yaml.safe_load(PRIMER_SPEC.read_text())  # type: ignore[no-any-return]
+
+
+@functools.cache
+def primer_contract() -> PrimerContract:
+    return PrimerContract(primer_spec())

@@ -1,6 +1,7 @@
-"""Stripe's published contract (../shared/reference/stripe/spec3.json, API version 2023-08-16),
-for checking every request the connector sends: the path and method exist, every form parameter
-is a known parameter of that operation (nested ones included), enum values are allowed ones."""
+"""Stripe's published contract (API version 2023-08-16; the part the connector uses, vendored in
+contracts/stripe/ by contracts/stripe/extract.py), for checking every request the connector
+sends: the path and method exist, every form parameter is a known parameter of that operation
+(nested ones included), enum values are allowed ones."""
 
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from tests.conftest import SHARED_REFERENCE
+from tests.conftest import REPO_ROOT
 
-STRIPE_SPEC = SHARED_REFERENCE / "stripe" / "spec3.json"
-MISSING = f"Stripe's spec is not at {STRIPE_SPEC} (../shared is absent): requests not checked"
+STRIPE_SPEC = REPO_ROOT / "contracts" / "stripe" / "spec3.subset.json"
 
 # Parameters of Stripe's multicapture, a gated feature whose parameters the public 2023-08-16 spec
 # does not list. The connector sends them only for accounts set up with it (see
-# processors/stripe.py); everything else must be in the spec.
+# processors/stripe/); everything else must be in the spec.
 GATED = {
     ("/v1/payment_intents/{intent}/capture", "final_capture"),
     ("/v1/payment_intents", "payment_method_options[card][request_multicapture]"),
@@ -114,7 +114,7 @@ class StripeContract:
 
 
 @functools.cache
-def stripe_contract() -> StripeContract | None:
+def stripe_contract() -> StripeContract:
     if not STRIPE_SPEC.exists():
-        return None
+        raise FileNotFoundError(f"Stripe's spec is missing from the repository: {STRIPE_SPEC}")
     return StripeContract(json.loads(STRIPE_SPEC.read_text()))

@@ -21,7 +21,6 @@ API_BASE = "https://api.stripe.com"
 API_VERSION = "2023-08-16"  # the version of the spec the requests are checked against
 TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
 
-log = structlog.get_logger("processors.stripe")
 T = TypeVar("T")
 
 
@@ -88,6 +87,7 @@ class Client:
         )
 
     async def _send(self, method: str, path: str, key: str | None, **kwargs: Any) -> Answer:
+        log = structlog.get_logger("processors.stripe")
         started = time.perf_counter()
         try:
             response = await self._http.request(method, self._base + path, **kwargs)

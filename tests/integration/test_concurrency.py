@@ -71,9 +71,16 @@ async def test_a_repeated_create_with_one_key_makes_one_payment(shop: Shop) -> N
     first = await shop.create(500, key="create-once")
     token = first["paymentMethod"]["paymentMethodToken"]
     body = {"orderId": "order-1", "currencyCode": "EUR", "amount": 500, "paymentMethodToken": token}
+    # The same body again: already processed, and which payment it made.
     repeat = await shop.call("POST", "/payments", body, key="create-once")
-    # A new token makes a different body: reused key. The same body: already processed.
-    assert repeat.status_code in (409, 422)
+    assert repeat.status_code == 409, repeat.text
+    error = repeat.json()["error"]
+    assert error["errorId"] == "IdempotencyKeyAlreadyExists"
+    assert error["paymentId"] == first["id"]
+    # Another body with the same key: the key is being reused.
+    other = await shop.call("POST", "/payments", {**body, "amount": 501}, key="create-once")
+    assert other.status_code == 422, other.text
+    assert other.json()["error"]["errorId"] == "IdempotencyKeyReused"
     listing = (await shop.call("GET", "/payments")).json()["data"]
     assert [p["id"] for p in listing] == [first["id"]]
 
