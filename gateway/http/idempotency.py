@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 
 from gateway.db import QUERIES
 from gateway.http.errors import (
+    ApiError,
     IdempotencyKeyAlreadyExists,
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
@@ -56,7 +57,7 @@ class IdempotencyScope:
     target: str = ""
 
 
-class _Record(msgspec.Struct, frozen=True, omit_defaults=True):
+class Record(msgspec.Struct, frozen=True, omit_defaults=True):
     """What Redis holds for a key; short field names, it is stored millions of times."""
 
     s: Literal["in_flight", "processed"]
@@ -66,7 +67,7 @@ class _Record(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 _record_encoder = msgspec.json.Encoder()
-_record_decoder = msgspec.json.Decoder(_Record)
+_record_decoder = msgspec.json.Decoder(Record)
 
 
 @dataclass
@@ -98,6 +99,16 @@ def fingerprint(scope: IdempotencyScope, canonical_body: bytes) -> bytes:
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.digest()
+
+
+def refusal(record: Record, fp: str, *, retry_after: int) -> ApiError:
+    """What a request meets when an earlier request holds its key: the earlier request's record
+    and this request's body fingerprint decide it."""
+    if record.f != fp:
+        return IdempotencyKeyReused()
+    if record.s == "in_flight":
+        return IdempotencyKeyInProgress(headers={"Retry-After": str(max(1, retry_after))})
+    return IdempotencyKeyAlreadyExists(payment_id=record.p, payment_status=record.st)
 
 
 StatusLookup = Callable[[str, str], Awaitable[str | None]]
@@ -175,7 +186,7 @@ class IdempotencyGuard:
         *,
         durable: bool,
     ) -> None:
-        in_flight = _record_encoder.encode(_Record("in_flight", fp))
+        in_flight = _record_encoder.encode(Record("in_flight", fp))
         earlier = await self._redis_call(
             self._redis.set(redis_key, in_flight, nx=True, get=True, px=self._lease_ms)
         )
@@ -206,7 +217,7 @@ class IdempotencyGuard:
         except StorageUnavailable:
             await self._redis_call(self._redis.delete(redis_key))
             raise ServiceUnavailable() from None
-        record = _Record(
+        record = Record(
             row["state"], bytes(row["fingerprint"]).hex(), row["payment_id"], row["payment_status"]
         )
         if record.s == "processed":
@@ -221,16 +232,18 @@ class IdempotencyGuard:
         await self._refuse(scope, record, fp, retry_after=max(1, row["lease_left_seconds"]))
 
     async def _refuse(
-        self, scope: IdempotencyScope, record: _Record, fp: str, *, retry_after: int
+        self, scope: IdempotencyScope, record: Record, fp: str, *, retry_after: int
     ) -> None:
-        if record.f != fp:
-            raise IdempotencyKeyReused()
-        if record.s == "in_flight":
-            raise IdempotencyKeyInProgress(headers={"Retry-After": str(retry_after)})
-        status = record.st
-        if record.p is not None and self._current_status is not None:
-            status = await self._current_status(scope.merchant_id, record.p) or status
-        raise IdempotencyKeyAlreadyExists(payment_id=record.p, payment_status=status)
+        refused = refusal(record, fp, retry_after=retry_after)
+        if (
+            isinstance(refused, IdempotencyKeyAlreadyExists)
+            and record.p is not None
+            and self._current_status is not None
+        ):
+            # The payment may have moved on since: answer with its status now.
+            status = await self._current_status(scope.merchant_id, record.p)
+            refused.payment_status = status or refused.payment_status
+        raise refused
 
     async def _complete(
         self,
@@ -246,7 +259,7 @@ class IdempotencyGuard:
         # PostgreSQL first: once it says processed, no repeat can run, whatever Redis does next.
         if durable:
             await self._complete_durably(scope, key, fp_bytes, claim)
-        record = _Record("processed", fp, claim.payment_id, claim.payment_status)
+        record = Record("processed", fp, claim.payment_id, claim.payment_status)
         await self._redis_call(
             self._redis.set(redis_key, _record_encoder.encode(record), px=self._ttl_ms)
         )
