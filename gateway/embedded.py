@@ -70,6 +70,9 @@ def _postgres(pgdata: Path) -> Iterator[str]:
                     conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
         yield server.get_uri(DATABASE_NAME)
     finally:
+        # A process SIGKILLed since start still holds a handle: forget it, or the server would
+        # outlive every live user.
+        _forget_dead_handles(pgdata, PostgresServer)
         server.cleanup()  # stops the server only if no other live process holds it
 
 

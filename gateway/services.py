@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from gateway.db import create_pool
 from gateway.http.idempotency import IdempotencyGuard
 from gateway.settings import Settings
+from processors.base import Resources
 from workflows.accounts import ProcessorDirectory
 from workflows.credentials import CredentialBox
 from workflows.engine import Engine, EngineConfig
@@ -42,7 +44,14 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 
 def build_engine(pool: AsyncConnectionPool, settings: Settings) -> Engine:
-    directory = ProcessorDirectory(pool, CredentialBox(settings.secret_key))
+    # One pooled HTTP client for every processor connector of this process.
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+    )
+    directory = ProcessorDirectory(
+        Resources(pool=pool, http=http), CredentialBox(settings.secret_key)
+    )
     return Engine(pool, directory, engine_config(settings))
 
 

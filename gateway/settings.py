@@ -5,10 +5,12 @@ A bad value stops start-up with one line naming the variable (exit code 2, see `
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 from msgspec import Meta
@@ -74,6 +76,41 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 _FIELDS = {name.upper(): name for name in Settings.__struct_fields__}
+VARIABLES = tuple(PREFIX + name for name in _FIELDS)
+# What each URL may be: (the schemes it takes, what to say when it is something else).
+_URL_SCHEMES = {
+    "database_url": (("postgresql://", "postgres://"), "a postgresql:// URL"),
+    "redis_url": (("redis://", "rediss://", "unix://"), "a redis://, rediss:// or unix:// URL"),
+}
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """GATEWAY_* variables the gateway does not know (a typo?), each with the closest known."""
+    environ = os.environ if environ is None else environ
+    unknown = sorted(v for v in environ if v.startswith(PREFIX) and v not in VARIABLES)
+
+    def closest(variable: str) -> str | None:
+        found = difflib.get_close_matches(variable[len(PREFIX) :], list(_FIELDS), n=1)
+        return PREFIX + found[0] if found else None
+
+    return [(variable, closest(variable)) for variable in unknown]
+
+
+def _shown_url(url: str) -> str:
+    """A URL as it may be shown: never its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _check_url(field: str, value: str) -> None:
+    schemes, expected = _URL_SCHEMES[field]
+    if not value.startswith(schemes) or len(value) <= len(value.split("://", 1)[0]) + 3:
+        raise InvalidSetting(
+            PREFIX + field.upper(), f"expected {expected}, got {_shown_url(value)!r}"
+        )
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
@@ -85,9 +122,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             continue
         field = _FIELDS.get(variable[len(PREFIX) :])
         if field is None:
-            continue  # GATEWAY_* variables of other tools (and of later versions) are not ours.
+            continue  # not ours: the CLI warns about it (unknown_variables), nothing else does
         if value == "" and field in ("database_url", "redis_url", "secret_key"):
             continue
+        if field in _URL_SCHEMES:
+            _check_url(field, value)
         raw[field] = value
     secret = raw.get("secret_key")
     if secret is not None and not valid_master_key(secret):

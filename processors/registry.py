@@ -48,7 +48,8 @@ class Kind:
         if self.settings is None:
             return None
         try:
-            return msgspec.convert(raw or {}, self.settings)
+            # strict=False: settings typed on a command line arrive as text ("true", "8080").
+            return msgspec.convert(raw or {}, self.settings, strict=False)
         except msgspec.ValidationError as error:
             raise Misconfigured(f"{self.name} settings: {error}") from None
 

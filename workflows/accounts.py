@@ -11,15 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
 import msgspec
-from psycopg_pool import AsyncConnectionPool
 
 from processors import registry
 from processors.base import Processor, Resources
 from processors.errors import Misconfigured
 from workflows.credentials import CredentialBox
-from workflows.db import Connection, Database, Q, jsonb
+from workflows.db import Connection, Database, Q, jsonb, translated
 from workflows.errors import (
     AccountError,
     Conflict,
@@ -55,22 +53,26 @@ async def add_account(
         assert found.credentials is not None
         sealed_credentials = msgspec.convert(credentials, found.credentials)
         checked = found.read_settings(settings)
-    except (Misconfigured, msgspec.ValidationError) as error:
+    except msgspec.ValidationError as error:
+        # msgspec names the field, never its value: nothing secret is echoed.
+        raise AccountError(f"{kind} credentials: {error}") from None
+    except Misconfigured as error:
         raise AccountError(str(error)) from None
     if name in registry.KINDS:
         raise AccountError(f"{name!r} is the name of a built-in processor: choose another name")
     sealed = box.seal(msgspec.json.encode(sealed_credentials).decode())
     try:
-        await conn.execute(
-            Q["add_processor_account"],
-            {
-                "merchant_id": merchant_id,
-                "name": name,
-                "kind": kind,
-                "settings": jsonb(checked),
-                "secret_ciphertext": sealed,
-            },
-        )
+        with translated():
+            await conn.execute(
+                Q["add_processor_account"],
+                {
+                    "merchant_id": merchant_id,
+                    "name": name,
+                    "kind": kind,
+                    "settings": jsonb(checked),
+                    "secret_ciphertext": sealed,
+                },
+            )
     except Conflict as conflict:
         if conflict.constraint == "processor_accounts_pkey":
             raise ProcessorAccountExists(
@@ -81,6 +83,32 @@ async def add_account(
         ) from None
 
 
+async def remove_account(conn: Connection, merchant_name: str, account: str) -> None:
+    """Remove an account no payment has used: the captures, refunds and recoveries of payments
+    made through an account need it for as long as they may happen."""
+    params = {"merchant_name": merchant_name, "account": account}
+    try:
+        with translated():
+            cur = await conn.execute(Q["remove_processor_account"], params)
+            removed = await cur.fetchone() is not None
+    except Conflict:
+        raise AccountError(
+            f"{merchant_name}'s new payments go to {account!r}: route them elsewhere first "
+            f"(gateway merchants configure {merchant_name} --processor ...)"
+        ) from None
+    if removed:
+        return
+    cur = await conn.execute(Q["processor_account_payments"], params)
+    row = await cur.fetchone()
+    used = row[0] if row else 0
+    if used:
+        raise AccountError(
+            f"{account!r} carried {used} payment(s) of {merchant_name}; their captures, refunds "
+            f"and recoveries need it, so it stays"
+        )
+    raise UnknownProcessorAccount(f"{merchant_name} has no processor account {account!r}")
+
+
 async def list_accounts(conn: Connection) -> list[AccountListing]:
     cur = await conn.execute(Q["list_processor_accounts"])
     return [AccountListing(*row) for row in await cur.fetchall()]
@@ -89,15 +117,10 @@ async def list_accounts(conn: Connection) -> list[AccountListing]:
 class ProcessorDirectory:
     """The processor of a payment, by the merchant's routing recorded on it."""
 
-    def __init__(self, pool: AsyncConnectionPool, box: CredentialBox) -> None:
-        self._db = Database(pool)
+    def __init__(self, resources: Resources, box: CredentialBox) -> None:
+        self._db = Database(resources.pool)
         self._box = box
-        # One pooled HTTP client for every connector of this process.
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-        )
-        self._resources = Resources(pool=pool, http=self._http)
+        self._resources = resources
         self._builtin: dict[str, Processor] = {}
         self._accounts: dict[tuple[str, str], Processor] = {}
 
@@ -133,4 +156,4 @@ class ProcessorDirectory:
         return processor
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._resources.http.aclose()

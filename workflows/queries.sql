@@ -313,3 +313,35 @@ SELECT count(*),
 FROM captured c
 LEFT JOIN events e ON e.payment_id = c.id
 LEFT JOIN refunds r ON r.payment_id = c.id;
+
+-- name: create_merchant
+INSERT INTO merchants (id, name) VALUES (%(id)s, %(name)s)
+RETURNING id, name, created_at;
+
+-- name: find_merchant_by_name
+SELECT id, name, created_at FROM merchants WHERE name = %(name)s;
+
+-- name: list_merchants
+SELECT m.id, m.name, coalesce(m.processor_account, m.processor) AS processor,
+       m.capture_on_create, m.created_at,
+       coalesce((SELECT array_agg(a.name || ' (' || a.kind || ')' ORDER BY a.name)
+                 FROM processor_accounts a WHERE a.merchant_id = m.id), '{}') AS accounts,
+       (SELECT count(*) FROM api_keys k
+        WHERE k.merchant_id = m.id AND k.revoked_at IS NULL)::int AS active_keys
+FROM merchants m
+WHERE %(name)s::text IS NULL OR m.name = %(name)s
+ORDER BY m.name;
+
+-- name: remove_processor_account
+-- Removes an account no payment has used (their follow-ups would need it); no row otherwise.
+DELETE FROM processor_accounts a
+USING merchants m
+WHERE m.name = %(merchant_name)s AND a.merchant_id = m.id AND a.name = %(account)s
+  AND NOT EXISTS (
+      SELECT 1 FROM payments p WHERE p.merchant_id = a.merchant_id AND p.processor_account = a.name)
+RETURNING a.name;
+
+-- name: processor_account_payments
+SELECT count(*)::int FROM payments p JOIN merchants m ON m.id = p.merchant_id
+WHERE m.name = %(merchant_name)s AND p.processor_account = %(account)s;
+

@@ -1,11 +1,4 @@
--- Queries of the edge: merchants, API keys, the durable idempotency record.
-
--- name: create_merchant
-INSERT INTO merchants (id, name) VALUES (%(id)s, %(name)s)
-RETURNING id, name, created_at;
-
--- name: find_merchant_by_name
-SELECT id, name, created_at FROM merchants WHERE name = %(name)s;
+-- Queries of the edge: API keys, the durable idempotency record.
 
 -- name: create_api_key
 INSERT INTO api_keys (id, kind, merchant_id, mode, scopes, secret_hash)
@@ -22,8 +15,11 @@ FROM api_keys k LEFT JOIN merchants m ON m.id = k.merchant_id
 ORDER BY k.created_at, k.id;
 
 -- name: revoke_api_key
-UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = %(id)s
-RETURNING id, revoked_at;
+-- Also says when the key was revoked before, if it was (NULL: revoked now).
+WITH earlier AS (SELECT id, revoked_at FROM api_keys WHERE id = %(id)s FOR UPDATE)
+UPDATE api_keys k SET revoked_at = coalesce(k.revoked_at, now())
+FROM earlier WHERE k.id = earlier.id
+RETURNING k.id, k.revoked_at, earlier.revoked_at AS revoked_before;
 
 -- name: claim_idempotency_key
 -- Take the key if nobody has it, if it expired, or if the request holding it died (lease over).

@@ -33,7 +33,8 @@ OWN_TOKENS = OwnTokens(prefix="pm_", name="a Stripe PaymentMethod id")
 
 
 class Credentials(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    secret_key: Annotated[str, msgspec.Meta(min_length=1)]
+    # A secret (sk_) or restricted (rk_) key; publishable keys (pk_) cannot move money.
+    secret_key: Annotated[str, msgspec.Meta(pattern=r"^(sk|rk)_\S+$")]
 
     def __repr__(self) -> str:  # never the secret
         return "Credentials(secret_key=<redacted>)"

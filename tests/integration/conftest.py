@@ -28,6 +28,7 @@ from gateway.http.responses import JSONResponse
 from gateway.services import Services
 from gateway.settings import Settings
 from tests.integration.shop import Shop
+from workflows import merchants
 
 
 class ProbeBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -135,7 +136,7 @@ def client(running: Running) -> httpx.AsyncClient:
 
 
 async def new_merchant(db: Any, *, scopes: tuple[str, ...] = accounts.SCOPES) -> SomeMerchant:
-    merchant = await accounts.create_merchant(db, f"m-{secrets.token_hex(6)}")
+    merchant = await merchants.create_merchant(db, f"m-{secrets.token_hex(6)}")
     key = await accounts.create_key(
         db, kind="merchant", merchant=merchant, mode="sandbox", scopes=scopes
     )

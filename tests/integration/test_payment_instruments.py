@@ -10,6 +10,7 @@ import pytest
 
 from gateway import accounts
 from tests.integration.shop import Shop
+from workflows import merchants
 
 CARD = {
     "number": "4242424242424242",
@@ -57,7 +58,7 @@ async def test_sandbox_keys_accept_only_test_cards(shop: Shop, number: str) -> N
 
 
 async def test_live_keys_refuse_raw_card_data(client: Any, db: Any, merchant: Any) -> None:
-    found = await accounts.find_merchant(db, merchant.name)
+    found = await merchants.find_merchant(db, merchant.name)
     live = await accounts.create_key(db, kind="merchant", merchant=found, mode="live")
     response = await client.post(
         "/payment-instruments", json=CARD, headers={"X-API-KEY": live.secret}

@@ -20,8 +20,10 @@ from tests.integration.conftest import GatewayFactory, Running
 from tests.integration.fake_stripe import BASE, FakeStripe, Fault
 from tests.integration.shop import Shop, assert_figures_add_up
 from tests.stripe_contract import stripe_contract
-from workflows.accounts import add_account
+from workflows import merchants
+from workflows.accounts import add_account, remove_account
 from workflows.credentials import CredentialBox, new_master_key
+from workflows.errors import AccountError
 
 SECRET = "sk_test_" + "x" * 24
 MASTER_KEY = new_master_key()
@@ -52,7 +54,7 @@ async def stripe_shop(
     master_key: str = MASTER_KEY,
 ) -> Shop:
     """A merchant routed to its own Stripe account (stripe-main), and its backend."""
-    merchant = await accounts.create_merchant(db, f"st-{secrets.token_hex(4)}")
+    merchant = await merchants.create_merchant(db, f"st-{secrets.token_hex(4)}")
     key = await accounts.create_key(db, kind="merchant", merchant=merchant, mode="sandbox")
     await add_account(
         db,
@@ -277,3 +279,18 @@ async def test_a_gateway_dying_mid_capture_leaves_one_capture_per_key(
 def test_the_requests_were_checked_against_stripes_spec() -> None:
     contract = stripe_contract()
     assert contract.checked > 0
+
+
+async def test_an_account_that_carried_payments_cannot_be_removed(shop: Shop, db: Any) -> None:
+    payment = await create(shop)
+    cur = await db.execute(
+        "SELECT m.name FROM merchants m JOIN payments p ON p.merchant_id = m.id WHERE p.id = %s",
+        (payment["id"],),
+    )
+    (merchant_name,) = await cur.fetchone()
+    await merchants.configure(db, merchant_name, processor="sandbox", capture_on_create=None)
+    with pytest.raises(AccountError, match="carried 1 payment"):
+        await remove_account(db, merchant_name, "stripe-main")
+    # Its payment's follow-ups still reach Stripe through it.
+    captured = await shop.capture(payment["id"])
+    assert captured.status_code == 200 and captured.json()["status"] == "SETTLED"

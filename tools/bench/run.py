@@ -35,11 +35,13 @@ import psutil
 import psycopg
 
 from gateway import accounts
-from gateway.bench import database
-from gateway.bench.load import LoadResult, bare_requests, create_and_capture
 from gateway.settings import Settings
+from tools.bench import database
+from tools.bench.load import LoadResult, bare_requests, create_and_capture
+from workflows import merchants
 from workflows.db import Q
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 
 
@@ -285,7 +287,12 @@ def _start(
     command: list[str], *, env: dict[str, str] | None = None, log: Path
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+        command,
+        env=env,
+        cwd=REPO_ROOT,  # `python -m tools.bench.bare` is found from the repository's root
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -321,7 +328,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def _bare(concurrency: int, seconds: float, body_size: int, logs: Path) -> LoadResult:
     port = _free_port()
     server = _start(
-        [sys.executable, "-m", "gateway.bench.bare", str(port), str(body_size)],
+        [sys.executable, "-m", "tools.bench.bare", str(port), str(body_size)],
         log=logs / "bare.log",
     )
     try:
@@ -340,7 +347,7 @@ def _bare(concurrency: int, seconds: float, body_size: int, logs: Path) -> LoadR
 
 async def _body_sizes(port: int, key: str, token: str) -> int:
     """How large the gateway's capture answer is, for the bare baseline to answer the same."""
-    from gateway.bench.client import HttpConnection
+    from tools.bench.client import HttpConnection
 
     connection = HttpConnection(HOST, port, key)
     body = msgspec.json.encode(
@@ -356,7 +363,7 @@ async def _body_sizes(port: int, key: str, token: str) -> int:
 async def _merchant(database_url: str) -> tuple[str, str, str, str]:
     conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
     async with conn:
-        merchant = await accounts.create_merchant(conn, f"bench-{secrets.token_hex(4)}")
+        merchant = await merchants.create_merchant(conn, f"bench-{secrets.token_hex(4)}")
         key = await accounts.create_key(conn, kind="merchant", merchant=merchant, mode="sandbox")
         token = f"tok_{secrets.token_urlsafe(18)}"
         await conn.execute(

@@ -2,7 +2,7 @@
 
 It answers any POST with a fixed JSON body as large as the gateway's payment body, with no
 database, no Redis, no work: what uvicorn and Starlette cost on their own.
-`python -m gateway.bench.bare PORT BODY_BYTES`
+`python -m tools.bench.bare PORT BODY_BYTES`
 """
 
 from __future__ import annotations

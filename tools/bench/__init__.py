@@ -1,4 +1,5 @@
-"""`gateway bench`: how fast the gateway moves money, measured against its own limits.
+"""`make bench` (`python -m tools.bench`): how fast the gateway moves money, measured against
+its own limits.
 
 A load generator in this process drives gateway processes over real HTTP/1.1 keep-alive
 connections; in the same invocation two baselines run on the same machine: the database limit

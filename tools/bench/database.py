@@ -19,9 +19,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from gateway.bench.load import LoadResult, Operation
 from gateway.db import QUERIES as EDGE
 from processors import sandbox
+from tools.bench.load import LoadResult, Operation
 from workflows.db import Q
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.bench.client import HttpConnection
+from tools.bench.client import HttpConnection
 
 
 @dataclass

@@ -1,0 +1,98 @@
+"""`gateway processors`: a merchant's accounts at processors, their secrets sealed at rest."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from gateway.cli.common import CommandError, settings, with_connection
+from processors import registry
+from workflows import merchants
+from workflows.accounts import add_account, list_accounts, remove_account
+from workflows.credentials import CredentialBox
+from workflows.db import Connection
+
+ACCOUNT_KINDS = [name for name, kind in registry.KINDS.items() if not kind.builtin]
+
+
+@click.group("processors")
+def group() -> None:
+    """Manage processor accounts."""
+
+
+@group.command()
+@click.option("--merchant", required=True, help="the merchant whose account it is")
+@click.option("--name", required=True, help="the account's name, e.g. stripe-main")
+@click.option("--type", "kind", required=True, type=click.Choice(ACCOUNT_KINDS))
+@click.option(
+    "--secret-key-env",
+    required=True,
+    metavar="VAR",
+    help="environment variable holding the secret key (never pass secrets as arguments)",
+)
+@click.option(
+    "--setting",
+    "raw_settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="a setting of the kind, e.g. apiBaseUrl=https://... or multicapture=true (repeatable)",
+)
+def add(merchant: str, name: str, kind: str, secret_key_env: str, raw_settings: tuple[str]) -> None:
+    """Add a processor account to a merchant (its secret encrypted with GATEWAY_SECRET_KEY)."""
+    secret = os.environ.get(secret_key_env, "")
+    if not secret:
+        raise CommandError(f"the environment variable {secret_key_env} is not set or empty")
+    kind_settings: dict[str, str] = {}
+    for item in raw_settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--setting")
+        kind_settings[key] = value
+    box = CredentialBox(settings().secret_key)
+
+    async def work(conn: Connection) -> None:
+        found = await merchants.find_merchant(conn, merchant)
+        await add_account(
+            conn,
+            box,
+            merchant_id=found.id,
+            name=name,
+            kind=kind,
+            credentials={"secretKey": secret},
+            settings=kind_settings,
+        )
+
+    with_connection(work)
+    click.echo(
+        f"added {kind} account {name} to {merchant} (secret encrypted); route payments to it "
+        f"with: gateway merchants configure {merchant} --processor {name}"
+    )
+
+
+@group.command("list")
+def list_() -> None:
+    """List processor accounts (never their secrets)."""
+    listing = with_connection(list_accounts)
+    click.echo(f"{'MERCHANT':<20}{'NAME':<20}{'TYPE':<8}{'CREATED':<21}SETTINGS")
+    for account in listing:
+        shown = " ".join(f"{key}={value}" for key, value in sorted(account.settings.items()))
+        click.echo(
+            f"{account.merchant_name:<20}{account.name:<20}{account.kind:<8}"
+            f"{account.created_at:%Y-%m-%d %H:%M:%S}  {shown}"
+        )
+    if not listing:
+        click.echo("(no processor accounts)")
+
+
+@group.command()
+@click.option("--merchant", required=True)
+@click.option("--name", required=True, help="the account to remove")
+def remove(merchant: str, name: str) -> None:
+    """Remove a processor account that no payment has used."""
+
+    async def work(conn: Connection) -> None:
+        await remove_account(conn, merchant, name)
+
+    with_connection(work)
+    click.echo(f"removed processor account {name} of {merchant}")

@@ -1,0 +1,122 @@
+"""`gateway workflows` and `gateway worker`: inspect, replay and resume workflow runs."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+from gateway.cli.common import when, with_engine
+from gateway.services import Services
+from workflows import worker as worker_loop
+from workflows.errors import RunNotReplayable
+from workflows.model import HistoryEntry, Run, RunState
+
+
+@click.group("workflows")
+def group() -> None:
+    """Inspect and replay workflow runs."""
+
+
+@group.command("list")
+@click.option("--state", type=click.Choice([s.value for s in RunState]))
+@click.option("--payment", help="only the runs of this payment id")
+@click.option("--limit", type=int, default=50, show_default=True)
+def list_(state: str | None, payment: str | None, limit: int) -> None:
+    """List runs, most recently changed first."""
+
+    async def work(services: Services) -> list[Run]:
+        return await services.reads.list_runs(state=state, payment_id=payment, limit=limit)
+
+    runs = with_engine(work)
+    click.echo(
+        f"{'RUN':<26}{'KIND':<11}{'STATE':<11}{'POINT':<18}{'PAYMENT':<26}"
+        f"{'AMOUNT':>9}  {'TRIES':>5}  {'RECOV':>5}  UPDATED"
+    )
+    for run in runs:
+        click.echo(
+            f"{run.id:<26}{run.kind:<11}{run.state:<11}{run.recovery_point:<18}"
+            f"{run.payment_id:<26}{run.amount:>9}  {run.attempts:>5}  {run.recoveries:>5}  "
+            f"{when(run.updated_at)}"
+        )
+    if not runs:
+        click.echo("(no runs)")
+
+
+@group.command()
+@click.argument("run_id")
+def show(run_id: str) -> None:
+    """A run and its history."""
+
+    async def work(services: Services) -> tuple[Run, list[HistoryEntry]]:
+        return await services.reads.run_with_history(run_id)
+
+    run, history = with_engine(work)
+    click.echo(f"run {run.id}: {run.kind} of payment {run.payment_id} (merchant {run.merchant_id})")
+    click.echo(f"  state {run.state}, recovery point {run.recovery_point}, amount {run.amount}")
+    click.echo(f"  processor calls {run.attempts}, recoveries {run.recoveries}")
+    click.echo(f"  processor key {run.processor_key}")
+    if run.state is RunState.RUNNING:
+        click.echo(f"  lease {run.lease_owner or '-'} until {when(run.lease_expires_at)}")
+        click.echo(f"  next attempt {when(run.next_attempt_at)}")
+    if run.last_error:
+        click.echo(f"  last error {run.last_error}")
+    click.echo("history:")
+    for entry in history:
+        detail = " ".join(
+            f"{key}={value}" for key, value in entry.detail.items() if value is not None
+        )
+        click.echo(f"  {entry.at:%Y-%m-%d %H:%M:%S.%f}  {entry.event:<20} {detail}")
+
+
+@group.command()
+@click.argument("run_id", required=False)
+@click.option("--all-stuck", is_flag=True, help="replay every stuck run")
+def replay(run_id: str | None, all_stuck: bool) -> int:
+    """Resume a stuck run now, with the same processor key."""
+    if (run_id is None) == (not all_stuck):
+        raise click.UsageError("give a RUN_ID or --all-stuck")
+
+    async def work(services: Services) -> int:
+        if all_stuck:
+            stuck = await services.reads.list_runs(state=RunState.STUCK, limit=10_000)
+            ids = [run.id for run in stuck]
+            if not ids:
+                click.echo("no stuck runs")
+        else:
+            assert run_id is not None
+            ids = [run_id]
+        refused = 0
+        for each in ids:
+            try:
+                run = await services.engine.recovery.replay(each)
+            except RunNotReplayable as error:
+                click.echo(f"gateway: refused: {error}", err=True)
+                refused += 1
+                continue
+            status = await services.engine.payments.status(run.merchant_id, run.payment_id)
+            click.echo(f"replayed {run.id}: {run.state} (payment {run.payment_id} is {status})")
+        return 1 if refused else 0
+
+    return with_engine(work)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="one pass over the due runs, then exit")
+def worker(once: bool) -> None:
+    """Resume runs that are due (timed out, awaiting an answer, left by a dead process), until
+    stopped. Any number may run, on any machines."""
+
+    async def work(services: Services) -> None:
+        if once:
+            resumed = await services.engine.recovery.recover_due()
+            click.echo(f"resumed {resumed} run(s)")
+            return
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await worker_loop.run(services.engine, stop)
+
+    with_engine(work)

@@ -1,0 +1,68 @@
+"""`python -m tools.bench [OPTIONS]` from the repository's root (what `make bench` runs).
+
+The benchmark is a tool of the repository, not of the gateway package: a production install has
+neither it nor psutil (the `bench` extra).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gateway.cli.common import resolved, settings
+from tools.bench import run as bench
+
+
+@click.command()
+@click.option("--duration", type=float, default=8.0, show_default=True, help="seconds per scenario")
+@click.option(
+    "--concurrency",
+    default="4,8,16,64",
+    show_default=True,
+    help="connections, comma-separated for a sweep",
+)
+@click.option("--processes", type=int, default=1, show_default=True, help="gateway processes")
+@click.option(
+    "--latency-ms", type=int, default=300, show_default=True, help="sandbox processor latency"
+)
+@click.option(
+    "--latency-concurrency",
+    type=int,
+    default=2000,
+    show_default=True,
+    help="connections of the latency run",
+)
+@click.option("--latency-duration", type=float, default=10.0, show_default=True)
+def main(
+    duration: float,
+    concurrency: str,
+    processes: int,
+    latency_ms: int,
+    latency_concurrency: int,
+    latency_duration: float,
+) -> None:
+    """Measure throughput and latency against the gateway's own limits (see the README)."""
+    try:
+        sweep = tuple(int(n) for n in concurrency.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            "numbers separated by commas, e.g. 16,64", param_hint="--concurrency"
+        ) from None
+    options = bench.Options(
+        seconds=duration,
+        concurrency=sweep,
+        processes=processes,
+        latency_ms=latency_ms,
+        latency_concurrency=latency_concurrency,
+        latency_seconds=latency_duration,
+    )
+    given = settings()
+    with resolved(given, need_redis=True) as ready:
+        report = bench.run(ready, options, embedded=given.embedded)
+    bench.print_report(report)
+    sys.exit(1 if report["correctness"]["mismatches"] else 0)
+
+
+if __name__ == "__main__":
+    main(prog_name="make bench")
