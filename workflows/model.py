@@ -111,7 +111,11 @@ class RequiredAction(_Doc, frozen=True):
     description: str
 
 
-class RunOutcome(_Doc, frozen=True):
+class _Record(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A value kept on a run for operators: every field written, null included."""
+
+
+class RunOutcome(_Record, frozen=True):
     """What the processor answered a run (kept on the run, for operators)."""
 
     outcome: str
@@ -120,22 +124,22 @@ class RunOutcome(_Doc, frozen=True):
 
 
 # A run's input: what the request asked for, beyond the run's amount.
-class AuthorizeInput(_Doc, frozen=True):
+class AuthorizeInput(_Record, frozen=True):
     capture_on_create: bool = False
 
 
-class CaptureInput(_Doc, frozen=True):
+class CaptureInput(_Record, frozen=True):
     amount: int | None = None
     final: bool = True
     was_closed: bool = False  # captures were closed before this one (a final one closes them)
 
 
-class CancelInput(_Doc, frozen=True):
+class CancelInput(_Record, frozen=True):
     reason: str | None = None
     was_closed: bool = False
 
 
-class RefundInput(_Doc, frozen=True):
+class RefundInput(_Record, frozen=True):
     amount: int | None = None
     reason: str | None = None
     order_id: str | None = None

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import signal
 import socket
 from typing import Any
 
@@ -68,6 +69,9 @@ def serve() -> None:
             target: Any = "gateway.app:app_from_environment"
         else:
             target = create_app(ready)
+        # uvicorn re-raises the signal that stopped it once it has shut down: let SIGTERM unwind
+        # like Ctrl-C does, so that embedded servers this process started are stopped too.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         uvicorn.run(
             target,
             factory=ready.processes > 1,
@@ -81,6 +85,10 @@ def serve() -> None:
             log_config=None,
             timeout_graceful_shutdown=10,
         )
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _check_port_free(host: str, port: int) -> None:
