@@ -12,8 +12,10 @@ import asyncio
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, Router
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
+from gateway.http.handlers import surface
 from gateway.http.responses import JSONResponse
 from gateway.services import Services
 
@@ -54,11 +56,8 @@ async def _redis_ok(services: Services) -> bool:
         return False
 
 
-def app() -> Router:
+def app() -> ASGIApp:
     """Mounted at /health: no key needed, nothing to leak."""
-    return Router(
-        routes=[
-            Route("/live", live, methods=["GET"]),
-            Route("/ready", ready, methods=["GET"]),
-        ]
+    return surface(
+        [Route("/live", live, methods=["GET"]), Route("/ready", ready, methods=["GET"])], {}
     )

@@ -168,8 +168,11 @@ async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) ->
 async def test_an_unknown_route_is_404_and_a_wrong_method_405_in_the_envelope(
     client: httpx.AsyncClient,
 ) -> None:
-    assert_envelope(await client.get("/nope"), 404, "NotFound")
+    # On every surface: Primer's (the root), the operator's and health's.
+    for path in ("/nope", "/admin/nope", "/health/nope"):
+        assert_envelope(await client.get(path), 404, "NotFound")
     assert_envelope(await client.get(CAPTURE), 405, "MethodNotAllowed")
+    assert_envelope(await client.post("/health/live"), 405, "MethodNotAllowed")
 
 
 async def test_malformed_json_is_422_request_validation_error(
