@@ -42,7 +42,7 @@ class Kind:
             fields = self.credentials.__struct_fields__
             if len(fields) != 1 or plain.startswith("{"):
                 raise Misconfigured(f"unreadable {self.name} credentials") from None
-            return self.credentials(plain)
+            return self.credentials(**{fields[0]: plain})
 
     def read_settings(self, raw: dict[str, Any] | None) -> msgspec.Struct | None:
         if self.settings is None:

@@ -5,11 +5,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator
 
+import httpx
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.db import migrate
 from gateway.settings import Settings
+from processors.base import Resources
+from processors.stripe import StripeProcessor
+from workflows.accounts import ProcessorDirectory
+from workflows.credentials import CredentialBox, new_master_key
 
 CATALOG = """
 SELECT 'column', c.table_name || '.' || c.column_name || ' ' || c.data_type || ' '
@@ -92,3 +98,46 @@ def test_the_database_refuses_a_merchant_key_without_a_merchant(fresh_database: 
             "INSERT INTO api_keys (id, kind, mode, secret_hash) VALUES"
             " ('aaaaaaaaaaaaaaaa', 'merchant', 'live', decode(repeat('00', 32), 'hex'))"
         )
+
+
+async def test_a_stripe_account_added_before_0006_still_builds_its_connector(
+    fresh_database: str,
+) -> None:
+    """0006 moved an account's API base and multicapture into settings; its sealed bare secret
+    stays as it was. The directory must build the same connector from both."""
+    box = CredentialBox(new_master_key())
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for migration in migrate.available():
+            if migration.version < 6:
+                conn.execute(migration.path.read_text().encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+        conn.execute("INSERT INTO merchants (id, name) VALUES ('mer_old', 'old')")
+        conn.execute(
+            "INSERT INTO processor_accounts (merchant_id, name, kind, api_base_url,"
+            " secret_ciphertext, multicapture) VALUES"
+            " ('mer_old', 'stripe-main', 'stripe', 'https://stripe.test', %s, true)",
+            (box.seal("sk_test_old"),),
+        )
+    assert [m.version for m in migrate.apply(fresh_database)] == [
+        m.version for m in migrate.available() if m.version >= 6
+    ]
+    pool = AsyncConnectionPool(fresh_database, open=False, kwargs={"autocommit": True})
+    await pool.open()
+    try:
+        async with httpx.AsyncClient() as http:
+            directory = ProcessorDirectory(Resources(pool=pool, http=http), box)
+            processor = await directory.get("mer_old", "stripe", "stripe-main")
+        assert isinstance(processor, StripeProcessor)
+        assert (
+            repr(processor) == "StripeProcessor(api_base='https://stripe.test', multicapture=True)"
+        )
+        assert processor.capabilities.multicapture
+    finally:
+        await pool.close()
