@@ -325,7 +325,7 @@ class Payments:
                 # the rules again (it may have closed the payment to itself). Looked up now,
                 # after the lock: its run may have been committed while this one waited.
                 if idempotency is not None:
-                    repeat = await keyed_run(conn, merchant_id, kind, payment_id, idempotency)
+                    repeat = await keyed_run(conn, merchant_id, idempotency)
                     if repeat is not None:
                         raise repeat from None
                 raise refusal

@@ -112,10 +112,11 @@ WITH run AS (
 SELECT * FROM run;
 
 -- name: find_run_by_idempotency_key
+-- A key names one request of the merchant, whatever the operation: its fingerprint (of the
+-- operation, the payment and the body) tells a repeat from a reuse.
 SELECT r.state, p.id AS payment_id, p.status AS payment_status, r.request_fingerprint
 FROM workflow_runs r JOIN payments p ON p.merchant_id = r.merchant_id AND p.id = r.payment_id
-WHERE r.merchant_id = %(merchant_id)s AND r.kind = %(kind)s AND r.target = %(target)s
-  AND r.idempotency_key = %(idempotency_key)s;
+WHERE r.merchant_id = %(merchant_id)s AND r.idempotency_key = %(idempotency_key)s;
 
 -- name: extend_lease
 UPDATE workflow_runs SET

@@ -132,16 +132,12 @@ def repeat_of(
 
 
 async def keyed_run(
-    conn: Connection, merchant_id: str, kind: RunKind, target: str, idempotency: RequestKey
+    conn: Connection, merchant_id: str, idempotency: RequestKey
 ) -> PaymentError | None:
+    """Why the merchant's key already has a run, if it has: this request again, or another."""
     cur = await conn.execute(
         Q["find_run_by_idempotency_key"],
-        {
-            "merchant_id": merchant_id,
-            "kind": kind,
-            "target": target,
-            "idempotency_key": idempotency.key,
-        },
+        {"merchant_id": merchant_id, "idempotency_key": idempotency.key},
     )
     row = await cur.fetchone()
     if row is None:
@@ -236,7 +232,7 @@ class Runner:
                 raise
             assert idempotency is not None
             async with self._db.connection() as conn:
-                repeat = await keyed_run(conn, merchant_id, kind, target, idempotency)
+                repeat = await keyed_run(conn, merchant_id, idempotency)
             assert repeat is not None
             raise repeat from None
         structlog.contextvars.bind_contextvars(run_id=run.id, payment_id=payment_id)

@@ -29,8 +29,9 @@ INSERT INTO idempotency_keys AS k
 VALUES (%(merchant_id)s, %(operation)s, %(target)s, %(key)s, %(fingerprint)s, 'in_flight',
         now() + make_interval(secs => %(lease_seconds)s),
         now() + make_interval(secs => %(ttl_seconds)s))
-ON CONFLICT (merchant_id, operation, target, key) DO UPDATE
-    SET fingerprint = EXCLUDED.fingerprint, state = 'in_flight',
+ON CONFLICT (merchant_id, key) DO UPDATE
+    SET operation = EXCLUDED.operation, target = EXCLUDED.target,
+        fingerprint = EXCLUDED.fingerprint, state = 'in_flight',
         locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at,
         payment_id = NULL, payment_status = NULL, created_at = now()
     WHERE k.expires_at < now()
@@ -42,17 +43,16 @@ SELECT fingerprint, state, payment_id, payment_status,
        greatest(0, ceil(extract(epoch FROM locked_until - now())))::int AS lease_left_seconds,
        greatest(1, ceil(extract(epoch FROM expires_at - now())))::int AS ttl_left_seconds
 FROM idempotency_keys
-WHERE merchant_id = %(merchant_id)s AND operation = %(operation)s AND target = %(target)s
-  AND key = %(key)s AND expires_at >= now();
+WHERE merchant_id = %(merchant_id)s AND key = %(key)s AND expires_at >= now();
 
 -- name: complete_idempotency_key
 UPDATE idempotency_keys
 SET state = 'processed', locked_until = NULL,
     payment_id = %(payment_id)s, payment_status = %(payment_status)s
-WHERE merchant_id = %(merchant_id)s AND operation = %(operation)s AND target = %(target)s
-  AND key = %(key)s AND fingerprint = %(fingerprint)s AND state = 'in_flight';
+WHERE merchant_id = %(merchant_id)s AND key = %(key)s AND fingerprint = %(fingerprint)s
+  AND state = 'in_flight';
 
 -- name: release_idempotency_key
 DELETE FROM idempotency_keys
-WHERE merchant_id = %(merchant_id)s AND operation = %(operation)s AND target = %(target)s
-  AND key = %(key)s AND fingerprint = %(fingerprint)s AND state = 'in_flight';
+WHERE merchant_id = %(merchant_id)s AND key = %(key)s AND fingerprint = %(fingerprint)s
+  AND state = 'in_flight';

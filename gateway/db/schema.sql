@@ -71,7 +71,8 @@ CREATE TABLE idempotency_keys (
     payment_status  text,
     created_at      timestamptz NOT NULL DEFAULT now(),
     expires_at      timestamptz NOT NULL,
-    PRIMARY KEY (merchant_id, operation, target, key),
+    -- One key, one request of the merchant, whatever the endpoint.
+    PRIMARY KEY (merchant_id, key),
     CONSTRAINT idempotency_keys_in_flight_has_lease CHECK ((state = 'in_flight') = (locked_until IS NOT NULL))
 );
 CREATE INDEX idempotency_keys_expiry ON idempotency_keys (merchant_id, expires_at);
@@ -241,7 +242,7 @@ CREATE TABLE workflow_runs (
         (state = 'running') = (next_attempt_at IS NOT NULL))
 );
 CREATE UNIQUE INDEX workflow_runs_one_per_idempotency_key
-    ON workflow_runs (merchant_id, kind, target, idempotency_key)
+    ON workflow_runs (merchant_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX workflow_runs_due ON workflow_runs (next_attempt_at) WHERE state = 'running';
 CREATE INDEX workflow_runs_by_id ON workflow_runs (id);  -- operators name a run by id alone

@@ -11,7 +11,8 @@ A request that carries a key is run inside `IdempotencyGuard.hold(...)`:
   merchant can retry with it; a request whose process died holds it only until its lease ends.
 - Records live `idempotency_ttl_seconds` (24 h by default) in both stores.
 
-Keys are scoped to (merchant, operation, target): the payment id for a follow-up, '' for a create.
+A key names one request of a merchant, whatever the endpoint (as Stripe and Adyen scope keys): the
+same key with another operation, payment or body is 422 `IdempotencyKeyReused`, never run as new.
 Redis keys carry the merchant as a hash tag (`{mer_...}`), ready for Redis Cluster.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -64,9 +66,14 @@ class Record(msgspec.Struct, frozen=True, omit_defaults=True):
     f: str  # body fingerprint, hex
     p: str | None = None  # payment id
     st: str | None = None  # payment status when processed
+    t: str | None = None  # an in-flight record's owner (one request), so only it deletes it
 
 
 _record_encoder = msgspec.json.Encoder()
+_DELETE_IF_MINE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 _record_decoder = msgspec.json.Decoder(Record)
 
 
@@ -140,6 +147,7 @@ class IdempotencyGuard:
     ) -> None:
         self._db = Database(pool)
         self._redis = redis
+        self._delete_if_mine = redis.register_script(_DELETE_IF_MINE)
         self._ttl_ms = ttl_seconds * 1000
         self._lease_ms = lease_seconds * 1000
         self._ttl_seconds = ttl_seconds
@@ -163,15 +171,19 @@ class IdempotencyGuard:
         workflow engine's one run per key) and refuses a repeat that Redis forgot; the
         `idempotency_keys` table is then not written at all.
         """
-        redis_key = f"gw:{{{scope.merchant_id}}}:idem:{scope.operation}:{scope.target}:{key}"
+        # One key, one request of the merchant, whatever the endpoint: the key alone names it; the
+        # fingerprint (operation, payment, body) tells a repeat from a reuse.
+        redis_key = f"gw:{{{scope.merchant_id}}}:idem:{key}"
         fp = body_fingerprint.hex()
-        await self._claim(scope, key, body_fingerprint, redis_key, fp, durable=durable)
+        # This request's own in-flight record: only it may be deleted by this request.
+        mine = _record_encoder.encode(Record("in_flight", fp, t=secrets.token_hex(8)))
+        await self._claim(scope, key, body_fingerprint, redis_key, fp, mine, durable=durable)
         claim = Claim(key=key, fingerprint=body_fingerprint)
         try:
             yield claim
         except BaseException:
             # Not processed: the key is not burnt. Shielded, so a cancelled request still lets go.
-            release = self._release(scope, key, body_fingerprint, redis_key, durable=durable)
+            release = self._release(scope, key, body_fingerprint, redis_key, mine, durable=durable)
             await asyncio.shield(release)
             raise
         await self._complete(scope, key, body_fingerprint, redis_key, fp, claim, durable=durable)
@@ -183,12 +195,12 @@ class IdempotencyGuard:
         fp_bytes: bytes,
         redis_key: str,
         fp: str,
+        mine: bytes,
         *,
         durable: bool,
     ) -> None:
-        in_flight = _record_encoder.encode(Record("in_flight", fp))
         earlier = await self._redis_call(
-            self._redis.set(redis_key, in_flight, nx=True, get=True, px=self._lease_ms)
+            self._redis.set(redis_key, mine, nx=True, get=True, px=self._lease_ms)
         )
         if isinstance(earlier, bytes):
             await self._refuse(scope, _record_decoder.decode(earlier), fp, retry_after=1)
@@ -215,7 +227,7 @@ class IdempotencyGuard:
                 else:
                     raise ServiceUnavailable("Could not claim the idempotency key; retry.")
         except StorageUnavailable:
-            await self._redis_call(self._redis.delete(redis_key))
+            await self._delete_own(redis_key, mine)
             raise ServiceUnavailable() from None
         record = Record(
             row["state"], bytes(row["fingerprint"]).hex(), row["payment_id"], row["payment_status"]
@@ -228,7 +240,7 @@ class IdempotencyGuard:
                 )
             )
         elif record.f != fp:
-            await self._redis_call(self._redis.delete(redis_key))
+            await self._delete_own(redis_key, mine)
         await self._refuse(scope, record, fp, retry_after=max(1, row["lease_left_seconds"]))
 
     async def _refuse(
@@ -285,12 +297,18 @@ class IdempotencyGuard:
         key: str,
         fp_bytes: bytes,
         redis_key: str,
+        mine: bytes,
         *,
         durable: bool,
     ) -> None:
         if durable:
             await self._release_durably(scope, key, fp_bytes)
-        await self._redis_call(self._redis.delete(redis_key))
+        await self._delete_own(redis_key, mine)
+
+    async def _delete_own(self, redis_key: str, mine: bytes) -> None:
+        """Delete the key's record only if it is still this request's in-flight one: a repeat
+        that came after the first request's lease must not delete what the first one wrote."""
+        await self._redis_call(self._delete_if_mine(keys=[redis_key], args=[mine]))
 
     async def _release_durably(self, scope: IdempotencyScope, key: str, fp_bytes: bytes) -> None:
         try:

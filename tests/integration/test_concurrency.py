@@ -6,6 +6,8 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+from redis.asyncio import Redis
+
 from tests.integration.shop import Shop, assert_figures_add_up
 
 
@@ -146,3 +148,31 @@ async def test_with_redis_stopped_payments_flow_and_one_key_still_captures_once(
     assert repeat.json()["error"]["errorId"] == "IdempotencyKeyAlreadyExists"
     listing = (await shop.call("GET", "/payments")).json()["data"]
     assert [p["id"] for p in listing] == [payment["id"]]
+
+
+async def test_a_captures_key_reused_on_a_refund_is_refused_and_refunds_nothing(
+    shop: Shop, settings: Any
+) -> None:
+    payment = await shop.create(1000)
+    assert (await shop.capture(payment["id"], key="one-key")).status_code == 200
+    refund = await shop.refund(payment["id"], key="one-key", amount=100)
+    assert refund.status_code == 422, refund.text
+    assert refund.json()["error"]["errorId"] == "IdempotencyKeyReused"
+    assert (await shop.get(payment["id"]))["processor"]["amountRefunded"] == 0
+
+
+async def test_a_creates_key_reused_on_a_capture_is_refused_even_when_redis_forgot_it(
+    shop: Shop, settings: Any
+) -> None:
+    payment = await shop.create(1000, key="create-key")
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        # Redis forgets the key (a flush, a failover): the engine's durable record decides.
+        async for redis_key in redis.scan_iter(match="gw:*:idem:create-key"):
+            await redis.delete(redis_key)
+    finally:
+        await redis.aclose()
+    capture = await shop.capture(payment["id"], key="create-key")
+    assert capture.status_code == 422, capture.text
+    assert capture.json()["error"]["errorId"] == "IdempotencyKeyReused"
+    assert (await shop.get(payment["id"]))["processor"]["amountCaptured"] == 0

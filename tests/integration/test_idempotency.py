@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import httpx
@@ -103,14 +104,17 @@ async def test_the_same_body_in_another_key_order_or_spacing_is_the_same_request
     assert second.json()["error"]["errorId"] == "IdempotencyKeyAlreadyExists"
 
 
-async def test_a_key_is_scoped_to_merchant_operation_and_payment(
+async def test_a_key_names_one_request_of_its_merchant_whatever_the_payment(
     client: httpx.AsyncClient, merchant: SomeMerchant, probe: Probe, db: Any
 ) -> None:
     other_merchant = await new_merchant(db)
     assert (await capture(client, merchant, "k-scope", target="pay_a")).status_code == 200
-    assert (await capture(client, merchant, "k-scope", target="pay_b")).status_code == 200
+    reused = await capture(client, merchant, "k-scope", target="pay_b")
+    assert reused.status_code == 422
+    assert reused.json()["error"]["errorId"] == "IdempotencyKeyReused"
+    # Another merchant's key space is its own.
     assert (await capture(client, other_merchant, "k-scope", target="pay_a")).status_code == 200
-    assert probe.executions == 3
+    assert probe.executions == 2
 
 
 async def test_a_request_refused_before_processing_does_not_burn_its_key(
@@ -265,3 +269,30 @@ async def test_with_redis_stopped_requests_are_served_and_never_duplicated(
     assert ready.status_code == 200
     assert ready.json()["redis"] == "unavailable"
     assert ready.json()["redisFailures"] >= 1
+
+
+async def test_a_repeat_after_the_first_requests_lease_does_not_delete_its_record(
+    running: Any, merchant: SomeMerchant, settings: Settings
+) -> None:
+    """The first request outlives its Redis lease; a repeat claims the key in Redis, the first
+    finishes and records "processed", then the repeat fails: the record must stay."""
+    guard = running.services.idempotency
+    scope = IdempotencyScope(merchant.id, "capture", "pay_lease")
+    body_fp = fingerprint(scope, b'{"amount":100}')
+    redis = await redis_client(settings)
+    redis_key = f"gw:{{{merchant.id}}}:idem:k-lease"
+    try:
+        first = guard.hold(scope, "k-lease", body_fp, durable=False)
+        claim = await first.__aenter__()
+        await redis.delete(redis_key)  # the first request's lease ran out
+        repeat = guard.hold(scope, "k-lease", body_fp, durable=False)
+        await repeat.__aenter__()  # Redis lets the repeat in: the engine's run would refuse it
+        claim.processed("pay_lease", "SETTLED")
+        await first.__aexit__(None, None, None)
+        refused = RuntimeError("the engine answered: already exists")
+        with contextlib.suppress(RuntimeError):
+            await repeat.__aexit__(RuntimeError, refused, None)
+        record = msgspec.json.decode(await redis.get(redis_key))
+        assert record["s"] == "processed" and record["p"] == "pay_lease"
+    finally:
+        await redis.aclose()
