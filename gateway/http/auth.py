@@ -5,14 +5,23 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from gateway import accounts
-from gateway.http.errors import Unauthorized
+from gateway.http.errors import DuplicateHeader, Unauthorized
 from gateway.services import Services
+
+
+def one_header(request: Request, name: str) -> str | None:
+    """A header that must be sent at most once: two of them (even equal) are refused, since
+    proxies and clients disagree on which one wins."""
+    values = request.headers.getlist(name)
+    if len(values) > 1:
+        raise DuplicateHeader(f"The {name} header was sent {len(values)} times; send it once.")
+    return values[0] if values else None
 
 
 async def authenticate(request: Request, services: Services) -> accounts.Principal:
     """The key's principal; 401 when the header is missing or the key unknown or revoked (a
     database that cannot be reached is the surface's 503, via StorageUnavailable)."""
-    presented = request.headers.get("x-api-key")
+    presented = one_header(request, "x-api-key")
     if not presented:
         raise Unauthorized("The X-API-KEY header is missing.")
     async with services.engine.db.connection() as conn:

@@ -107,6 +107,13 @@ class UnsupportedApiVersion(ApiError):
     recovery = "Send X-API-VERSION: 2.4, or leave the header out."
 
 
+class DuplicateHeader(ApiError):
+    """A header that names one thing was sent more than once."""
+
+    status = 400
+    error_id = "DuplicateHeader"
+
+
 class InvalidIdempotencyKey(ApiError):
     """X-Idempotency-Key must be 1 to 255 visible ASCII characters."""
 

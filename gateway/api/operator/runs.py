@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -61,15 +62,27 @@ def run_json(run: Run, history: list[HistoryEntry] | None = None) -> dict[str, A
     return body
 
 
+# What an id can look like: anything else (a NUL, a megabyte) names nothing.
+_ID = re.compile("^[A-Za-z0-9_-]{1,64}$")
+
+
+def _run_id(request: Request) -> str:
+    run_id: str = request.path_params["id"]
+    if not _ID.match(run_id):
+        raise WorkflowRunNotFound(f"no workflow run with id {run_id[:64]!r}")
+    return run_id
+
+
 @operator_endpoint
 async def list_runs(request: Request, principal: accounts.Principal) -> Response:
     services: Services = request.app.state.services
     state = request.query_params.get("state")
     if state is not None and state not in RUN_STATES:
         raise validation_error("WorkflowRunQuery", f"Unknown state {state!r} - at `$.state`")
-    runs = await services.reads.list_runs(
-        state=state, payment_id=request.query_params.get("payment")
-    )
+    payment = request.query_params.get("payment")
+    if payment is not None and not _ID.match(payment):
+        raise validation_error("WorkflowRunQuery", "Not a payment id - at `$.payment`")
+    runs = await services.reads.list_runs(state=state, payment_id=payment)
     return JSONResponse({"data": [run_json(run) for run in runs]})
 
 
@@ -77,7 +90,7 @@ async def list_runs(request: Request, principal: accounts.Principal) -> Response
 async def show_run(request: Request, principal: accounts.Principal) -> Response:
     services: Services = request.app.state.services
     try:
-        run, history = await services.reads.run_with_history(request.path_params["id"])
+        run, history = await services.reads.run_with_history(_run_id(request))
     except RunNotFound as error:
         raise WorkflowRunNotFound(str(error)) from None
     return JSONResponse(run_json(run, history))
@@ -87,8 +100,9 @@ async def show_run(request: Request, principal: accounts.Principal) -> Response:
 async def replay_run(request: Request, principal: accounts.Principal) -> Response:
     services: Services = request.app.state.services
     try:
-        await services.engine.recovery.replay(request.path_params["id"])
-        run, history = await services.reads.run_with_history(request.path_params["id"])
+        run_id = _run_id(request)
+        await services.engine.recovery.replay(run_id)
+        run, history = await services.reads.run_with_history(run_id)
     except RunNotFound as error:
         raise WorkflowRunNotFound(str(error)) from None
     except RunNotReplayable as error:

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import accounts
-from gateway.http.auth import authenticate
+from gateway.http.auth import authenticate, one_header
 from gateway.http.errors import (
     Forbidden,
     Unauthorized,
@@ -69,10 +69,17 @@ class MerchantCall:
         if decoder is None:
             decoder = _decoders[model] = msgspec.json.Decoder(model)
         raw = await self.request.body()
+        if b"\\u0000" in raw:
+            # PostgreSQL text cannot hold NUL: refuse it here rather than fail there.
+            raise validation_error(model.__name__, "Strings must not contain NUL (\\u0000)")
         try:
             return decoder.decode(raw or b"{}")  # type: ignore[no-any-return]
         except msgspec.DecodeError as error:
             raise validation_error(model.__name__, str(error)) from None
+        except UnicodeDecodeError:
+            raise validation_error(model.__name__, "The body is not valid UTF-8") from None
+        except RecursionError:
+            raise validation_error(model.__name__, "The body is nested too deeply") from None
 
     async def once(
         self,
@@ -108,6 +115,8 @@ def merchant_endpoint(scope: str) -> Callable[[Handler], Callable[[Request], Awa
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
             services: Services = request.app.state.services
+            for name in ("x-api-key", "x-idempotency-key", "x-api-version"):
+                one_header(request, name)
             principal = await authenticate(request, services)
             if principal.kind != "merchant":
                 raise Unauthorized("Operator keys are not valid on merchant endpoints.")

@@ -7,10 +7,12 @@ under the idempotency guard, and encodes the resulting payment as Primer does.
 from __future__ import annotations
 
 import base64
+import re
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
+from msgspec import Meta
 from starlette.responses import Response
 
 from gateway.api.primer import render
@@ -29,10 +31,23 @@ from gateway.http.idempotency import Claim
 from gateway.http.responses import JSONResponse
 from processors import registry
 from workflows.commands import CreatePayment
+from workflows.errors import PaymentNotFound
 from workflows.model import Customer, Payment, PaymentOptions, PaymentView
 from workflows.runner import RequestKey
 
 T = TypeVar("T")
+
+
+# What a payment id can look like: anything else (a NUL, a megabyte) names no payment.
+PAYMENT_ID = "^[A-Za-z0-9_-]{1,64}$"
+_PAYMENT_ID = re.compile(PAYMENT_ID)
+
+
+def _payment_id(call: MerchantCall) -> str:
+    payment_id: str = call.request.path_params["id"]
+    if not _PAYMENT_ID.match(payment_id):
+        raise PaymentNotFound()
+    return payment_id
 
 
 def _convert(value: msgspec.Struct | None, domain: type[T]) -> T | None:
@@ -85,7 +100,7 @@ async def create_payment(call: MerchantCall) -> Response:
 
 @merchant_endpoint("transactions:capture")
 async def capture_payment(call: MerchantCall) -> Response:
-    payment_id = call.request.path_params["id"]
+    payment_id = _payment_id(call)
     body = await call.body(PaymentCaptureAPIRequest)
 
     async def work(claim: Claim) -> Response:
@@ -104,7 +119,7 @@ async def capture_payment(call: MerchantCall) -> Response:
 
 @merchant_endpoint("transactions:cancel")
 async def cancel_payment(call: MerchantCall) -> Response:
-    payment_id = call.request.path_params["id"]
+    payment_id = _payment_id(call)
     body = await call.body(PaymentCancelAPIRequest)
 
     async def work(claim: Claim) -> Response:
@@ -122,7 +137,7 @@ async def cancel_payment(call: MerchantCall) -> Response:
 
 @merchant_endpoint("transactions:refund")
 async def refund_payment(call: MerchantCall) -> Response:
-    payment_id = call.request.path_params["id"]
+    payment_id = _payment_id(call)
     body = await call.body(PaymentRefundAPIRequest)
 
     async def work(claim: Claim) -> Response:
@@ -150,7 +165,7 @@ async def get_payment(call: MerchantCall) -> Response:
             "PaymentQuery", f"Unknown expand value {unknown[0]!r} - at `$.expand`"
         )
     view = await call.services.engine.payments.view(
-        call.merchant_id, call.request.path_params["id"], events=bool(expand)
+        call.merchant_id, _payment_id(call), events=bool(expand)
     )
     return JSONResponse(render.payment(view, expand_events=bool(expand)))
 
@@ -164,7 +179,7 @@ _MULTI = {"status", "currency_code", "customer_id", "processor", "last_4_digits"
 class Cursor(msgspec.Struct, frozen=True, array_like=True):
     direction: Literal["next", "prev"]
     created_at: datetime
-    payment_id: str
+    payment_id: Annotated[str, Meta(pattern=PAYMENT_ID)]
 
 
 _cursor_decoder = msgspec.json.Decoder(Cursor)

@@ -20,6 +20,8 @@ from gateway.api.primer.currencies import Currency
 Text255 = Annotated[str, Meta(max_length=255)]
 Amount = Annotated[int, Meta(ge=0, le=9_007_199_254_740_991)]
 Expand = list[Literal["transactions.events"]]
+# A query parameter that reaches PostgreSQL: bounded, and never a NUL (text cannot hold one).
+QueryText = Annotated[str, Meta(max_length=255, pattern="^[^\x00]*$")]
 
 
 class Address(
@@ -129,16 +131,16 @@ class ListQuery(msgspec.Struct, kw_only=True, frozen=True):
         | None
     ) = None
     currency_code: list[Currency] | None = None
-    order_id: str | None = None
-    customer_id: list[str] | None = None
+    order_id: QueryText | None = None
+    customer_id: list[QueryText] | None = None
     from_date: datetime | None = None
     to_date: datetime | None = None
-    min_amount: Annotated[int, Meta(ge=0)] | None = None
-    max_amount: Annotated[int, Meta(ge=0)] | None = None
-    processor: list[str] | None = None
+    min_amount: Annotated[int, Meta(ge=0, le=2**63 - 1)] | None = None
+    max_amount: Annotated[int, Meta(ge=0, le=2**63 - 1)] | None = None
+    processor: list[QueryText] | None = None
     last_4_digits: list[Annotated[str, Meta(pattern="^[0-9]{4}$")]] | None = None
     limit: Annotated[int, Meta(ge=1, le=100)] = 100
-    cursor: str | None = None
+    cursor: Annotated[str, Meta(max_length=512)] | None = None
 
 
 # ------------------------------------------------------------------ responses
