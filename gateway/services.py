@@ -59,7 +59,10 @@ def build_engine(pool: AsyncConnectionPool, settings: Settings) -> Engine:
 async def open_pool(settings: Settings) -> AsyncIterator[AsyncConnectionPool]:
     assert settings.database_url is not None
     pool = create_pool(
-        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        checkout_seconds=settings.db_checkout_timeout_seconds,
     )
     await pool.open(wait=True, timeout=30)
     try:

@@ -7,7 +7,7 @@ A class's docstring is its default description. Each surface renders them with i
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -179,6 +179,10 @@ class ServiceUnavailable(ApiError):
     status = 503
     error_id = "ServiceUnavailable"
     recovery = "Retry later with the same idempotency key."
+
+    def __init__(self, description: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": "2"})
+        super().__init__(description, **kwargs)
 
 
 class InternalError(ApiError):

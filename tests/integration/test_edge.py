@@ -6,10 +6,12 @@ import json
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from gateway import accounts
-from tests.integration.conftest import SomeMerchant, new_merchant
+from gateway.settings import Settings
+from tests.integration.conftest import GatewayFactory, SomeMerchant, new_merchant
 
 CAPTURE = "/probe/pay_1/capture"
 BODY = {"amount": 100}
@@ -269,3 +271,22 @@ async def test_each_request_writes_one_json_log_line_with_its_context(
     assert line["method"] == "POST"
     assert line["duration_ms"] >= 0
     assert merchant.key not in json.dumps(lines)
+
+
+async def test_with_no_database_connection_to_be_had_the_answer_is_a_prompt_503(
+    gateway: GatewayFactory, settings: Settings, db: Any
+) -> None:
+    """PostgreSQL down or saturated: every connection busy. The request waits the configured
+    checkout time, not the pool's 30 s, and says when to retry."""
+    small = msgspec.structs.replace(
+        settings, db_pool_min=1, db_pool_max=1, db_checkout_timeout_seconds=0.2
+    )
+    running = await gateway(small)
+    merchant = await new_merchant(db)
+    headers = {"X-API-KEY": merchant.key}
+    async with running.services.pool.connection():  # the only connection, held
+        response = await running.client.get("/payments", headers=headers)
+        error = assert_envelope(response, 503, "ServiceUnavailable")
+        assert response.headers["retry-after"] == "2"
+        assert "Retry" in error["recoverySuggestion"]
+    assert (await running.client.get("/payments", headers=headers)).status_code == 200
