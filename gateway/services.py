@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from gateway.db import create_pool
-from gateway.http.idempotency import IdempotencyGuard
+from gateway.http.idempotency import FinishedLookup, IdempotencyGuard, Record
 from gateway.settings import Settings
 from processors.base import Resources
 from workflows.accounts import ProcessorDirectory
@@ -83,6 +83,18 @@ def open_redis(settings: Settings) -> Redis:
     )
 
 
+def _finished_run(engine: Engine) -> FinishedLookup:
+    """The guard's view of the engine's durable record of a key: its run, once finished."""
+
+    async def lookup(merchant_id: str, key: str) -> Record | None:
+        run = await engine.payments.run_for_key(merchant_id, key)
+        if run is None or run.fingerprint is None or not run.state.finished:
+            return None
+        return Record("processed", run.fingerprint.hex(), run.payment_id, run.payment_status)
+
+    return lookup
+
+
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with open_pool(settings) as pool:
@@ -94,6 +106,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             ttl_seconds=settings.idempotency_ttl_seconds,
             lease_seconds=settings.idempotency_lease_seconds,
             current_status=engine.payments.status,
+            finished_run=_finished_run(engine),
         )
         try:
             yield Services(

@@ -41,7 +41,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     processes: Annotated[int, Meta(ge=1, le=64)] = 1
     db_pool_min: Annotated[int, Meta(ge=1, le=200)] = 2
     db_pool_max: Annotated[int, Meta(ge=1, le=500)] = 20
-    # How long a request waits for a database connection before its answer is 503.
+    # Once the database has been seen failing: how long a request waits for a connection (and a
+    # new connection to be made) before its answer is 503.
     db_checkout_timeout_seconds: Annotated[float, Meta(gt=0, le=60)] = 3.0
     idempotency_ttl_seconds: Annotated[int, Meta(ge=60, le=30 * 86400)] = 86400
     # How long a request may hold an idempotency key before a retry may take it over

@@ -37,6 +37,7 @@ from workflows.model import (
     RefundInput,
     Run,
     RunKind,
+    RunState,
     TransactionType,
     from_row,
 )
@@ -58,6 +59,14 @@ class CreatePayment:
     metadata: dict[str, Any] | None = None
     payment_options: PaymentOptions | None = None
     idempotency: RequestKey | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyedRun:
+    state: RunState
+    payment_id: str
+    payment_status: str
+    fingerprint: bytes | None  # of the request that made it (None: runs from before 0005)
 
 
 class Payments:
@@ -272,6 +281,24 @@ class Payments:
         if found is None:
             raise PaymentNotFound()
         return found
+
+    async def run_for_key(self, merchant_id: str, key: str) -> KeyedRun | None:
+        """The run the merchant's idempotency key names, if any."""
+        async with self._db.connection() as conn:
+            cur = await conn.execute(
+                Q["find_run_by_idempotency_key"],
+                {"merchant_id": merchant_id, "idempotency_key": key},
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        state, payment_id, payment_status, fingerprint = row
+        return KeyedRun(
+            state=RunState(state),
+            payment_id=payment_id,
+            payment_status=payment_status,
+            fingerprint=None if fingerprint is None else bytes(fingerprint),
+        )
 
     async def status(self, merchant_id: str, payment_id: str) -> str | None:
         async with self._db.connection() as conn:

@@ -12,6 +12,8 @@ style); parameters are `%(param)s`. No SQL is assembled at run time.
 from __future__ import annotations
 
 import re
+import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -58,15 +60,56 @@ def translated() -> Iterator[None]:
         raise StorageUnavailable(str(error)) from error
 
 
+class Breaker:
+    """Whether the database was just seen failing, so that requests stop queueing for it.
+
+    While PostgreSQL answers, a request waits as long as the pool allows for a connection (a
+    burst queues rather than fails). Once a connection has failed, requests wait at most
+    `short_seconds` until one succeeds again: during an outage the answer is a prompt 503.
+    """
+
+    def __init__(self, short_seconds: float = 3.0, open_seconds: float = 5.0) -> None:
+        self.short_seconds = short_seconds
+        self._open_seconds = open_seconds
+        self._failing_until = 0.0
+
+    def wait(self) -> float | None:
+        """How long to wait for a connection now (None: the pool's own timeout)."""
+        return self.short_seconds if time.monotonic() < self._failing_until else None
+
+    def failed(self) -> None:
+        self._failing_until = time.monotonic() + self._open_seconds
+
+    def succeeded(self) -> None:
+        self._failing_until = 0.0
+
+
+_breakers: weakref.WeakKeyDictionary[AsyncConnectionPool, Breaker] = weakref.WeakKeyDictionary()
+
+
+def breaker_of(pool: AsyncConnectionPool) -> Breaker:
+    """The pool's breaker, shared by every Database over it."""
+    found = _breakers.get(pool)
+    if found is None:
+        found = _breakers[pool] = Breaker()
+    return found
+
+
 class Database:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
+        self._breaker = breaker_of(pool)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        with translated():
-            async with self.pool.connection() as conn:
-                yield conn
+        try:
+            with translated():
+                async with self.pool.connection(timeout=self._breaker.wait()) as conn:
+                    yield conn
+        except StorageUnavailable:
+            self._breaker.failed()
+            raise
+        self._breaker.succeeded()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:

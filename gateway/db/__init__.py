@@ -7,7 +7,7 @@ from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
 
-from workflows.db import load_queries
+from workflows.db import breaker_of, load_queries
 
 QUERIES = load_queries(Path(__file__).with_name("queries.sql"))
 
@@ -17,16 +17,18 @@ def create_pool(
 ) -> AsyncConnectionPool:
     """A pool opened by the app's lifespan (`await pool.open()`), never at import.
 
-    A request waits at most `checkout_seconds` for a connection, and a new connection at most as
-    long to be made: while PostgreSQL is down or saturated the answer is a prompt 503 with
-    Retry-After, not a request hanging for the pool's default 30 s.
+    A new connection gets `checkout_seconds` to be made; once the database has been seen failing,
+    a request waits no longer than that for a connection (`workflows.db.Breaker`): during an
+    outage the answer is a prompt 503 with Retry-After, not a request hanging for 30 s, while a
+    burst against a healthy database still queues.
     """
-    return AsyncConnectionPool(
+    pool = AsyncConnectionPool(
         database_url,
         min_size=min_size,
         max_size=max_size,
         open=False,
-        timeout=checkout_seconds,
         kwargs={"autocommit": True, "connect_timeout": max(2, round(checkout_seconds))},
         name="gateway",
     )
+    breaker_of(pool).short_seconds = checkout_seconds
+    return pool

@@ -119,6 +119,7 @@ def refusal(record: Record, fp: str, *, retry_after: int) -> ApiError:
 
 
 StatusLookup = Callable[[str, str], Awaitable[str | None]]
+FinishedLookup = Callable[[str, str], Awaitable["Record | None"]]
 
 
 def _record_key(
@@ -144,6 +145,7 @@ class IdempotencyGuard:
         ttl_seconds: int,
         lease_seconds: int,
         current_status: StatusLookup | None = None,
+        finished_run: FinishedLookup | None = None,
     ) -> None:
         self._db = Database(pool)
         self._redis = redis
@@ -154,6 +156,9 @@ class IdempotencyGuard:
         self._lease_seconds = lease_seconds
         # (merchant_id, payment_id) -> the payment's status now, for the 409 answer.
         self._current_status = current_status
+        # (merchant_id, key) -> the record of the key's finished run, if it has one: the durable
+        # truth for handlers that keep their own record (payments: the engine's run per key).
+        self._finished_run = finished_run
         self._redis_skip_until = 0.0
         self.redis_failures = 0
 
@@ -203,7 +208,18 @@ class IdempotencyGuard:
             self._redis.set(redis_key, mine, nx=True, get=True, px=self._lease_ms)
         )
         if isinstance(earlier, bytes):
-            await self._refuse(scope, _record_decoder.decode(earlier), fp, retry_after=1)
+            record = _record_decoder.decode(earlier)
+            if record.s == "in_flight" and self._finished_run is not None:
+                # Redis can outlive the request that wrote "in flight" (a process killed after
+                # its run finished): the durable record decides.
+                finished = await self._finished_run(scope.merchant_id, key)
+                if finished is not None:
+                    record = finished
+                    ttl = self._ttl_ms
+                    await self._redis_call(
+                        self._redis.set(redis_key, _record_encoder.encode(record), px=ttl)
+                    )
+            await self._refuse(scope, record, fp, retry_after=1)
         if not durable:
             return
         params = _record_key(

@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 
 from tests.integration.shop import Shop, assert_figures_add_up
@@ -176,3 +177,27 @@ async def test_a_creates_key_reused_on_a_capture_is_refused_even_when_redis_forg
     assert capture.status_code == 422, capture.text
     assert capture.json()["error"]["errorId"] == "IdempotencyKeyReused"
     assert (await shop.get(payment["id"]))["processor"]["amountCaptured"] == 0
+
+
+async def test_a_finished_capture_left_in_flight_in_redis_is_answered_as_done(
+    shop: Shop, settings: Any
+) -> None:
+    """The process that captured was killed after its run finished, before Redis heard: Redis
+    still says "in flight". The engine's run is the truth: 409 AlreadyExists, not InProgress."""
+    payment = await shop.create(1000)
+    assert (await shop.capture(payment["id"], key="killed-capture")).status_code == 200
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        [redis_key] = [k async for k in redis.scan_iter(match="gw:*:idem:killed-capture")]
+        record = msgspec.json.decode(await redis.get(redis_key))
+        stale = {"s": "in_flight", "f": record["f"], "t": "dead-process"}
+        await redis.set(redis_key, msgspec.json.encode(stale), px=60_000)
+        repeat = await shop.capture(payment["id"], key="killed-capture")
+        assert repeat.status_code == 409, repeat.text
+        error = repeat.json()["error"]
+        assert error["errorId"] == "IdempotencyKeyAlreadyExists"
+        assert error["paymentId"] == payment["id"] and error["paymentStatus"] == "SETTLED"
+        # Redis is taught the truth again.
+        assert msgspec.json.decode(await redis.get(redis_key))["s"] == "processed"
+    finally:
+        await redis.aclose()

@@ -273,20 +273,27 @@ async def test_each_request_writes_one_json_log_line_with_its_context(
     assert merchant.key not in json.dumps(lines)
 
 
-async def test_with_no_database_connection_to_be_had_the_answer_is_a_prompt_503(
+async def test_once_the_database_fails_requests_get_a_prompt_503_until_it_answers_again(
     gateway: GatewayFactory, settings: Settings, db: Any
 ) -> None:
-    """PostgreSQL down or saturated: every connection busy. The request waits the configured
-    checkout time, not the pool's 30 s, and says when to retry."""
+    """PostgreSQL goes away under the gateway (its one connection is killed). Requests are
+    answered 503 with Retry-After at once, then, while no connection is to be had, after the
+    configured checkout time rather than the pool's 30 s; once it answers, all is served."""
     small = msgspec.structs.replace(
         settings, db_pool_min=1, db_pool_max=1, db_checkout_timeout_seconds=0.2
     )
     running = await gateway(small)
     merchant = await new_merchant(db)
     headers = {"X-API-KEY": merchant.key}
-    async with running.services.pool.connection():  # the only connection, held
-        response = await running.client.get("/payments", headers=headers)
-        error = assert_envelope(response, 503, "ServiceUnavailable")
-        assert response.headers["retry-after"] == "2"
+    assert (await running.client.get("/payments", headers=headers)).status_code == 200
+    async with running.services.pool.connection() as conn:
+        backend = conn.info.backend_pid
+    await db.execute("SELECT pg_terminate_backend(%s, 5000)", (backend,))  # waits for it
+    killed = await running.client.get("/payments", headers=headers)
+    assert_envelope(killed, 503, "ServiceUnavailable")
+    assert killed.headers["retry-after"] == "2"
+    async with running.services.pool.connection():  # no connection to be had
+        waited = await running.client.get("/payments", headers=headers)
+        error = assert_envelope(waited, 503, "ServiceUnavailable")
         assert "Retry" in error["recoverySuggestion"]
     assert (await running.client.get("/payments", headers=headers)).status_code == 200
