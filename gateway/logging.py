@@ -7,16 +7,19 @@ processor secrets and Authorization headers never reach a log line.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import sys
+import uuid
 from collections.abc import Mapping, MutableMapping
+from datetime import date, datetime
 from typing import Any
 
 import msgspec
 import structlog
 
-from processors.cards import luhn_valid
+from processors.cards import card_number_spans, luhn_valid
 
 __all__ = ["REDACTED", "configure", "get_logger", "luhn_valid", "scrub"]
 
@@ -28,21 +31,27 @@ _SECRET_FIELDS = re.compile(
     r"x[-_]api[-_]key|api[-_]?key|secret|secret[-_]key|password|token|signing[-_]secret)$",
     re.IGNORECASE,
 )
-# 13-19 digits, optionally grouped by single spaces or dashes, not inside a longer digit run.
-_DIGIT_RUN = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
+# A CVV written into free text: "cvv=123", "cvc: 1234", '"security_code": "123"'.
+_CVV_IN_TEXT = re.compile(
+    r"""((?:cvv2?|cvc2?|csc|security[_ ]?code)["']?\s*[:=]\s*["']?)\d{3,4}(?!\d)""",
+    re.IGNORECASE,
+)
 _GATEWAY_KEY = re.compile(r"\bgw_(?:sandbox|live|operator)_[A-Za-z0-9_-]+")
 _STRIPE_SECRET = re.compile(r"\b(?:sk|rk|whsec)_(?:test|live)?_?[A-Za-z0-9]{8,}")
 _BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
 
-def _mask_card(match: re.Match[str]) -> str:
-    digits = re.sub(r"[ -]", "", match.group(0))
-    return REDACTED if luhn_valid(digits) else match.group(0)
+def _mask_cards(text: str) -> str:
+    spans = card_number_spans(text)
+    for start, end in sorted(spans, reverse=True):  # from the end: earlier offsets hold
+        text = text[:start] + REDACTED + text[end:]
+    return text
 
 
 def scrub_text(text: str) -> str:
     if any(c.isdigit() for c in text):
-        text = _DIGIT_RUN.sub(_mask_card, text)
+        text = _mask_cards(text)
+        text = _CVV_IN_TEXT.sub(r"\1" + REDACTED, text)
     if "_" in text:
         text = _GATEWAY_KEY.sub(REDACTED, text)
         text = _STRIPE_SECRET.sub(REDACTED, text)
@@ -63,7 +72,17 @@ def scrub(value: Any) -> Any:
         return [scrub(item) for item in value]
     if isinstance(value, int) and not isinstance(value, bool) and 10**12 <= abs(value) < 10**19:
         return REDACTED if luhn_valid(str(abs(value))) else value
-    return value
+    if value is None or isinstance(value, bool | int | float | datetime | date | uuid.UUID):
+        return value
+    # Anything else is scrubbed by its structure when it has one, else by its text: a Struct or a
+    # dataclass holding a card must not be printed in clear.
+    if isinstance(value, msgspec.Struct):
+        return scrub(msgspec.to_builtins(value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return scrub(dataclasses.asdict(value))
+    if isinstance(value, set | frozenset):
+        return [scrub(item) for item in value]
+    return scrub_text(str(value))
 
 
 def scrub_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:

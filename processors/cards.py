@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def luhn_valid(digits: str) -> bool:
     total = 0
@@ -23,3 +25,30 @@ def network_of(number: str) -> str:
     if number[:2] in {"34", "37"}:
         return "AMEX"
     return "OTHER"
+
+
+# Digits grouped by single spaces, dashes or dots: how a card number is written by hand.
+_DIGIT_GROUPS = re.compile(r"(?<![\d])\d+(?:[ .-]\d+)*(?![\d])")
+
+
+def card_number_spans(text: str) -> list[tuple[int, int]]:
+    """Where `text` holds what may be a card number: a Luhn-valid run of 13 to 19 digits, made
+    of whole groups of a digit sequence (so "4111111111111111 123" is found by its first group,
+    and a longer id is not cut anywhere to look like one)."""
+    found: list[tuple[int, int]] = []
+    for match in _DIGIT_GROUPS.finditer(text):
+        groups = [(m.start(), m.end()) for m in re.finditer(r"\d+", match.group(0))]
+        for first in range(len(groups)):
+            digits = ""
+            for last in range(first, len(groups)):
+                start, end = groups[last]
+                digits += match.group(0)[start:end]
+                if len(digits) > 19:
+                    break
+                if len(digits) >= 13 and luhn_valid(digits):
+                    found.append((match.start() + groups[first][0], match.start() + end))
+    return found
+
+
+def holds_card_number(text: str) -> bool:
+    return any(c.isdigit() for c in text) and bool(card_number_spans(text))

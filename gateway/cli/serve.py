@@ -82,6 +82,7 @@ def serve() -> None:
             http="httptools",
             lifespan="on",
             access_log=False,
+            server_header=False,  # no banner naming the server software
             log_config=None,
             timeout_graceful_shutdown=10,
         )

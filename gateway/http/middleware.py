@@ -30,10 +30,14 @@ async def send_error(send: Send, error: ApiError, diagnostics_id: str) -> None:
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"x-request-id", diagnostics_id.encode()),
+        _NO_STORE,
         *((name.lower().encode(), value.encode()) for name, value in error.headers.items()),
     ]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+_NO_STORE = (b"cache-control", b"no-store")
 
 
 class RequestContext:
@@ -53,13 +57,15 @@ class RequestContext:
         status = 500
         response_started = False
         rid_header = (b"x-request-id", rid.encode())
+        # Every answer may carry payment data: no cache along the way may keep it.
+        extra_headers = [rid_header, _NO_STORE]
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), rid_header]
+                message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
 
         received = 0

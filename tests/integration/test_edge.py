@@ -297,3 +297,12 @@ async def test_once_the_database_fails_requests_get_a_prompt_503_until_it_answer
         error = assert_envelope(waited, 503, "ServiceUnavailable")
         assert "Retry" in error["recoverySuggestion"]
     assert (await running.client.get("/payments", headers=headers)).status_code == 200
+
+
+async def test_answers_are_never_cached_along_the_way(
+    client: httpx.AsyncClient, merchant: SomeMerchant
+) -> None:
+    served = await client.post(CAPTURE, json=BODY, headers={"X-API-KEY": merchant.key})
+    refused = await client.post(CAPTURE, json=BODY)
+    for response in (served, refused):
+        assert response.headers["cache-control"] == "no-store"

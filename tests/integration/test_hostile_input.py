@@ -153,3 +153,39 @@ async def test_any_value_of_any_list_filter_is_answered_without_a_5xx(
         "/payments", params={name: value}, headers={"X-API-KEY": shop.key}
     )
     assert response.status_code < 500, (name, value, response.text)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "path"),
+    [
+        ("orderId", "order 4111111111111111", "$.orderId"),
+        ("customerId", "4111-1111-1111-1111", "$.customerId"),
+        ("metadata", {"note": "card 4242 4242 4242 4242 exp 12/30"}, "$.metadata.note"),
+        ("metadata", {"4111111111111111": "key"}, "$.metadata"),
+        ("order", {"lines": [{"text": "5555.5555.5555.4444"}]}, "$.order.lines[0].text"),
+        ("customer", {"firstName": "4111111111111111 123"}, "$.customer.firstName"),
+    ],
+)
+async def test_a_card_number_in_a_free_form_field_is_refused_and_nothing_kept(
+    shop: Shop, field: str, value: Any, path: str
+) -> None:
+    token = await shop.tokenize()
+    body = {"orderId": "o", "currencyCode": "EUR", "amount": 5, "paymentMethodToken": token}
+    response = await shop.call("POST", "/payments", {**body, field: value})
+    assert response.status_code == 422, response.text
+    [model] = response.json()["error"]["validationErrors"]
+    assert model["errors"][0]["path"] == path
+    error = response.json()["error"]
+    del error["diagnosticsId"]  # random hex
+    digits = "".join(c for c in json.dumps(value) if c.isdigit())
+    assert digits[:12] not in "".join(c for c in json.dumps(error) if c.isdigit())
+    assert await payments_of(shop) == 0
+
+
+async def test_ids_dates_and_amounts_in_free_form_fields_are_kept(shop: Shop) -> None:
+    payment = await shop.create(
+        1000,
+        orderId="2026-11-22-000123",
+        metadata={"cart": "c-9", "ean": "4006381333931", "ts": "20261122170903155038"},
+    )
+    assert payment["metadata"]["ean"] == "4006381333931"  # 13 digits, not a valid card number

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.logging import REDACTED, configure, get_logger, luhn_valid, scrub
+from processors.base import Card
 
 CARDS = [
     "4111111111111111",
@@ -108,3 +110,61 @@ def test_any_luhn_valid_run_of_13_to_19_digits_is_removed(body: list[int]) -> No
 def test_luhn() -> None:
     assert all(luhn_valid(card) for card in CARDS)
     assert not luhn_valid("4111111111111112")
+
+
+@pytest.mark.parametrize("card", CARDS)
+def test_card_numbers_next_to_other_digits_or_written_with_dots_are_removed(
+    capsys: pytest.CaptureFixture[str], card: str
+) -> None:
+    line = log_line(
+        capsys,
+        followed=f"{card} 123",
+        dotted=".".join(card[i : i + 4] for i in range(0, len(card), 4)),
+        query=f"pan={card}&cvv=123&exp=1230",
+    )
+    assert card not in "".join(ch for ch in line if ch.isdigit() or ch == " ")
+    assert "=123&" not in line  # the CVV in free text too
+    json.loads(line)
+
+
+def test_a_cvv_written_into_text_is_removed_and_other_numbers_kept() -> None:
+    assert scrub('cvv=123, "cvc": "4567", security code: 999') == (
+        f'cvv={REDACTED}, "cvc": "{REDACTED}", security code: {REDACTED}'
+    )
+    assert scrub("amount=1234 order 42") == "amount=1234 order 42"
+
+
+def test_values_of_any_type_holding_a_card_are_scrubbed_by_structure_or_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    @dataclasses.dataclass
+    class Held:
+        number: str
+        note: str
+
+    class Opaque:
+        def __str__(self) -> str:
+            return "Opaque(4111111111111111)"
+
+    line = log_line(
+        capsys,
+        struct=Card(
+            network="VISA",
+            first6="411111",
+            last4="1111",
+            expiration_month="12",
+            expiration_year="2030",
+            cardholder_name="pan 4242424242424242",
+        ),
+        dataclass=Held("4111111111111111", "x"),
+        opaque=Opaque(),
+        kept=[1.5, None, True],
+    )
+    for card in ("4111111111111111", "4242424242424242"):
+        assert card not in line
+    assert json.loads(line)["kept"] == [1.5, None, True]
+
+
+@given(st.sampled_from(CARDS), st.text(alphabet="0123456789 ", max_size=12))
+def test_a_card_number_followed_by_anything_is_never_logged(card: str, tail: str) -> None:
+    assert card not in scrub(f"{card} {tail}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -30,6 +31,7 @@ from gateway.http.errors import validation_error
 from gateway.http.idempotency import Claim
 from gateway.http.responses import JSONResponse
 from processors import registry
+from processors.cards import holds_card_number
 from workflows.commands import CreatePayment
 from workflows.errors import PaymentNotFound
 from workflows.model import Customer, Payment, PaymentOptions, PaymentView
@@ -55,6 +57,34 @@ def _convert(value: msgspec.Struct | None, domain: type[T]) -> T | None:
     return None if value is None else msgspec.convert(msgspec.to_builtins(value), domain)
 
 
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string in a decoded body, keys included, with its path."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, msgspec.Struct):
+        yield from _strings(msgspec.to_builtins(value), path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield path, str(key)  # a key is reported at its object: the path never echoes it
+            if holds_card_number(str(key)):
+                continue
+            yield from _strings(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
+
+
+def _refuse_card_numbers(model: str, **free_form: Any) -> None:
+    """A card number in a free-form field would be stored and returned in clear: refused, so the
+    database stays out of card-data scope (cards go to /payment-instruments)."""
+    for name, value in free_form.items():
+        for path, text in _strings(value, f"$.{name}"):
+            if holds_card_number(text):
+                raise validation_error(
+                    model, f"A card number must not be sent in a free-form field - at `{path}`"
+                )
+
+
 def _check_metadata(model: str, metadata: dict[str, Any] | None) -> None:
     if metadata and any(not key for key in metadata):
         raise validation_error(model, "Metadata keys must not be empty - at `$.metadata`")
@@ -76,6 +106,14 @@ def _answer(view: PaymentView, claim: Claim, expand: Expand | None) -> Response:
 async def create_payment(call: MerchantCall) -> Response:
     body = await call.body(PaymentCreationAPIRequest)
     _check_metadata("PaymentCreationAPIRequest", body.metadata)
+    _refuse_card_numbers(
+        "PaymentCreationAPIRequest",
+        orderId=body.orderId,
+        customerId=body.customerId,
+        customer=body.customer,
+        order=body.order,
+        metadata=body.metadata,
+    )
 
     async def work(claim: Claim) -> Response:
         command = CreatePayment(
@@ -102,6 +140,7 @@ async def create_payment(call: MerchantCall) -> Response:
 async def capture_payment(call: MerchantCall) -> Response:
     payment_id = _payment_id(call)
     body = await call.body(PaymentCaptureAPIRequest)
+    _refuse_card_numbers("PaymentCaptureAPIRequest", order=body.order, metadata=body.metadata)
 
     async def work(claim: Claim) -> Response:
         view = await call.services.engine.payments.capture(
@@ -121,6 +160,7 @@ async def capture_payment(call: MerchantCall) -> Response:
 async def cancel_payment(call: MerchantCall) -> Response:
     payment_id = _payment_id(call)
     body = await call.body(PaymentCancelAPIRequest)
+    _refuse_card_numbers("PaymentCancelAPIRequest", reason=body.reason)
 
     async def work(claim: Claim) -> Response:
         view = await call.services.engine.payments.cancel(
@@ -139,6 +179,7 @@ async def cancel_payment(call: MerchantCall) -> Response:
 async def refund_payment(call: MerchantCall) -> Response:
     payment_id = _payment_id(call)
     body = await call.body(PaymentRefundAPIRequest)
+    _refuse_card_numbers("PaymentRefundAPIRequest", reason=body.reason, orderId=body.orderId)
 
     async def work(claim: Claim) -> Response:
         view = await call.services.engine.payments.refund(
