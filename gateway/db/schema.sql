@@ -263,8 +263,8 @@ CREATE TABLE workflow_history (
 
 -- The sandbox processor's own ledger, as a real processor keeps one: what it did once per
 -- idempotency key, and every call it received (so tests and developers can count them).
--- Unlogged: it survives a gateway process dying, not a PostgreSQL crash, and costs no WAL.
-CREATE UNLOGGED TABLE sandbox_operations (
+-- Logged like every table: a processor remembers what it did, through a PostgreSQL crash too.
+CREATE TABLE sandbox_operations (
     processor_key            text PRIMARY KEY,
     reference                text NOT NULL,
     verb                     text NOT NULL,
@@ -276,7 +276,7 @@ CREATE UNLOGGED TABLE sandbox_operations (
 );
 CREATE INDEX sandbox_operations_by_reference ON sandbox_operations (reference, verb);
 
-CREATE UNLOGGED TABLE sandbox_calls (
+CREATE TABLE sandbox_calls (
     reference     text NOT NULL,
     id            uuid NOT NULL,
     processor_key text NOT NULL,

@@ -141,3 +141,15 @@ async def test_a_stripe_account_added_before_0006_still_builds_its_connector(
         assert processor.capabilities.multicapture
     finally:
         await pool.close()
+
+
+def test_the_sandboxs_ledger_survives_a_postgresql_crash(fresh_database: str) -> None:
+    """A processor remembers what it did: its ledger is written ahead (not UNLOGGED, whose
+    tables come back empty after a crash and would make the sandbox do things twice)."""
+    migrate.apply(fresh_database)
+    with psycopg.connect(fresh_database) as conn:
+        rows = conn.execute(
+            "SELECT relname, relpersistence FROM pg_class"
+            " WHERE relname IN ('sandbox_operations', 'sandbox_calls') ORDER BY 1"
+        ).fetchall()
+    assert rows == [("sandbox_calls", "p"), ("sandbox_operations", "p")]
