@@ -12,12 +12,16 @@ from redis.asyncio import Redis
 
 from gateway.db import create_pool
 from gateway.http.idempotency import FinishedLookup, IdempotencyGuard, Record
+from gateway.logging import get_logger
 from gateway.settings import Settings
 from processors.base import Resources
 from workflows.accounts import ProcessorDirectory
 from workflows.credentials import CredentialBox
+from workflows.db import Database
 from workflows.engine import Engine, EngineConfig
 from workflows.reads import Reads
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -83,6 +87,22 @@ def open_redis(settings: Settings) -> Redis:
     )
 
 
+async def _report_unusable_accounts(pool: AsyncConnectionPool, settings: Settings) -> None:
+    """Said at start-up, not at a merchant's first payment: processor accounts whose secrets
+    this process cannot decrypt (no GATEWAY_SECRET_KEY)."""
+    if settings.secret_key is not None:
+        return
+    async with Database(pool).connection() as conn:
+        cur = await conn.execute("SELECT count(*) FROM processor_accounts")
+        row = await cur.fetchone()
+    if row and row[0]:
+        log.error(
+            "processor_accounts_unusable",
+            accounts=row[0],
+            why="GATEWAY_SECRET_KEY is not set: their payments are refused (503) until it is",
+        )
+
+
 def _finished_run(engine: Engine) -> FinishedLookup:
     """The guard's view of the engine's durable record of a key: its run, once finished."""
 
@@ -98,6 +118,7 @@ def _finished_run(engine: Engine) -> FinishedLookup:
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with open_pool(settings) as pool:
+        await _report_unusable_accounts(pool, settings)
         redis = open_redis(settings)
         engine = build_engine(pool, settings)
         guard = IdempotencyGuard(

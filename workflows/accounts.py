@@ -127,7 +127,11 @@ class ProcessorDirectory:
     def display_name(self, kind: str) -> str:
         return registry.display_name(kind)
 
-    async def get(self, merchant_id: str, kind: str, account: str | None) -> Processor:
+    async def get(
+        self, merchant_id: str, kind: str, account: str | None, conn: Connection | None = None
+    ) -> Processor:
+        """The connector of a kind (built in) or of one of the merchant's accounts; `conn`, if
+        given, is used to read the account (no second connection inside a transaction)."""
         if account is None:
             builtin = self._builtin.get(kind)
             if builtin is None:
@@ -138,11 +142,14 @@ class ProcessorDirectory:
         cached = self._accounts.get((merchant_id, account))
         if cached is not None:
             return cached
-        async with self._db.connection() as conn:
-            cur = await conn.execute(
-                Q["find_processor_account"], {"merchant_id": merchant_id, "name": account}
-            )
+        params = {"merchant_id": merchant_id, "name": account}
+        if conn is not None:
+            cur = await conn.execute(Q["find_processor_account"], params)
             row = await cur.fetchone()
+        else:
+            async with self._db.connection() as own:
+                cur = await own.execute(Q["find_processor_account"], params)
+                row = await cur.fetchone()
         if row is None:
             raise UnknownProcessorAccount(f"no processor account {account!r}")
         stored_kind, settings, sealed = row

@@ -87,6 +87,7 @@ class Payments:
                 command, MerchantRouting(Route(kind, account), capture_on_create)
             )
             processor, account = route.kind, route.account
+            await self._runner.processor(command.merchant_id, processor, account, conn)
             card = await self._card_of(conn, command, processor)
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
@@ -343,6 +344,9 @@ class Payments:
             if row is None:
                 raise PaymentNotFound()
             payment = from_row(Payment, row)
+            await self._runner.processor(
+                merchant_id, payment.processor, payment.processor_account, conn
+            )
             try:
                 planned: Plan = await plan(
                     conn, payment, (row["sale_id"], row["sale_processor_id"])

@@ -51,7 +51,9 @@ class CredentialBox:
 
     def open(self, sealed: bytes) -> str:
         if self._fernet is None:
-            raise MissingMasterKey(" ".join((MissingMasterKey.__doc__ or "").split()))
+            raise MissingMasterKey(
+                "GATEWAY_SECRET_KEY is not set: stored processor secrets cannot be decrypted."
+            )
         try:
             return self._fernet.decrypt(bytes(sealed)).decode()
         except InvalidToken:

@@ -59,6 +59,11 @@ class PaymentMethodTokenNotFound(PaymentError):
     """The payment method token is unknown, or belongs to another mode."""
 
 
+class ProcessorUnavailable(PaymentError):
+    """The payment's processor cannot be used: its account's set-up is incomplete (a missing
+    or different GATEWAY_SECRET_KEY, an account removed). Nothing was done."""
+
+
 class TransactionEventNotFound(PaymentError):
     """The transactionEventId does not name a capture of this payment."""
 

@@ -35,13 +35,16 @@ from tenacity import (
 )
 
 from processors.base import Call, Processor, Result
-from processors.errors import CallFailed
+from processors.errors import CallFailed, Misconfigured
 from workflows import outcomes
+from workflows.credentials import CredentialError
 from workflows.db import Connection, Database, Q, jsonb
 from workflows.errors import (
+    AccountError,
     Conflict,
     IdempotencyKeyReused,
     PaymentError,
+    ProcessorUnavailable,
     RunAlreadyExists,
 )
 from workflows.model import (
@@ -63,7 +66,9 @@ log = structlog.get_logger("workflows.runner")
 class ProcessorDirectory(Protocol):
     """Finds the processor of a payment: its kind, and the merchant's account if any."""
 
-    async def get(self, merchant_id: str, kind: str, account: str | None) -> Processor: ...
+    async def get(
+        self, merchant_id: str, kind: str, account: str | None, conn: Connection | None = None
+    ) -> Processor: ...
 
     def display_name(self, kind: str) -> str: ...
 
@@ -182,6 +187,16 @@ class Runner:
         self.config = config
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
+    async def processor(
+        self, merchant_id: str, kind: str, account: str | None, conn: Connection | None = None
+    ) -> Processor:
+        """The payment's connector, or ProcessorUnavailable when its set-up is incomplete: asked
+        in phase 1, so that a configuration error fails the request before anything is written."""
+        try:
+            return await self._processors.get(merchant_id, kind, account, conn)
+        except (CredentialError, Misconfigured, AccountError) as error:
+            raise ProcessorUnavailable(str(error)) from None
+
     # ---------------------------------------------------------------- phase 1
 
     async def start(
@@ -259,7 +274,7 @@ class Runner:
                 sale = await self._sale_processor_id(conn, payment)
         else:
             payment, sale = plan.payment, plan.sale_processor_id
-        processor = await self._processors.get(
+        processor = await self.processor(
             payment.merchant_id, payment.processor, payment.processor_account
         )
         call = Call(

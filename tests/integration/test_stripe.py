@@ -294,3 +294,29 @@ async def test_an_account_that_carried_payments_cannot_be_removed(shop: Shop, db
     # Its payment's follow-ups still reach Stripe through it.
     captured = await shop.capture(payment["id"])
     assert captured.status_code == 200 and captured.json()["status"] == "SETTLED"
+
+
+async def test_without_the_master_key_a_payment_is_refused_before_anything_is_written(
+    gateway: GatewayFactory, settings: Settings, db: Any, fake: FakeStripe
+) -> None:
+    """A gateway started without GATEWAY_SECRET_KEY cannot decrypt the merchant's Stripe key:
+    the create is refused (503) and leaves no pending payment, no run, and nothing at Stripe."""
+    running = await gateway(msgspec.structs.replace(settings, secret_key=None))
+    shop = await stripe_shop(running, db)
+    response = await shop.call(
+        "POST",
+        "/payments",
+        {"orderId": "o-1", "currencyCode": "EUR", "amount": 1000, "paymentMethodToken": "pm_x"},
+        key="no-master-key",
+    )
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert error["errorId"] == "ProcessorUnavailable"
+    assert "GATEWAY_SECRET_KEY is not set" in error["description"]
+    assert "decrypted" in error["description"]
+    assert (await shop.call("GET", "/payments")).json()["data"] == []
+    assert fake.effects["authorize"] == 0
+    cur = await db.execute(
+        "SELECT count(*) FROM workflow_runs WHERE idempotency_key = 'no-master-key'"
+    )
+    assert (await cur.fetchone())[0] == 0

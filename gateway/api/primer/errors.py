@@ -62,7 +62,16 @@ class TransactionEventNotFound(ApiError):
     error_id = "TransactionEventNotFound"
 
 
+class ProcessorUnavailable(ApiError):
+    """The payment's processor cannot be used right now; nothing was done."""
+
+    status = 503
+    error_id = "ProcessorUnavailable"
+    recovery = "The gateway's operator must complete the processor account's set-up."
+
+
 _DOMAIN: dict[type[domain.PaymentError], type[ApiError]] = {
+    domain.ProcessorUnavailable: ProcessorUnavailable,
     domain.PaymentNotFound: PaymentNotFound,
     domain.InvalidPaymentStatus: InvalidPaymentStatus,
     domain.UnprocessableCaptureAmount: UnprocessableCaptureAmount,
