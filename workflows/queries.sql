@@ -215,6 +215,13 @@ UPDATE workflow_runs SET state = 'stuck', lease_owner = NULL, lease_expires_at =
     next_attempt_at = NULL, updated_at = now()
 WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND lease_owner = %(lease_owner)s;
 
+-- name: release_run
+-- A run given back by the one holding it: due for any worker now.
+UPDATE workflow_runs SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = now(),
+    updated_at = now()
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND lease_owner = %(lease_owner)s
+  AND state = 'running';
+
 -- name: append_history
 INSERT INTO workflow_history (merchant_id, run_id, id, event, detail)
 VALUES (%(merchant_id)s, %(run_id)s, %(history_id)s, %(event)s, %(detail)s);

@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from workflows.commands import Payments
 from workflows.db import Database, Q
 from workflows.errors import RunNotReplayable
-from workflows.model import RecoveryPoint, Run, from_row
+from workflows.model import RecoveryPoint, Run, RunState, from_row
 from workflows.reads import Reads
 from workflows.runner import Runner
 
@@ -71,6 +71,7 @@ class Recovery:
     async def replay(self, run_id: str) -> Run:
         """An operator's replay: resume a stuck (or due) run now, with the same processor key."""
         owner = f"{self._runner.owner}/replay-{secrets.token_hex(4)}"
+        before = await self._reads.run(run_id)
         async with self._db.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
@@ -94,9 +95,24 @@ class Recovery:
             )
         run = from_row(Run, row)
         await self._runner.history(run, "replayed", {"by": "operator", "point": run.recovery_point})
-        await self._runner.drive(run, owner)
+        try:
+            await self._runner.drive(run, owner)
+        except BaseException:
+            # A replay that could not be done leaves the run as it found it (stuck, or due for
+            # the worker), not running under a lease nobody renews.
+            await self._give_back(run, owner, stuck=before.state is RunState.STUCK)
+            raise
         await self._payments.capture_on_create(run)
         return await self._reads.run(run_id)
+
+    async def _give_back(self, run: Run, owner: str, *, stuck: bool) -> None:
+        detail = {"back_to": "stuck" if stuck else "due"}
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                Q["mark_stuck" if stuck else "release_run"],
+                {"merchant_id": run.merchant_id, "id": run.id, "lease_owner": owner},
+            )
+            await self._runner.history(run, "replay_failed", detail, conn)
 
     async def _mark_stuck(self, run: Run, owner: str) -> None:
         async with self._db.transaction() as conn:

@@ -253,3 +253,31 @@ async def test_capture_on_create_happens_when_the_worker_completes_the_authoriza
     assert settled["status"] == "SETTLED"
     assert settled["processor"]["amountCaptured"] == 900
     assert_figures_add_up(settled)
+
+
+async def test_a_replay_that_cannot_be_done_leaves_the_run_stuck_as_it_was(
+    strict: Running, strict_shop: Shop, db: Any
+) -> None:
+    operator = (await accounts.create_key(db, kind="operator")).secret
+    admin = {"X-API-KEY": operator}
+    payment = await strict_shop.create(
+        500, metadata={"sandbox_fault_on": "refund", "sandbox_timeouts": AUTOMATIC_CALLS}
+    )
+    await strict_shop.capture(payment["id"])
+    await strict_shop.refund(payment["id"], amount=200)
+    run = await until_stuck(strict, payment["id"], "refund")
+    # Its processor cannot be used now (an account that is gone).
+    await db.execute(
+        "UPDATE payments SET processor_account = 'gone' WHERE id = %s", (payment["id"],)
+    )
+    failed = await strict.client.post(f"/admin/workflows/{run.id}/replay", headers=admin)
+    assert failed.status_code == 409, failed.text
+    assert "could not be done" in failed.json()["error"]["description"]
+    shown = (await strict.client.get(f"/admin/workflows/{run.id}", headers=admin)).json()
+    assert (shown["state"], shown["leaseOwner"]) == ("stuck", None)
+    assert shown["history"][-1]["event"] == "replay_failed"
+    # Once it can be used again, the replay does it, once.
+    await db.execute("UPDATE payments SET processor_account = NULL WHERE id = %s", (payment["id"],))
+    replayed = await strict.client.post(f"/admin/workflows/{run.id}/replay", headers=admin)
+    assert replayed.status_code == 200 and replayed.json()["state"] == "succeeded"
+    assert (await strict_shop.get(payment["id"]))["processor"]["amountRefunded"] == 200

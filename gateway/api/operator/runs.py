@@ -14,7 +14,7 @@ from gateway.api.operator.endpoint import operator_endpoint
 from gateway.http.errors import ApiError, validation_error
 from gateway.http.responses import JSONResponse
 from gateway.services import Services
-from workflows.errors import RunNotFound, RunNotReplayable
+from workflows.errors import PaymentError, RunNotFound, RunNotReplayable
 from workflows.model import HistoryEntry, Run, RunState
 
 RUN_STATES = tuple(RunState)
@@ -107,4 +107,6 @@ async def replay_run(request: Request, principal: accounts.Principal) -> Respons
         raise WorkflowRunNotFound(str(error)) from None
     except RunNotReplayable as error:
         raise WorkflowRunNotReplayable(str(error)) from None
+    except PaymentError as error:  # e.g. its processor cannot be used: the run is as it was
+        raise WorkflowRunNotReplayable(f"the replay could not be done: {error}") from None
     return JSONResponse(run_json(run, history))
