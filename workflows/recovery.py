@@ -32,7 +32,13 @@ class Recovery:
         self._reads = reads
 
     async def recover_due(self, limit: int = 20) -> int:
-        """One worker pass: claim due runs (SKIP LOCKED) and resume them. Returns how many."""
+        """One pass: claim due runs (SKIP LOCKED) and resume them all. Returns how many."""
+        claimed = await self.claim_due(limit)
+        await asyncio.gather(*(self.resume(run, owner) for run, owner in claimed))
+        return len(claimed)
+
+    async def claim_due(self, limit: int) -> list[tuple[Run, str]]:
+        """Claim up to `limit` due runs for this process, each under a lease of its own."""
         owner = f"{self._runner.owner}/worker-{secrets.token_hex(4)}"
         async with self._db.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
@@ -44,11 +50,10 @@ class Recovery:
                     "lease_seconds": self._runner.config.lease_seconds,
                 },
             )
-            runs = [from_row(Run, row) for row in await cur.fetchall()]
-        await asyncio.gather(*(self._recover(run, owner) for run in runs))
-        return len(runs)
+            return [(from_row(Run, row), owner) for row in await cur.fetchall()]
 
-    async def _recover(self, run: Run, owner: str) -> None:
+    async def resume(self, run: Run, owner: str) -> None:
+        """Resume one claimed run from its recovery point; never raises (the lease decides)."""
         with structlog.contextvars.bound_contextvars(run_id=run.id, payment_id=run.payment_id):
             try:
                 if (

@@ -20,7 +20,7 @@ from tests.integration.conftest import GatewayFactory, Running
 from tests.integration.fake_stripe import BASE, FakeStripe, Fault
 from tests.integration.shop import Shop, assert_figures_add_up
 from tests.stripe_contract import stripe_contract
-from workflows import merchants
+from workflows import merchants, worker
 from workflows.accounts import add_account, remove_account
 from workflows.credentials import CredentialBox, new_master_key
 from workflows.errors import AccountError
@@ -320,3 +320,47 @@ async def test_without_the_master_key_a_payment_is_refused_before_anything_is_wr
         "SELECT count(*) FROM workflow_runs WHERE idempotency_key = 'no-master-key'"
     )
     assert (await cur.fetchone())[0] == 0
+
+
+async def until(condition: Any, what: str) -> None:
+    """A bound on waiting for something the worker does, not a speed."""
+    for _ in range(400):
+        if await condition():
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"never happened: {what}")
+
+
+async def test_a_run_stuck_at_a_slow_processor_holds_up_no_other_run_of_the_worker(
+    stripe_gateway: Running, shop: Shop, fake: FakeStripe
+) -> None:
+    engine = stripe_gateway.services.engine
+    slow, quick = await create(shop), await create(shop)
+    # The slow payment's capture: its answers are lost, then Stripe holds the worker's repeat.
+    held = asyncio.Event()
+    fake.fail("capture", *(Fault(timeout_after_acting=True) for _ in range(3)))
+    fake.fail("capture", Fault(hold=held))
+    await shop.capture(slow["id"])
+    stop = asyncio.Event()
+    worker_task = asyncio.create_task(worker.run(engine, stop, poll_seconds=0.05))
+    try:
+        await until(lambda: _sent(fake, 4), "the worker resent the slow capture (and is held)")
+        # Now another capture's answer is lost: its run is due while the slow one is held.
+        fake.fail("capture", *(Fault(timeout_after_acting=True) for _ in range(3)))
+        await shop.capture(quick["id"])
+
+        async def quick_settled() -> bool:
+            return (await shop.get(quick["id"]))["status"] == "SETTLED"
+
+        await until(quick_settled, "the quick run was resumed while the slow one was held")
+        assert (await shop.get(slow["id"]))["status"] == "AUTHORIZED"  # still held
+    finally:
+        held.set()
+        stop.set()
+        await worker_task
+    settled = await shop.get(slow["id"])
+    assert settled["status"] == "SETTLED" and fake.effects["capture"] == 2
+
+
+async def _sent(fake: FakeStripe, count: int) -> bool:
+    return len(fake.keys["capture"]) >= count
