@@ -252,6 +252,8 @@ class Run:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    # Whether any call may have reached the processor (False: each failed before it did).
+    may_have_reached_processor: bool = True
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):

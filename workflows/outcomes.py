@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from msgspec.structs import replace
 
-from processors.base import Outcome, Result, StatusReason, StatusReasonType
+from processors.base import DeclineCode, Outcome, Result, StatusReason, StatusReasonType
 from workflows import lifecycle
 from workflows.model import (
     CancelInput,
@@ -34,6 +34,17 @@ TIMEOUT_REASON = StatusReason(
     message="The processor did not answer in time; the outcome is being confirmed.",
 )
 _NOT_FOUND = StatusReason(StatusReasonType.APPLICATION_ERROR, message="unknown to the processor")
+# Every call failed before reaching the processor (connection refused, DNS, 429): nothing was
+# done, and the answer is that definite no, not an unknown outcome.
+UNREACHABLE = Result(
+    Outcome.FAILED,
+    reason=StatusReason(
+        StatusReasonType.APPLICATION_ERROR,
+        None,
+        DeclineCode.ERROR,
+        "The processor could not be reached; nothing was sent to it.",
+    ),
+)
 _WAITING_EVENTS = {
     RecoveryPoint.CALL_PROCESSOR: "outcome_unknown",
     RecoveryPoint.AWAIT_ACTION: "awaiting_customer_action",

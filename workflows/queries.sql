@@ -134,6 +134,7 @@ WITH finished AS (
     UPDATE workflow_runs SET
         state = %(state)s::run_state, recovery_point = %(recovery_point)s,
         attempts = attempts + %(attempts)s, outcome = %(outcome)s, last_error = %(last_error)s,
+        may_have_reached_processor = may_have_reached_processor OR %(reached)s,
         lease_owner = NULL, lease_expires_at = NULL,
         next_attempt_at = CASE WHEN %(state)s::run_state = 'running'
             THEN now() + make_interval(secs => %(retry_after_seconds)s) END,

@@ -35,7 +35,7 @@ from tenacity import (
 )
 
 from processors.base import Call, Processor, Result
-from processors.errors import CallFailed, Misconfigured
+from processors.errors import CallFailed, Misconfigured, TransientError
 from workflows import outcomes
 from workflows.credentials import CredentialError
 from workflows.db import Connection, Database, Q, jsonb
@@ -295,15 +295,41 @@ class Runner:
         attempts = 0
         result: Result | None = None
         error: Exception | None = None
+        reached = False  # may any call of this pass have reached the processor?
         async with self._heartbeat(run, owner):
             try:
                 async for attempt in self._retrying():
                     with attempt:
                         attempts += 1
-                        result = await operation(call)
+                        try:
+                            result = await operation(call)
+                        except TransientError:
+                            raise  # nothing was done at the processor
+                        except BaseException:
+                            reached = True
+                            raise
             except CallFailed as exhausted:
                 error = exhausted
-        return await self._record(run, owner, result, attempts, error, view=view, events=events)
+        # The operation itself (not a status question), and none of its calls, in this pass or
+        # any before, reached the processor: nothing was done, so the answer is a definite no.
+        never_reached = (
+            result is None
+            and isinstance(error, TransientError)
+            and not reached
+            and not run.may_have_reached_processor
+            and not run.recovery_point.asks_status
+        )
+        return await self._record(
+            run,
+            owner,
+            result,
+            attempts,
+            error,
+            reached=reached or result is not None,
+            never_reached=never_reached,
+            view=view,
+            events=events,
+        )
 
     def _retrying(self) -> AsyncRetrying:
         config = self.config
@@ -356,6 +382,8 @@ class Runner:
         attempts: int,
         error: Exception | None,
         *,
+        reached: bool,
+        never_reached: bool,
         view: bool,
         events: bool,
     ) -> PaymentView | None:
@@ -367,7 +395,7 @@ class Runner:
             changes = outcomes.decide(
                 run,
                 payment,
-                result,
+                outcomes.UNREACHABLE if never_reached else result,
                 recovery_backoff_seconds=self.config.recovery_backoff_seconds,
                 poll_seconds=self.config.settlement_poll_seconds,
             )
@@ -394,6 +422,7 @@ class Runner:
                     "attempts": attempts,
                     "outcome": jsonb(changes.outcome),
                     "last_error": failure,
+                    "reached": reached,
                     "retry_after_seconds": changes.retry_after_seconds,
                     "history_id": uuid.uuid4(),
                     "event": changes.history_event,

@@ -211,8 +211,8 @@ CREATE TABLE workflow_runs (
     id               text NOT NULL,
     payment_id       text NOT NULL,
     kind             run_kind NOT NULL,
-    -- The merchant's X-Idempotency-Key and what it is scoped to ('' for a create): the engine's
-    -- own uniqueness, one run per (merchant, operation, payment, key).
+    -- The merchant's X-Idempotency-Key (one run per merchant and key: the engine's own
+    -- uniqueness) and the payment it is about ('' for a create).
     idempotency_key  text,
     target           text NOT NULL DEFAULT '',
     -- The request's fingerprint: a repeat with another body is told apart after Redis forgot.
@@ -235,6 +235,9 @@ CREATE TABLE workflow_runs (
     last_error       text,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
+    -- Whether any call may have reached the processor: a run none of whose calls did ends as a
+    -- definite failure (nothing was done), not as an unknown outcome.
+    may_have_reached_processor boolean NOT NULL DEFAULT false,
     PRIMARY KEY (merchant_id, id),
     UNIQUE (merchant_id, processor_key),
     FOREIGN KEY (merchant_id, payment_id) REFERENCES payments (merchant_id, id),

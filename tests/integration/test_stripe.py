@@ -364,3 +364,50 @@ async def test_a_run_stuck_at_a_slow_processor_holds_up_no_other_run_of_the_work
 
 async def _sent(fake: FakeStripe, count: int) -> bool:
     return len(fake.keys["capture"]) >= count
+
+
+async def test_an_authorization_that_never_reached_stripe_fails_at_once(
+    shop: Shop, fake: FakeStripe, db: Any
+) -> None:
+    fake.fail("authorize", *(Fault(status=429) for _ in range(3)))  # refused before anything
+    payment = await create(shop)
+    assert payment["status"] == "FAILED"
+    assert payment["statusReason"]["type"] == "APPLICATION_ERROR"
+    assert "could not be reached" in payment["statusReason"]["message"]
+    assert fake.effects["authorize"] == 0
+    cur = await db.execute(
+        "SELECT state FROM workflow_runs WHERE payment_id = %s", (payment["id"],)
+    )
+    assert [row[0] for row in await cur.fetchall()] == ["failed"]  # nothing left to recover
+
+
+async def test_a_capture_that_never_reached_stripe_releases_its_amount(
+    shop: Shop, fake: FakeStripe
+) -> None:
+    payment = await create(shop)
+    fake.fail("capture", *(Fault(status=429) for _ in range(3)))
+    refused = (await shop.capture(payment["id"], amount=400)).json()
+    assert refused["status"] == "AUTHORIZED" and refused["processor"]["amountCaptured"] == 0
+    assert "could not be reached" in refused["statusReason"]["message"]
+    assert fake.effects["capture"] == 0
+    again = (await shop.capture(payment["id"], amount=1000)).json()
+    assert again["status"] == "SETTLED"  # the whole amount was capturable again
+
+
+async def test_a_capture_that_may_have_reached_stripe_stays_unknown_when_it_is_unreachable(
+    stripe_gateway: Running, shop: Shop, fake: FakeStripe
+) -> None:
+    payment = await create(shop)
+    fake.fail("capture", *(Fault(timeout_after_acting=True) for _ in range(3)))
+    unknown = (await shop.capture(payment["id"])).json()
+    assert unknown["statusReason"]["type"] == "GATEWAY_TIMEOUT"
+    fake.fail("capture", *(Fault(status=429) for _ in range(3)))  # then Stripe refuses calls
+    await stripe_gateway.services.engine.recovery.recover_due()
+    still = await shop.get(payment["id"])
+    # The first pass may have captured: never a definite "no" from a later unreachable pass.
+    assert still["status"] == "AUTHORIZED" and still["statusReason"]["type"] == "GATEWAY_TIMEOUT"
+    runs = await stripe_gateway.services.reads.list_runs(payment_id=payment["id"])
+    assert [r.state for r in runs if r.kind == "capture"] == ["running"]
+    await until_finished(stripe_gateway, payment["id"])
+    settled = await shop.get(payment["id"])
+    assert settled["status"] == "SETTLED" and fake.effects["capture"] == 1

@@ -136,6 +136,7 @@ async def _run_phases(
                 "attempts": 1,
                 "outcome": Jsonb({"outcome": status}),
                 "last_error": None,
+                "reached": True,
                 "retry_after_seconds": 0,
                 "history_id": uuid.uuid4(),
                 "event": "succeeded",
@@ -155,9 +156,8 @@ async def _run_phases(
                 "capture_refunded": 0,
             },
         )
-    # The payment read back for the answer.
-    for name in ("get_payment", "payment_transactions"):  # events only when expanded
-        await conn.execute(Q[name], key)
+        # The payment read back for the answer, in the same transaction (as the engine does).
+        await conn.execute(Q["payment_view"], {**key, "payment_id": payment_id})
 
 
 async def _create(
