@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from gateway.db import create_pool
 from gateway.http.idempotency import FinishedLookup, IdempotencyGuard, Record
+from gateway.http.throttle import AuthThrottle
 from gateway.logging import get_logger
 from gateway.settings import Settings
 from processors.base import Resources
@@ -30,6 +31,7 @@ class Services:
     pool: AsyncConnectionPool
     redis: Redis
     idempotency: IdempotencyGuard
+    auth_throttle: AuthThrottle
     engine: Engine
     reads: Reads
 
@@ -135,6 +137,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 pool=pool,
                 redis=redis,
                 idempotency=guard,
+                auth_throttle=AuthThrottle(
+                    redis, failures_per_minute=settings.auth_failures_per_minute
+                ),
                 engine=engine,
                 reads=engine.reads,
             )

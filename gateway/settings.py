@@ -49,6 +49,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # (a process that died mid-request must not burn the key forever).
     idempotency_lease_seconds: Annotated[int, Meta(ge=1, le=3600)] = 60
     redis_timeout_seconds: Annotated[float, Meta(gt=0, le=30)] = 0.5
+    # Requests from one address whose key fails authentication, per minute, before the address
+    # is refused (429) for the rest of the minute without a database lookup.
+    auth_failures_per_minute: Annotated[int, Meta(ge=1, le=1_000_000)] = 60
     max_body_bytes: Annotated[int, Meta(ge=1024, le=10 * 1024 * 1024)] = 64 * 1024
     # The workflow engine: processor calls per attempt, how long runs are leased, how recovery
     # backs off and when a run is declared stuck.

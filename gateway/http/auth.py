@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from gateway import accounts
-from gateway.http.errors import DuplicateHeader, Unauthorized
+from gateway.http.errors import DuplicateHeader, TooManyFailedAuthentications, Unauthorized
 from gateway.services import Services
 
 
@@ -24,8 +24,13 @@ async def authenticate(request: Request, services: Services) -> accounts.Princip
     presented = one_header(request, "x-api-key")
     if not presented:
         raise Unauthorized("The X-API-KEY header is missing.")
+    address = request.client.host if request.client else "unknown"
+    wait = await services.auth_throttle.retry_after(address)
+    if wait is not None:
+        raise TooManyFailedAuthentications(headers={"Retry-After": str(wait)})
     async with services.engine.db.connection() as conn:
         principal = await accounts.authenticate(conn, presented)
     if principal is None:
+        await services.auth_throttle.failed(address)
         raise Unauthorized()
     return principal

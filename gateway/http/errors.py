@@ -91,6 +91,14 @@ class Unauthorized(ApiError):
     recovery = "Send a valid API key in the X-API-KEY header."
 
 
+class TooManyFailedAuthentications(ApiError):
+    """Too many requests from this address failed authentication; wait before trying again."""
+
+    status = 429
+    error_id = "TooManyRequests"
+    recovery = "Retry after the number of seconds in the Retry-After header, with a valid key."
+
+
 class Forbidden(ApiError):
     """This API key may not call this endpoint."""
 

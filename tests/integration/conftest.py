@@ -109,13 +109,16 @@ async def gateway(settings: Settings, probe: Probe) -> AsyncIterator[GatewayFact
     """Start a gateway app (optionally with other settings)."""
     stack: list[Any] = []
 
-    async def start(app_settings: Settings | None = None) -> Running:
+    async def start(
+        app_settings: Settings | None = None, *, client_address: str = "127.0.0.1"
+    ) -> Running:
         app = create_app(app_settings or settings, extra=probe.routes())
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         stack.append(lifespan)
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
+            transport=httpx.ASGITransport(app=app, client=(client_address, 50_000)),
+            base_url="http://gateway.test",
         )
         stack.append(client)
         return Running(client, app.state.services)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 import httpx
@@ -306,3 +307,29 @@ async def test_answers_are_never_cached_along_the_way(
     refused = await client.post(CAPTURE, json=BODY)
     for response in (served, refused):
         assert response.headers["cache-control"] == "no-store"
+
+
+async def test_an_address_whose_keys_keep_failing_is_refused_before_any_lookup(
+    gateway: GatewayFactory, settings: Settings, db: Any
+) -> None:
+    """Made-up keys cost a database lookup each: past the limit an address gets 429 with
+    Retry-After for the rest of the minute, while other addresses are served."""
+    limited = msgspec.structs.replace(settings, auth_failures_per_minute=3)
+    address = f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250)}"
+    attacker = await gateway(limited, client_address=address)
+    attacker.services.auth_throttle.now = lambda: 1_800_000_010.0  # within one minute
+    made_up = {"X-API-KEY": "gw_sandbox_aaaaaaaaaaaaaaaa_" + "b" * 43}
+    for _ in range(3):
+        failed = await attacker.client.get("/payments", headers=made_up)
+        assert_envelope(failed, 401, "Unauthorized")
+    refused = await attacker.client.get("/payments", headers=made_up)
+    assert_envelope(refused, 429, "TooManyRequests")
+    assert refused.headers["retry-after"] == "50"  # the rest of that minute
+    merchant = await new_merchant(db)
+    # The same address, even with a good key, waits out the minute...
+    waiting = await attacker.client.get("/payments", headers={"X-API-KEY": merchant.key})
+    assert waiting.status_code == 429
+    # ...and another address is served.
+    other = await gateway(limited, client_address="10.254.254.254")
+    served = await other.client.get("/payments", headers={"X-API-KEY": merchant.key})
+    assert served.status_code == 200
