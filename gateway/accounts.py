@@ -167,7 +167,8 @@ async def revoke_key(conn: psycopg.AsyncConnection, key: str) -> tuple[str, date
     cur = await conn.execute(QUERIES["revoke_api_key"], {"id": key_id})
     row = await cur.fetchone()
     if row is None:
-        shown = key_id if parsed is None else f"{key.rsplit('_', 1)[0]}_..."
+        # Named by its id only: the secret (which may hold '_') is never shown, even in part.
+        shown = key_id if parsed is None else f"{_KEY_PREFIX}_{parsed[0]}_{key_id}_..."
         raise UnknownKey(f"no API key with id {shown!r}")
     return key_id, row[2]
 

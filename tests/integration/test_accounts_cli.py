@@ -38,7 +38,7 @@ def test_an_operator_creates_a_merchant_and_a_key_that_is_printed_once(
     key_id = accounts.parse_key(secret)[1]  # type: ignore[index]
     line = next(line for line in listing.stdout.splitlines() if line.startswith(key_id))
     assert merchant_name in line and "sandbox" in line and "all" in line
-    assert secret.rsplit("_", 1)[-1] not in listing.stdout
+    assert accounts.parse_key(secret)[2] not in listing.stdout  # type: ignore[index]
     assert secret not in listing.stdout
 
 

@@ -169,3 +169,12 @@ def test_a_reader_that_goes_away_ends_the_output_quietly(settings: Settings) -> 
         os.close(write_end)
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
     assert done.returncode == 1  # the output was cut short: not a success, not a crash
+
+
+def test_revoking_an_unknown_whole_key_names_it_without_any_of_its_secret(gateway: Any) -> None:
+    secret = "Abc_" + "x" * 20 + "_Zq9_" + "y" * 12  # token_urlsafe secrets may hold '_'
+    ran = gateway("keys", "revoke", f"gw_sandbox_aaaaaaaaaaaaaaaa_{secret}")
+    assert ran.code == 1 and "no API key" in ran.err
+    assert "gw_sandbox_aaaaaaaaaaaaaaaa_..." in ran.err
+    for part in secret.split("_"):
+        assert part not in ran.err + ran.out
