@@ -8,13 +8,16 @@ happened, safe to retry) and `OutcomeUnknown` (the request may have been done; r
 same key or ask for the status).
 
 Every call carries the processor idempotency key the engine committed before the first attempt;
-a processor must do the operation at most once per key.
+a processor must do the operation at most once per key, for as long as it declares it honours
+the key (`key_lifetime`). Past that, a repeat could act twice, so the engine asks first
+(`status`, per verb) and re-sends only on a definite "did not happen".
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 import httpx
@@ -31,7 +34,11 @@ class Outcome(enum.StrEnum):
     REFUNDED = "REFUNDED"
     DECLINED = "DECLINED"
     FAILED = "FAILED"
-    NOT_FOUND = "NOT_FOUND"  # status: the processor never saw this key
+    NOT_FOUND = "NOT_FOUND"  # status: the operation asked about did not happen
+    # status: the processor's figures are not the gateway's (the payment was changed outside
+    # it, e.g. captured in the processor's dashboard): for an operator to reconcile, never
+    # taken as this operation's outcome.
+    MISMATCH = "MISMATCH"
 
 
 class StatusReasonType(enum.StrEnum):
@@ -113,6 +120,11 @@ class Call:
     processor_transaction_id: str | None = None
     final: bool = True
     verb: str = ""  # for status: which operation's outcome is asked for
+    # What the gateway has recorded as captured before this operation, for a capture's status
+    # question (the processor's amounts are read against it).
+    captured_before: int = 0
+    # For status questions: how long ago the key was first sent (0: just now).
+    key_age: timedelta = timedelta(0)
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -142,8 +154,19 @@ class Resources:
 class Processor(Protocol):
     capabilities: Capabilities
 
+    def key_lifetime(self, call: Call) -> timedelta | None:
+        """How long the processor honours `call`'s idempotency key (None: for ever). After
+        that a repeat with the key may be executed as a new request."""
+        ...
+
     async def authorize(self, call: Call) -> Result: ...
     async def capture(self, call: Call) -> Result: ...
     async def cancel(self, call: Call) -> Result: ...
     async def refund(self, call: Call) -> Result: ...
-    async def status(self, call: Call) -> Result: ...
+
+    async def status(self, call: Call) -> Result:
+        """Did the operation `call.verb` made with `call.processor_key` happen, and with what
+        result? Its outcome if it did; NOT_FOUND only when it definitely did not; MISMATCH when
+        the processor's figures are not the gateway's. Raises `OutcomeUnknown` when the
+        processor cannot tell (yet)."""
+        ...

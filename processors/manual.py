@@ -3,6 +3,7 @@ elsewhere). Every operation succeeds at once; nothing is called."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from processors.base import Call, Capabilities, Outcome, Resources, Result
@@ -17,6 +18,9 @@ _OUTCOMES = {
 
 class ManualProcessor:
     capabilities = Capabilities(multicapture=True)
+
+    def key_lifetime(self, call: Call) -> timedelta | None:
+        return None  # nothing is called: nothing forgets
 
     async def authorize(self, call: Call) -> Result:
         return Result(Outcome.AUTHORIZED, f"manual_{call.processor_key}")

@@ -24,6 +24,10 @@ status queries about it).
   know the outcome (a status query counts as a call, and times out too).
 - `sandbox_async_settlement`: captures answer SETTLING; the settlement is confirmed by the next
   status query (the worker asks).
+- `sandbox_key_lifetime_seconds`: the sandbox honours a processor key this long (as Stripe does
+  for 24 h), then forgets it: a repeat is done again, as a new operation. It still answers status
+  questions about what it did.
+- `sandbox_status_unavailable`: status questions cannot be answered (they time out).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -92,7 +97,7 @@ INSERT INTO sandbox_operations
     (processor_key, reference, verb, amount, outcome, processor_transaction_id, settled)
 VALUES (%(processor_key)s, %(reference)s, %(verb)s, %(amount)s, %(outcome)s,
         %(processor_transaction_id)s, %(settled)s)
-ON CONFLICT (processor_key) DO NOTHING
+ON CONFLICT (processor_key) WHERE NOT forgotten DO NOTHING
 """
 # The call recorded and the operation done (at most once per key) in one statement. Its answer is
 # the operation's row: the one inserted now, or the one done before.
@@ -105,17 +110,27 @@ WITH received AS (
         (processor_key, reference, verb, amount, outcome, processor_transaction_id, settled)
     VALUES (%(processor_key)s, %(reference)s, %(verb)s, %(amount)s, %(outcome)s,
             %(processor_transaction_id)s, %(settled)s)
-    ON CONFLICT (processor_key) DO NOTHING
+    ON CONFLICT (processor_key) WHERE NOT forgotten DO NOTHING
     RETURNING outcome, processor_transaction_id, settled
 )
 SELECT outcome, processor_transaction_id, settled FROM done
 UNION ALL
 SELECT outcome, processor_transaction_id, settled FROM sandbox_operations
-WHERE processor_key = %(processor_key)s AND NOT EXISTS (SELECT 1 FROM done)
+WHERE processor_key = %(processor_key)s AND NOT forgotten AND NOT EXISTS (SELECT 1 FROM done)
 """
 _FIND = """
 SELECT outcome, processor_transaction_id, settled FROM sandbox_operations
-WHERE processor_key = %(processor_key)s
+WHERE processor_key = %(processor_key)s AND NOT forgotten
+"""
+# What was last done with a key, forgotten or not: the answer to a status question.
+_LAST_DONE = """
+SELECT outcome, processor_transaction_id, settled FROM sandbox_operations
+WHERE processor_key = %(processor_key)s ORDER BY created_at DESC LIMIT 1
+"""
+_FORGET = """
+UPDATE sandbox_operations SET forgotten = true
+WHERE processor_key = %(processor_key)s AND NOT forgotten
+  AND created_at <= clock_timestamp() - make_interval(secs => %(lifetime)s)
 """
 _SETTLE = "UPDATE sandbox_operations SET settled = true WHERE processor_key = %(processor_key)s"
 
@@ -127,6 +142,8 @@ class Triggers:
     transient_errors: int = 0
     timeouts: int = 0
     async_settlement: bool = False
+    key_lifetime_seconds: int | None = None
+    status_unavailable: bool = False
 
     @classmethod
     def of(cls, metadata: dict[str, Any]) -> Triggers:
@@ -141,6 +158,12 @@ class Triggers:
             transient_errors=number("sandbox_transient_errors", 1000),
             timeouts=number("sandbox_timeouts", 1000),
             async_settlement=metadata.get("sandbox_async_settlement") in (True, "true"),
+            key_lifetime_seconds=(
+                number("sandbox_key_lifetime_seconds", 10**9)
+                if "sandbox_key_lifetime_seconds" in metadata
+                else None
+            ),
+            status_unavailable=metadata.get("sandbox_status_unavailable") in (True, "true"),
         )
 
     def apply_to(self, operation: str) -> bool:
@@ -156,6 +179,10 @@ class SandboxProcessor:
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
+
+    def key_lifetime(self, call: Call) -> timedelta | None:
+        seconds = Triggers.of(call.metadata).key_lifetime_seconds
+        return None if seconds is None else timedelta(seconds=seconds)
 
     async def authorize(self, call: Call) -> Result:
         card = call.card
@@ -179,8 +206,10 @@ class SandboxProcessor:
     async def status(self, call: Call) -> Result:
         triggers = Triggers.of(call.metadata)
         number = await self._received(f"status:{call.verb}", call, triggers)
+        if triggers.status_unavailable and triggers.apply_to(call.verb):
+            raise OutcomeUnknown("sandbox: the status question timed out")
         async with self._pool.connection() as conn:
-            cur = await conn.execute(_FIND, {"processor_key": call.processor_key})
+            cur = await conn.execute(_LAST_DONE, {"processor_key": call.processor_key})
             row = await cur.fetchone()
             if row is not None and not row[2]:
                 await conn.execute(_SETTLE, {"processor_key": call.processor_key})
@@ -213,6 +242,9 @@ class SandboxProcessor:
             "settled": outcome is not Outcome.SETTLING,
         }
         async with self._pool.connection() as conn:
+            if triggers.key_lifetime_seconds is not None:
+                lifetime = triggers.key_lifetime_seconds
+                await conn.execute(_FORGET, {**params, "lifetime": lifetime})
             if counted:
                 await conn.execute(_DO_ONCE, params)  # at most once per processor key
             else:

@@ -34,6 +34,34 @@ TIMEOUT_REASON = StatusReason(
     message="The processor did not answer in time; the outcome is being confirmed.",
 )
 _NOT_FOUND = StatusReason(StatusReasonType.APPLICATION_ERROR, message="unknown to the processor")
+NOT_DONE = StatusReason(
+    StatusReasonType.APPLICATION_ERROR,
+    None,
+    DeclineCode.ERROR,
+    "The processor says this operation did not happen (resolved by an operator).",
+)
+_STATED_FAILED = StatusReason(
+    StatusReasonType.APPLICATION_ERROR,
+    None,
+    DeclineCode.ERROR,
+    "Resolved as not done by an operator, who checked with the processor.",
+)
+# What each kind of run does when it happens.
+_DONE = {
+    RunKind.AUTHORIZE: Outcome.AUTHORIZED,
+    RunKind.CAPTURE: Outcome.CAPTURED,
+    RunKind.CANCEL: Outcome.CANCELLED,
+    RunKind.REFUND: Outcome.REFUNDED,
+}
+
+
+def stated(run: Run, processor_transaction_id: str | None, *, happened: bool) -> Result:
+    """An operator's word for a run's outcome, as if the processor had answered it."""
+    if happened:
+        return Result(_DONE[run.kind], processor_transaction_id)
+    return Result(Outcome.FAILED, processor_transaction_id, _STATED_FAILED)
+
+
 # Every call failed before reaching the processor (connection refused, DNS, 429): nothing was
 # done, and the answer is that definite no, not an unknown outcome.
 UNREACHABLE = Result(
@@ -134,6 +162,18 @@ def decide(
             transaction=TransactionChange(
                 PaymentStatus.PENDING, None, result.processor_transaction_id
             ),
+        )
+    if result.outcome is Outcome.MISMATCH:
+        # The processor's figures are not ours (changed outside the gateway): nothing is taken
+        # as this run's outcome; the run waits for an operator, its reservation kept.
+        return Changes(
+            state=RunState.STUCK,
+            recovery_point=run.recovery_point,
+            retry_after_seconds=0,
+            history_event="reconciliation_needed",
+            outcome=outcome,
+            payment=replace(payment, status_reason=result.reason),
+            transaction=TransactionChange(status=None, outcome_unknown=True),
         )
     if result.outcome is Outcome.NOT_FOUND:
         # Asked about an operation the processor does not know: it was not done.

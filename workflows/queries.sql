@@ -179,6 +179,10 @@ WITH finished AS (
 )
 SELECT id FROM finished;
 
+-- name: run_key_age
+SELECT greatest(clock_timestamp() - created_at, interval '0') FROM workflow_runs
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
 -- name: claim_due_runs
 -- Any number of workers on any number of machines: each due run goes to exactly one of them.
 -- A run whose process died is due when its lease runs out.

@@ -73,9 +73,38 @@ class Recovery:
                 # The run keeps its lease until it runs out, then it is due again.
                 log.exception("recovery_failed")
 
-    async def replay(self, run_id: str) -> Run:
-        """An operator's replay: resume a stuck (or due) run now, with the same processor key."""
-        owner = f"{self._runner.owner}/replay-{secrets.token_hex(4)}"
+    async def replay(self, run_id: str, by: str = "operator") -> Run:
+        """An operator's replay: resume a stuck (or due) run now, with the same processor key
+        (asking the processor first; refused when a re-send could act twice)."""
+        run, owner, was_stuck = await self._claim_for_operator(run_id, "replay")
+        await self._runner.history(run, "replayed", {"by": by, "point": run.recovery_point})
+        try:
+            await self._runner.drive(run, owner, operator=True)
+        except BaseException:
+            # A replay that could not be done leaves the run as it found it (stuck, or due for
+            # the worker), not running under a lease nobody renews.
+            await self._give_back(run, owner, stuck=was_stuck, what="replay")
+            raise
+        await self._payments.capture_on_create(run)
+        return await self._reads.run(run_id)
+
+    async def resolve(self, run_id: str, *, happened: bool | None, by: str) -> Run:
+        """An operator's resolution of a stuck (or due) run to a definite outcome, without
+        re-sending anything: the processor's definite answer, or else the operator's word
+        (`happened`, after checking with the processor). Its reservation is applied or
+        released; its history names `by` (the operator's key id)."""
+        run, owner, was_stuck = await self._claim_for_operator(run_id, "resolve")
+        try:
+            await self._runner.resolve(run, owner, happened, by)
+        except BaseException:
+            await self._give_back(run, owner, stuck=was_stuck, what="resolve")
+            raise
+        await self._payments.capture_on_create(run)
+        return await self._reads.run(run_id)
+
+    async def _claim_for_operator(self, run_id: str, what: str) -> tuple[Run, str, bool]:
+        """The run, claimed for an operator's action (if stuck, or due and not held)."""
+        owner = f"{self._runner.owner}/{what}-{secrets.token_hex(4)}"
         before = await self._reads.run(run_id)
         async with self._db.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
@@ -92,32 +121,22 @@ class Recovery:
             run = await self._reads.run(run_id)
             if run.state.finished:
                 raise RunNotReplayable(
-                    f"run {run_id} already {run.state}: it is finished, there is nothing to replay"
+                    f"run {run_id} already {run.state}: it is finished, there is nothing to {what}"
                 )
             raise RunNotReplayable(
                 f"run {run_id} is in progress ({run.lease_owner} holds it until "
-                f"{run.lease_expires_at}); replay it if it gets stuck"
+                f"{run.lease_expires_at}); {what} it if it gets stuck"
             )
-        run = from_row(Run, row)
-        await self._runner.history(run, "replayed", {"by": "operator", "point": run.recovery_point})
-        try:
-            await self._runner.drive(run, owner)
-        except BaseException:
-            # A replay that could not be done leaves the run as it found it (stuck, or due for
-            # the worker), not running under a lease nobody renews.
-            await self._give_back(run, owner, stuck=before.state is RunState.STUCK)
-            raise
-        await self._payments.capture_on_create(run)
-        return await self._reads.run(run_id)
+        return from_row(Run, row), owner, before.state is RunState.STUCK
 
-    async def _give_back(self, run: Run, owner: str, *, stuck: bool) -> None:
+    async def _give_back(self, run: Run, owner: str, *, stuck: bool, what: str) -> None:
         detail = {"back_to": "stuck" if stuck else "due"}
         async with self._db.transaction() as conn:
             await conn.execute(
                 Q["mark_stuck" if stuck else "release_run"],
                 {"merchant_id": run.merchant_id, "id": run.id, "lease_owner": owner},
             )
-            await self._runner.history(run, "replay_failed", detail, conn)
+            await self._runner.history(run, f"{what}_failed", detail, conn)
 
     async def _mark_stuck(self, run: Run, owner: str) -> None:
         async with self._db.transaction() as conn:

@@ -18,9 +18,11 @@ import contextlib
 import os
 import secrets
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 import msgspec
@@ -34,7 +36,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from processors.base import Call, Processor, Result
+from processors.base import Call, Outcome, Processor, Result
 from processors.errors import CallFailed, Misconfigured, TransientError
 from workflows import outcomes
 from workflows.credentials import CredentialError
@@ -46,6 +48,7 @@ from workflows.errors import (
     PaymentError,
     ProcessorUnavailable,
     RunAlreadyExists,
+    RunNotReplayable,
 )
 from workflows.model import (
     CaptureInput,
@@ -112,6 +115,43 @@ Planner = Callable[[Connection], Awaitable[Plan]]
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def honours(lifetime: timedelta | None, age: timedelta) -> bool:
+    """Whether a re-send with a key first sent `age` ago is still answered from the processor's
+    memory of it: a twelfth of the lifetime is kept in hand (clocks, the re-send's own time)."""
+    return lifetime is None or age < lifetime - lifetime / 12
+
+
+class RunNotResolvable(RunNotReplayable):
+    """This run cannot be resolved as asked."""
+
+
+# Answers that are not an outcome: a run cannot be resolved to them.
+_UNSETTLED = (Outcome.PENDING, Outcome.SETTLING, Outcome.MISMATCH)
+
+
+class KeyForgotten(RunNotReplayable):
+    """A run whose outcome is unknown, whose processor no longer honours its key, and which the
+    processor could not answer for: re-sending could move money twice."""
+
+    def __init__(self, run: Run, lifetime: timedelta | None, error: Exception | None) -> None:
+        super().__init__(
+            f"run {run.id}: the processor honours a key for {_span(lifetime)} only, this "
+            f"{run.kind} was "
+            f"first sent longer ago, and the processor could not say whether it happened "
+            f"({error}). Re-sending could {run.kind} twice, so nothing was sent. Check at the "
+            f"processor whether the {run.kind} of payment {run.payment_id} (processor key "
+            f"{run.processor_key}) happened, then resolve the run with its outcome: "
+            f"gateway workflows resolve {run.id} --outcome succeeded|failed"
+        )
+
+
+def _span(lifetime: timedelta | None) -> str:
+    if lifetime is None:
+        return "ever"
+    seconds = int(lifetime.total_seconds())
+    return f"{seconds // 3600} h" if seconds and not seconds % 3600 else f"{seconds} s"
 
 
 def _worth_retrying(error: BaseException) -> bool:
@@ -263,15 +303,69 @@ class Runner:
         *,
         view: bool = False,
         events: bool = False,
+        operator: bool = False,
     ) -> PaymentView | None:
         """Phases 2 and 3 of a run whose lease `owner` holds; the payment afterwards if `view`.
 
-        `plan` is what phase 1 saw of the payment; a recovery reads it anew.
+        `plan` is what phase 1 saw of the payment; a recovery reads it anew, and when an earlier
+        call may have reached the processor, asks it first (status-first): a definite answer is
+        applied; the operation is re-sent only on a definite "did not happen" or while the
+        processor still honours the key. Otherwise the outcome stays unknown, and an operator's
+        replay (`operator`) is refused with `KeyForgotten`.
         """
+        processor, call = await self._prepare(run, plan)
+        if run.recovery_point.asks_status:
+            return await self._call(
+                run, owner, processor, call, status_only=True, view=view, events=events
+            )
+        if plan is not None or not run.may_have_reached_processor:
+            # The first pass, or nothing was ever sent: the operation itself.
+            return await self._call(run, owner, processor, call, view=view, events=events)
+        # An earlier call may have reached the processor: ask first, and apply a definite answer.
+        asked, error = await self._ask(run, owner, processor, call)
+        if asked is not None and asked.outcome is not Outcome.NOT_FOUND:
+            return await self._record(
+                run,
+                owner,
+                asked,
+                1,
+                None,
+                reached=False,
+                never_reached=False,
+                asked=True,
+                view=view,
+                events=events,
+            )
+        lifetime = processor.key_lifetime(call)
+        if asked is None and not honours(lifetime, call.key_age):
+            # Neither a definite answer nor a key the processor still honours: a re-send could
+            # act twice, so nothing is sent.
+            forgotten = KeyForgotten(run, lifetime, error)
+            if operator:
+                raise forgotten
+            return await self._record(
+                run,
+                owner,
+                None,
+                1,
+                forgotten,
+                reached=False,
+                never_reached=False,
+                asked=True,
+                view=view,
+                events=events,
+            )
+        # A definite "did not happen", or a key the processor still honours: the same request.
+        return await self._call(run, owner, processor, call, view=view, events=events)
+
+    async def _prepare(self, run: Run, plan: Plan | None) -> tuple[Processor, Call]:
+        """The run's processor and call; a recovery (no plan) reads the payment anew."""
+        age = timedelta(0)
         if plan is None:
             async with self._db.connection() as conn:
                 payment = await self._payment_of(conn, run, lock=False)
                 sale = await self._sale_processor_id(conn, payment)
+                age = await self._key_age(conn, run)
         else:
             payment, sale = plan.payment, plan.sale_processor_id
         processor = await self.processor(
@@ -288,10 +382,89 @@ class Runner:
             final=run.input.final if isinstance(run.input, CaptureInput) else True,
             verb=run.kind,
             metadata=payment.metadata or {},
+            captured_before=payment.amount_captured,
+            key_age=age,
         )
-        operation = (
-            processor.status if run.recovery_point.asks_status else getattr(processor, run.kind)
+        return processor, call
+
+    async def resolve(self, run: Run, owner: str, stated: bool | None, by: str) -> None:
+        """An operator's resolution of a run whose outcome is unknown, to a definite outcome:
+        the processor is asked first, and its definite answer wins; without one, the operator's
+        `stated` outcome (True: it happened) is applied. Nothing is ever re-sent. The run's
+        reservation is applied or released, and its history names `by`."""
+        processor, call = await self._prepare(run, None)
+        asked, error = await self._ask(run, owner, processor, call)
+        answer = None
+        if asked is not None and asked.outcome is Outcome.NOT_FOUND:
+            answer = Result(Outcome.FAILED, reason=outcomes.NOT_DONE)
+        elif asked is not None and asked.outcome not in _UNSETTLED:
+            answer = asked
+        if answer is not None:
+            happened = not answer.definitive_no
+            if stated is not None and stated != happened:
+                raise RunNotResolvable(
+                    f"run {run.id}: the processor says the {run.kind} "
+                    f"{'happened' if happened else 'did not happen'} ({answer.outcome}); "
+                    "resolve it without --outcome to apply that answer"
+                )
+        elif stated is None:
+            said = asked.outcome if asked is not None else f"no answer: {error}"
+            raise RunNotResolvable(
+                f"run {run.id}: the processor could not say whether the {run.kind} happened "
+                f"({said}). Check the payment {run.payment_id} at the processor (processor key "
+                f"{run.processor_key}), then resolve with --outcome succeeded or --outcome failed"
+            )
+        else:
+            answer = outcomes.stated(run, call.processor_transaction_id, happened=stated)
+        await self._record(
+            run,
+            owner,
+            answer,
+            1,
+            None,
+            reached=False,
+            never_reached=False,
+            view=False,
+            events=False,
+            asked=asked is not None,
+            resolved={
+                "by": by,
+                "stated": None if stated is None else ("succeeded" if stated else "failed"),
+                "processor_answer": asked.outcome.value if asked else None,
+            },
         )
+
+    async def _ask(
+        self, run: Run, owner: str, processor: Processor, call: Call
+    ) -> tuple[Result | None, CallFailed | None]:
+        """The processor's answer to "did this operation happen?", or None if it cannot tell."""
+        async with self._heartbeat(run, owner):
+            try:
+                async for attempt in self._retrying():
+                    with attempt:
+                        return await processor.status(call), None
+            except CallFailed as error:
+                return None, error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _call(
+        self,
+        run: Run,
+        owner: str,
+        processor: Processor,
+        call: Call,
+        *,
+        status_only: bool = False,
+        view: bool,
+        events: bool,
+    ) -> PaymentView | None:
+        """Phase 2 (the call, retried while nothing definite came back) and phase 3.
+
+        A retry after a call that may have reached the processor, once the processor no longer
+        honours the key, asks first, as a recovery does."""
+        operation = processor.status if status_only else getattr(processor, run.kind)
+        lifetime = processor.key_lifetime(call)
+        started = time.monotonic()
         attempts = 0
         result: Result | None = None
         error: Exception | None = None
@@ -301,8 +474,15 @@ class Runner:
                 async for attempt in self._retrying():
                     with attempt:
                         attempts += 1
+                        age = call.key_age + timedelta(seconds=time.monotonic() - started)
                         try:
-                            result = await operation(call)
+                            asked = None
+                            if reached and not status_only and not honours(lifetime, age):
+                                asked = await processor.status(call)
+                            if asked is not None and asked.outcome is not Outcome.NOT_FOUND:
+                                result = asked
+                            else:
+                                result = await operation(call)
                         except TransientError:
                             raise  # nothing was done at the processor
                         except BaseException:
@@ -386,6 +566,8 @@ class Runner:
         never_reached: bool,
         view: bool,
         events: bool,
+        asked: bool = False,
+        resolved: dict[str, Any] | None = None,
     ) -> PaymentView | None:
         """Phase 3: the payment locked, the answer's changes (outcomes.decide) in one statement,
         and (for the edge's answer) the payment read back in the same transaction."""
@@ -401,6 +583,10 @@ class Runner:
             )
             failure = None if error is None else f"{type(error).__name__}: {error}"
             detail: dict[str, Any] = {"attempts": attempts}
+            if asked:
+                detail["asked_status"] = True  # the answer of a status question, nothing re-sent
+            if resolved is not None:
+                detail.update(resolved)
             if changes.outcome is not None:
                 detail.update(msgspec.to_builtins(changes.outcome))
             if failure:
@@ -425,7 +611,7 @@ class Runner:
                     "reached": reached,
                     "retry_after_seconds": changes.retry_after_seconds,
                     "history_id": uuid.uuid4(),
-                    "event": changes.history_event,
+                    "event": "resolved" if resolved is not None else changes.history_event,
                     "history_detail": jsonb(detail),
                     "change_payment": changes.payment is not None,
                     "status": figures.status,
@@ -464,6 +650,8 @@ class Runner:
                 )
         if recorded and result is None:
             log.warning("processor_outcome_unknown", run_id=run.id, error=str(error))
+        if recorded and result is not None and result.outcome is Outcome.MISMATCH:
+            log.error("reconciliation_needed", run_id=run.id, payment_id=run.payment_id)
         return shown
 
     # ---------------------------------------------------------------- reads of a run
@@ -478,6 +666,15 @@ class Runner:
         row = await cur.fetchone()
         assert row is not None
         return from_row(Payment, row)
+
+    @staticmethod
+    async def _key_age(conn: Connection, run: Run) -> timedelta:
+        """How long ago the run's key was committed (by the database's clock), which is before
+        its first call: never less than the key's true age."""
+        cur = await conn.execute(Q["run_key_age"], {"merchant_id": run.merchant_id, "id": run.id})
+        row = await cur.fetchone()
+        assert row is not None
+        return row[0]  # type: ignore[no-any-return]
 
     @staticmethod
     async def _sale_processor_id(conn: Connection, payment: Payment) -> str | None:

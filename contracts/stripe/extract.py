@@ -15,6 +15,7 @@ from typing import Any
 
 OPERATIONS = {
     "/v1/payment_intents": ("post",),
+    "/v1/payment_intents/search": ("get",),
     "/v1/payment_intents/{intent}": ("get",),
     "/v1/payment_intents/{intent}/capture": ("post",),
     "/v1/payment_intents/{intent}/cancel": ("post",),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import signal
+import socket
 
 import click
 
@@ -16,7 +18,7 @@ from workflows.model import HistoryEntry, Run, RunState
 
 @click.group("workflows")
 def group() -> None:
-    """Inspect and replay workflow runs."""
+    """Inspect, replay and resolve workflow runs."""
 
 
 @group.command("list")
@@ -90,7 +92,7 @@ def replay(run_id: str | None, all_stuck: bool) -> int:
         refused = 0
         for each in ids:
             try:
-                run = await services.engine.recovery.replay(each)
+                run = await services.engine.recovery.replay(each, by=_operator())
             except RunNotReplayable as error:
                 click.echo(f"gateway: refused: {error}", err=True)
                 refused += 1
@@ -98,6 +100,40 @@ def replay(run_id: str | None, all_stuck: bool) -> int:
             status = await services.engine.payments.status(run.merchant_id, run.payment_id)
             click.echo(f"replayed {run.id}: {run.state} (payment {run.payment_id} is {status})")
         return 1 if refused else 0
+
+    return with_engine(work)
+
+
+def _operator() -> str:
+    """Who acts from the command line, for the run's history."""
+    return f"cli {getpass.getuser()}@{socket.gethostname()}"
+
+
+@group.command()
+@click.argument("run_id")
+@click.option(
+    "--outcome",
+    type=click.Choice(["succeeded", "failed"]),
+    help="what you found at the processor, when it cannot answer the gateway itself",
+)
+def resolve(run_id: str, outcome: str | None) -> int:
+    """End a stuck run with a definite outcome, sending nothing to the processor.
+
+    The processor is asked first and its definite answer is applied; when it cannot answer
+    (or its figures differ from the gateway's), check the payment at the processor and give
+    --outcome. The run's reservation is applied (succeeded) or released (failed).
+    """
+
+    async def work(services: Services) -> int:
+        happened = None if outcome is None else outcome == "succeeded"
+        try:
+            run = await services.engine.recovery.resolve(run_id, happened=happened, by=_operator())
+        except RunNotReplayable as error:
+            click.echo(f"gateway: refused: {error}", err=True)
+            return 1
+        status = await services.engine.payments.status(run.merchant_id, run.payment_id)
+        click.echo(f"resolved {run.id}: {run.state} (payment {run.payment_id} is {status})")
+        return 0
 
     return with_engine(work)
 

@@ -267,16 +267,22 @@ CREATE TABLE workflow_history (
 -- The sandbox processor's own ledger, as a real processor keeps one: what it did once per
 -- idempotency key, and every call it received (so tests and developers can count them).
 -- Logged like every table: a processor remembers what it did, through a PostgreSQL crash too.
+-- A key it was told to forget (`forgotten`) no longer protects a repeat, which is done again.
 CREATE TABLE sandbox_operations (
-    processor_key            text PRIMARY KEY,
+    processor_key            text NOT NULL,
     reference                text NOT NULL,
     verb                     text NOT NULL,
     amount                   bigint NOT NULL,
     outcome                  text NOT NULL,
     processor_transaction_id text NOT NULL,
     settled                  boolean NOT NULL DEFAULT true,
-    created_at               timestamptz NOT NULL DEFAULT clock_timestamp()
+    created_at               timestamptz NOT NULL DEFAULT clock_timestamp(),
+    id                       uuid NOT NULL DEFAULT gen_random_uuid(),
+    forgotten                boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (reference, id)
 );
+CREATE UNIQUE INDEX sandbox_operations_one_per_key ON sandbox_operations (processor_key)
+    WHERE NOT forgotten;
 CREATE INDEX sandbox_operations_by_reference ON sandbox_operations (reference, verb);
 
 CREATE TABLE sandbox_calls (

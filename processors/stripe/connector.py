@@ -10,6 +10,13 @@ decline code, any other 4xx is FAILED. Only connection errors, 409, 429 and 5xx 
 (`Stripe-Should-Retry` overrides). `payment_intent_unexpected_state` on a capture or cancel means
 "ask Stripe what happened": the PaymentIntent is fetched and its state answers.
 
+Status questions (`status`, per verb) read Stripe's objects, never a repeat of the request, since
+Stripe honours an Idempotency-Key for 24 hours only: an authorization is the PaymentIntent (by
+its id, or by our payment id and key in its metadata, through search); a capture is read from the
+intent's `amount_received` against what the gateway recorded before it (`requires_capture` with
+nothing more received is no capture; any other amount was captured outside the gateway and is a
+MISMATCH for an operator); a refund is found by our key in its metadata.
+
 Multicapture (several partial captures of one authorization) is Stripe's gated feature: an
 account set up with it requests it at authorization and sends `final_capture=false` on non-final
 captures. Without it a partial capture would release the rest at Stripe, so a non-final capture
@@ -19,7 +26,9 @@ is refused before any call.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import httpx
 
@@ -33,8 +42,15 @@ from processors.base import (
     StatusReason,
     StatusReasonType,
 )
+from processors.errors import OutcomeUnknown
 from processors.stripe import wire
 from processors.stripe.client import API_BASE, TIMEOUT, Answer, Client
+
+T = TypeVar("T")
+# Stripe keeps an Idempotency-Key for at least 24 hours; after that a repeat may act again.
+KEY_LIFETIME = timedelta(hours=24)
+# Search is eventually consistent: "occasionally ... up to an hour behind during outages".
+SEARCH_LAG = timedelta(hours=1)
 
 SOFT, HARD = DeclineType.SOFT_DECLINE, DeclineType.HARD_DECLINE
 # Stripe's decline_code -> Primer's code and whether retrying the card may help.
@@ -131,7 +147,8 @@ class StripeProcessor:
             "payment_method_types": ["card"],
             "capture_method": "manual",
             "confirm": True,
-            "metadata": {"payment_id": call.reference},
+            # Both, so that a lost answer can be found again by search (status).
+            "metadata": {"payment_id": call.reference, "processor_key": call.processor_key},
         }
         if self._multicapture:
             params["payment_method_options"] = {"card": {"request_multicapture": "if_available"}}
@@ -157,7 +174,7 @@ class StripeProcessor:
             f"/v1/payment_intents/{intent}/capture", params, call.processor_key
         )
         if _unexpected_state(answer):
-            return await self._settled_state(call, wanted=Outcome.CAPTURED)
+            return await self._settled_state(replace(call, verb="capture"), Outcome.CAPTURED)
         if answer.status >= 400:
             return self._declined(answer) if answer.status == 402 else self._failed(answer)
         answer.read(wire.PaymentIntent)  # a success must be readable, or the outcome is unknown
@@ -169,7 +186,7 @@ class StripeProcessor:
             f"/v1/payment_intents/{intent}/cancel", {}, call.processor_key
         )
         if _unexpected_state(answer):
-            return await self._settled_state(call, wanted=Outcome.CANCELLED)
+            return await self._settled_state(replace(call, verb="cancel"), Outcome.CANCELLED)
         if answer.status >= 400:
             return self._failed(answer)
         answer.read(wire.PaymentIntent)
@@ -186,26 +203,96 @@ class StripeProcessor:
             return self._declined(answer) if answer.status == 402 else self._failed(answer)
         return self._refund_result(answer.read(wire.Refund))
 
+    def key_lifetime(self, call: Call) -> timedelta:
+        return KEY_LIFETIME
+
     async def status(self, call: Call) -> Result:
-        """What Stripe says now about the operation `call.verb` made with this processor key."""
+        """What Stripe says now about the operation `call.verb` made with this processor key:
+        read from Stripe's objects, never from a repeat of the request (Stripe forgets keys)."""
         if call.verb == "refund":
+            return await self._refund_status(call)
+        intent = await self._intent_of(call)
+        if intent is None:
+            return Result(Outcome.NOT_FOUND)
+        if intent.status == "processing":
+            raise OutcomeUnknown("stripe: the PaymentIntent is still processing")
+        if call.verb == "authorize":
+            return self._authorization_status(intent)
+        if call.verb == "capture":
+            return self._capture_status(call, intent)
+        if intent.status == "canceled":
+            return Result(Outcome.CANCELLED, intent.id)
+        return Result(Outcome.NOT_FOUND)  # a cancel that did not happen
+
+    async def _intent_of(self, call: Call) -> wire.PaymentIntent | None:
+        """The PaymentIntent of the payment: by its id, or (an authorization whose answer was
+        lost) by our payment id and processor key in its metadata."""
+        if call.processor_transaction_id is not None:
             answer = await self._stripe.get(
-                "/v1/refunds", {"payment_intent": call.processor_transaction_id, "limit": 100}
+                f"/v1/payment_intents/{call.processor_transaction_id}", {}
             )
-            if answer.status >= 400:
-                return self._failed(answer)
-            for refund in answer.read(wire.RefundList).data:
+            if answer.status == 404:
+                return None
+            return _readable(answer, wire.PaymentIntent)
+        if call.verb != "authorize":
+            return None  # a follow-up of an authorization Stripe never gave an id for
+        query = f"metadata['payment_id']:'{_quoted(call.reference)}'"
+        params: dict[str, Any] = {"query": query, "limit": 100}
+        while True:
+            page = _readable(
+                await self._stripe.get("/v1/payment_intents/search", params), wire.SearchResult
+            )
+            for intent in page.data:
+                if intent.metadata.get("processor_key") == call.processor_key:
+                    return intent
+            if not page.has_more or not page.next_page:
+                break
+            params["page"] = page.next_page
+        if call.key_age < SEARCH_LAG:
+            raise OutcomeUnknown("stripe: not found by search, which can lag up to an hour")
+        return None
+
+    @staticmethod
+    def _authorization_status(intent: wire.PaymentIntent) -> Result:
+        if intent.status == "succeeded":
+            return Result(
+                Outcome.MISMATCH,
+                intent.id,
+                _rejected(f"Stripe shows {intent.amount_received} captured: outside the gateway"),
+            )
+        if intent.status == "canceled":
+            return Result(Outcome.FAILED, intent.id, _rejected("canceled at Stripe"))
+        return StripeProcessor._intent_result(intent)
+
+    @staticmethod
+    def _capture_status(call: Call, intent: wire.PaymentIntent) -> Result:
+        """A capture is read from the intent's amounts against what the gateway recorded before
+        it: requires_capture with nothing more received is no capture."""
+        received, before = intent.amount_received, call.captured_before
+        if received == before + call.amount:
+            return Result(Outcome.CAPTURED, intent.id)
+        if received == before:
+            return Result(Outcome.NOT_FOUND)
+        return Result(
+            Outcome.MISMATCH,
+            intent.id,
+            _rejected(
+                f"Stripe shows {received} captured on {intent.id}; the gateway recorded {before} "
+                f"before this capture of {call.amount}: captured outside the gateway?"
+            ),
+        )
+
+    async def _refund_status(self, call: Call) -> Result:
+        """A refund is found by our processor key in its metadata."""
+        params: dict[str, Any] = {"payment_intent": call.processor_transaction_id, "limit": 100}
+        while True:
+            page = _readable(await self._stripe.get("/v1/refunds", params), wire.RefundList)
+            for refund in page.data:
                 if refund.metadata.get("processor_key") == call.processor_key:
                     return self._refund_result(refund)
-            return Result(Outcome.NOT_FOUND)
-        if call.processor_transaction_id is None:
-            return Result(Outcome.NOT_FOUND)  # the authorization never got an answer with an id
-        answer = await self._stripe.get(f"/v1/payment_intents/{call.processor_transaction_id}", {})
-        if answer.status == 404:
-            return Result(Outcome.NOT_FOUND)
-        if answer.status >= 400:
-            return self._failed(answer)
-        return self._intent_result(answer.read(wire.PaymentIntent))
+            if not page.has_more or not page.data or page.data[-1].id is None:
+                return Result(Outcome.NOT_FOUND)
+            params["starting_after"] = page.data[-1].id
 
     # ---------------------------------------------------------------- answers
 
@@ -239,18 +326,27 @@ class StripeProcessor:
     def _failed(answer: Answer) -> Result:
         return Result(Outcome.FAILED, None, rejected_reason(answer.status, answer.error()))
 
-    async def _settled_state(self, call: Call, *, wanted: Outcome) -> Result:
+    async def _settled_state(self, call: Call, wanted: Outcome) -> Result:
         """After `payment_intent_unexpected_state`: did the earlier attempt already do it?"""
         current = await self.status(call)
-        if current.outcome is wanted:
+        if current.outcome in (wanted, Outcome.MISMATCH):
             return current
-        if wanted is Outcome.CAPTURED and current.outcome is Outcome.CANCELLED:
-            # A partial capture without multicapture leaves a succeeded intent; a cancelled one
-            # was never captured.
-            return Result(Outcome.FAILED, current.processor_transaction_id, current.reason)
-        reason = _rejected(f"the PaymentIntent is {current.outcome.value.lower()}")
-        return Result(Outcome.FAILED, current.processor_transaction_id, reason)
+        reason = _rejected(f"the PaymentIntent's state at Stripe does not allow a {call.verb}")
+        return Result(Outcome.FAILED, call.processor_transaction_id, reason)
 
 
 def _unexpected_state(answer: Answer) -> bool:
     return answer.status == 400 and answer.error().code == "payment_intent_unexpected_state"
+
+
+def _readable(answer: Answer, kind: type[T]) -> T:
+    """A status question's answer: an error is no answer about the operation (the key may have
+    been revoked), so the outcome stays unknown."""
+    if answer.status >= 400:
+        raise OutcomeUnknown(f"stripe: {answer.status} to a status question", retryable=False)
+    return answer.read(kind)
+
+
+def _quoted(value: str) -> str:
+    """A value inside a search query's single quotes."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")

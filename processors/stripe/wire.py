@@ -24,7 +24,16 @@ class ErrorBody(msgspec.Struct):
 class PaymentIntent(msgspec.Struct):
     id: str | None = None
     status: str = ""
+    amount: int = 0
+    amount_received: int = 0
     last_payment_error: Error | None = None
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class SearchResult(msgspec.Struct):
+    data: list[PaymentIntent] = msgspec.field(default_factory=list)
+    has_more: bool = False
+    next_page: str | None = None
 
 
 class Refund(msgspec.Struct):
@@ -36,3 +45,4 @@ class Refund(msgspec.Struct):
 
 class RefundList(msgspec.Struct):
     data: list[Refund] = msgspec.field(default_factory=list)
+    has_more: bool = False

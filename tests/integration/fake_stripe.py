@@ -3,7 +3,8 @@
 It behaves as Stripe documents: a POST with an `Idempotency-Key` seen before gets the first
 answer again without acting twice; PaymentIntents move through requires_capture /
 requires_action / succeeded / canceled; Stripe's test PaymentMethods decide authorizations.
-Faults are injected per operation: error statuses, timeouts after acting, a held request.
+Faults are injected per operation (and "status" for every GET): error statuses, timeouts after
+acting, a held request. `forget_keys()` forgets every Idempotency-Key, as Stripe does after 24 h.
 Every request it receives is checked against Stripe's spec (when ../shared is at hand).
 """
 
@@ -55,10 +56,14 @@ class FakeStripe:
     faults: defaultdict[str, list[Fault]] = field(default_factory=lambda: defaultdict(list))
     received: asyncio.Event = field(default_factory=asyncio.Event)
     unexpected_state_on_repeat: bool = False  # as after the idempotency key was forgotten
+    asked: int = 0  # status questions (GETs) received
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def fail(self, operation: str, *faults: Fault) -> None:
         self.faults[operation].extend(faults)
+
+    def forget_keys(self) -> None:
+        self.answers.clear()
 
     def install(self, router: respx.MockRouter) -> None:
         router.post(f"{BASE}/v1/payment_intents").mock(side_effect=self._post("authorize"))
@@ -69,6 +74,7 @@ class FakeStripe:
             side_effect=self._post("cancel")
         )
         router.post(f"{BASE}/v1/refunds").mock(side_effect=self._post("refund"))
+        router.get(f"{BASE}/v1/payment_intents/search").mock(side_effect=self._search)
         router.get(url__regex=rf"{BASE}/v1/payment_intents/(?P<intent>pi_\w+)$").mock(
             side_effect=self._get_intent
         )
@@ -118,7 +124,7 @@ class FakeStripe:
             "amount_received": 0,
             "currency": params["currency"],
             "capture_method": params["capture_method"],
-            "metadata": {"payment_id": params.get("metadata[payment_id]")},
+            "metadata": {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")},
             "status": outcome if outcome != "declined" else "requires_payment_method",
         }
         self.intents[intent["id"]] = intent
@@ -173,14 +179,41 @@ class FakeStripe:
         self.effects["refund"] += 1
         return _answer(200, refund)
 
-    def _get_intent(self, request: httpx.Request, intent: str) -> httpx.Response:
+    async def _status_fault(self, request: httpx.Request) -> httpx.Response | None:
+        """Faults of status questions (operation "status"): every GET."""
         check(request)
+        self.asked += 1
+        self.received.set()
+        fault = self.faults["status"].pop(0) if self.faults["status"] else None
+        if fault and fault.hold is not None:
+            await fault.hold.wait()
+        if fault and fault.status:
+            return _answer(fault.status, _error("api_error", "fake failure"), fault.headers)
+        if fault and fault.timeout_after_acting:
+            raise httpx.ReadTimeout("fake: the answer was lost", request=request)
+        return None
+
+    async def _search(self, request: httpx.Request) -> httpx.Response:
+        if failed := await self._status_fault(request):
+            return failed
+        # Stripe's query language, as far as the connector uses it: metadata['k']:'v'.
+        query = request.url.params["query"]
+        field, _, value = query.partition(":")
+        key = field.removeprefix("metadata['").removesuffix("']")
+        wanted = value.strip("'")
+        data = [i for i in self.intents.values() if i["metadata"].get(key) == wanted]
+        return _answer(200, {"object": "search_result", "data": data, "has_more": False})
+
+    async def _get_intent(self, request: httpx.Request, intent: str) -> httpx.Response:
+        if failed := await self._status_fault(request):
+            return failed
         if intent not in self.intents:
             return _answer(404, _error("invalid_request_error", "No such payment_intent"))
         return _answer(200, self.intents[intent])
 
-    def _list_refunds(self, request: httpx.Request) -> httpx.Response:
-        check(request)
+    async def _list_refunds(self, request: httpx.Request) -> httpx.Response:
+        if failed := await self._status_fault(request):
+            return failed
         wanted = request.url.params.get("payment_intent")
         data = [r for r in self.refunds.values() if r["payment_intent"] == wanted]
         return _answer(200, {"object": "list", "data": data, "has_more": False})

@@ -15,9 +15,11 @@ from tests.integration.conftest import GatewayFactory, Running, SomeMerchant
 from tests.integration.shop import Shop, assert_figures_add_up
 
 ATTEMPTS, MAX_RECOVERIES = 2, 2
-# The capture's calls that time out: the first request's, then those of every automatic
-# recovery. The sandbox answers the next call: the operator's replay.
-AUTOMATIC_CALLS = ATTEMPTS * (1 + MAX_RECOVERIES)
+# The operation's calls: the first request's, then those of every automatic recovery.
+OPERATION_CALLS = ATTEMPTS * (1 + MAX_RECOVERIES)
+# The calls that time out: the operation's, and every recovery's status questions before it
+# re-sends (the sandbox counts both). The sandbox answers the next call: the operator's replay.
+AUTOMATIC_CALLS = OPERATION_CALLS + ATTEMPTS * MAX_RECOVERIES
 
 
 @pytest.fixture
@@ -73,7 +75,7 @@ async def test_a_timeout_goes_stuck_is_listed_and_replayed_once(
     assert unknown["transactions"][0]["processorStatusReason"]["type"] == "GATEWAY_TIMEOUT"
 
     run = await until_stuck(strict, payment["id"], "capture")
-    assert run.attempts == AUTOMATIC_CALLS
+    assert run.attempts == OPERATION_CALLS
 
     listed = run_gateway(settings, "workflows", "list", "--state", "stuck")
     assert listed.returncode == 0, listed.stderr
@@ -281,3 +283,138 @@ async def test_a_replay_that_cannot_be_done_leaves_the_run_stuck_as_it_was(
     replayed = await strict.client.post(f"/admin/workflows/{run.id}/replay", headers=admin)
     assert replayed.status_code == 200 and replayed.json()["state"] == "succeeded"
     assert (await strict_shop.get(payment["id"]))["processor"]["amountRefunded"] == 200
+
+
+# ---------------------------------------------------------------- keys the processor forgets
+
+
+async def runs_history(running: Running, run_id: str) -> list[Any]:
+    _, history = await running.services.reads.run_with_history(run_id)
+    return history
+
+
+async def test_a_retry_after_the_processor_forgot_the_key_asks_instead_of_refunding_twice(
+    strict: Running, strict_shop: Shop, db: Any
+) -> None:
+    # The sandbox forgets keys at once: a repeat of the refund would be a second refund.
+    payment = await strict_shop.create(
+        500,
+        metadata={
+            "sandbox_fault_on": "refund",
+            "sandbox_timeouts": 1,
+            "sandbox_key_lifetime_seconds": 0,
+        },
+    )
+    await strict_shop.capture(payment["id"])
+    refunded = (await strict_shop.refund(payment["id"], amount=200)).json()
+    assert refunded["processor"]["amountRefunded"] == 200
+    assert await operations(db, payment["id"], "refund") == 1
+    run = await run_of(strict, payment["id"], "refund")
+    assert run.state == "succeeded"
+    assert_figures_add_up(await strict_shop.get(payment["id"]))
+
+
+async def test_a_recovery_applies_the_processors_answer_instead_of_resending(
+    strict: Running, strict_shop: Shop, db: Any
+) -> None:
+    # The first pass's calls time out (the refund was done); the key is forgotten at once.
+    payment = await strict_shop.create(
+        500,
+        metadata={
+            "sandbox_fault_on": "refund",
+            "sandbox_timeouts": ATTEMPTS,
+            "sandbox_key_lifetime_seconds": 0,
+        },
+    )
+    await strict_shop.capture(payment["id"])
+    unknown = (await strict_shop.refund(payment["id"], amount=200)).json()
+    assert unknown["processor"]["amountRefunded"] == 0
+    await strict.services.engine.recovery.recover_due()
+    settled = await strict_shop.get(payment["id"])
+    assert settled["processor"]["amountRefunded"] == 200
+    assert await operations(db, payment["id"], "refund") == 1
+    run = await run_of(strict, payment["id"], "refund")
+    [answer] = [h for h in await runs_history(strict, run.id) if h.event == "succeeded"]
+    assert answer.detail["asked_status"] is True
+
+
+async def test_without_an_answer_or_a_key_nothing_is_resent_and_an_operator_resolves_it(
+    strict: Running, strict_shop: Shop, settings: Settings, db: Any
+) -> None:
+    operator = await accounts.create_key(db, kind="operator")
+    admin = {"X-API-KEY": operator.secret}
+    payment = await strict_shop.create(
+        500,
+        metadata={
+            "sandbox_fault_on": "refund",
+            "sandbox_timeouts": 1,
+            "sandbox_key_lifetime_seconds": 0,
+            "sandbox_status_unavailable": True,
+        },
+    )
+    await strict_shop.capture(payment["id"])
+    await strict_shop.refund(payment["id"], amount=200)
+    run = await until_stuck(strict, payment["id"], "refund")
+    assert await operations(db, payment["id"], "refund") == 1  # never re-sent
+
+    # A replay would have to re-send blind: refused, saying what to check.
+    refused = run_gateway(settings, "workflows", "replay", run.id)
+    assert refused.returncode == 1
+    assert "could not say whether it happened" in refused.stderr
+    assert f"gateway workflows resolve {run.id}" in refused.stderr
+    over_http = await strict.client.post(f"/admin/workflows/{run.id}/replay", headers=admin)
+    assert over_http.status_code == 409 and run.processor_key in over_http.text
+    # Resolving needs the operator's word, since the processor cannot give one.
+    unsaid = await strict.client.post(f"/admin/workflows/{run.id}/resolve", headers=admin)
+    assert unsaid.status_code == 409 and "--outcome" in unsaid.text
+    bad = await strict.client.post(
+        f"/admin/workflows/{run.id}/resolve", headers=admin, json={"outcome": "maybe"}
+    )
+    assert bad.status_code == 422
+    assert (await run_of(strict, payment["id"], "refund")).state == "stuck"
+    assert await operations(db, payment["id"], "refund") == 1
+
+    resolved = await strict.client.post(
+        f"/admin/workflows/{run.id}/resolve", headers=admin, json={"outcome": "succeeded"}
+    )
+    assert resolved.status_code == 200, resolved.text
+    shown = resolved.json()
+    assert shown["state"] == "succeeded"
+    last = shown["history"][-1]
+    assert last["event"] == "resolved"
+    assert last["detail"]["by"] == f"operator key {operator.id}"
+    assert last["detail"]["stated"] == "succeeded"
+    after = await strict_shop.get(payment["id"])
+    assert after["processor"]["amountRefunded"] == 200
+    assert_figures_add_up(after)
+    # The reservation is applied: 300 is left to refund, no more.
+    assert (await strict_shop.refund(payment["id"], amount=301)).status_code == 422
+    assert await operations(db, payment["id"], "refund") == 1
+
+
+async def test_resolving_a_stuck_capture_applies_the_processors_answer_and_frees_a_cancel(
+    strict: Running, strict_shop: Shop, settings: Settings, db: Any
+) -> None:
+    payment = await strict_shop.create(
+        1000, metadata={"sandbox_fault_on": "capture", "sandbox_timeouts": AUTOMATIC_CALLS}
+    )
+    await strict_shop.capture(payment["id"], amount=400, final=False)
+    run = await until_stuck(strict, payment["id"], "capture")
+    # The stuck capture holds its 400: a capture of the rest would pass the authorization.
+    too_much = await strict_shop.capture(payment["id"], amount=700, final=False)
+    assert too_much.status_code == 422
+    # The processor says the capture happened: an operator's "failed" is refused...
+    contradicted = run_gateway(settings, "workflows", "resolve", run.id, "--outcome", "failed")
+    assert contradicted.returncode == 1
+    assert "the processor says the capture happened" in contradicted.stderr
+    # ...and without a word of the operator's, the processor's answer is applied.
+    resolved = run_gateway(settings, "workflows", "resolve", run.id)
+    assert resolved.returncode == 0, resolved.stderr
+    assert f"resolved {run.id}: succeeded" in resolved.stdout
+    after = await strict_shop.get(payment["id"])
+    assert after["processor"]["amountCaptured"] == 400
+    assert_figures_add_up(after)
+    [entry] = [h for h in await runs_history(strict, run.id) if h.event == "resolved"]
+    assert entry.detail["by"].startswith("cli ") and entry.detail["processor_answer"] == "CAPTURED"
+    assert (await strict_shop.cancel(payment["id"])).status_code == 200
+    assert await operations(db, payment["id"], "capture") == 1

@@ -130,7 +130,8 @@ async def test_a_whole_lifecycle_through_stripe(shop: Shop, fake: FakeStripe, db
     listed = (await shop.call("GET", "/payments?processor=STRIPE")).json()["data"]
     assert [p["id"] for p in listed] == [payment["id"]]
     intent = next(iter(fake.intents.values()))
-    assert intent["metadata"] == {"payment_id": payment["id"]}
+    [key] = await processor_keys(db, payment["id"], "authorize")
+    assert intent["metadata"] == {"payment_id": payment["id"], "processor_key": key}
     assert intent["currency"] == "eur" and intent["capture_method"] == "manual"
 
 
@@ -336,15 +337,19 @@ async def test_a_run_stuck_at_a_slow_processor_holds_up_no_other_run_of_the_work
 ) -> None:
     engine = stripe_gateway.services.engine
     slow, quick = await create(shop), await create(shop)
-    # The slow payment's capture: its answers are lost, then Stripe holds the worker's repeat.
+    # The slow payment's capture: its answers are lost, then Stripe holds the worker's question.
     held = asyncio.Event()
     fake.fail("capture", *(Fault(timeout_after_acting=True) for _ in range(3)))
-    fake.fail("capture", Fault(hold=held))
+    fake.fail("status", Fault(hold=held))
     await shop.capture(slow["id"])
     stop = asyncio.Event()
     worker_task = asyncio.create_task(worker.run(engine, stop, poll_seconds=0.05))
     try:
-        await until(lambda: _sent(fake, 4), "the worker resent the slow capture (and is held)")
+
+        async def asked() -> bool:
+            return fake.asked >= 1
+
+        await until(asked, "the worker asked about the slow capture (and is held)")
         # Now another capture's answer is lost: its run is due while the slow one is held.
         fake.fail("capture", *(Fault(timeout_after_acting=True) for _ in range(3)))
         await shop.capture(quick["id"])
@@ -360,10 +365,6 @@ async def test_a_run_stuck_at_a_slow_processor_holds_up_no_other_run_of_the_work
         await worker_task
     settled = await shop.get(slow["id"])
     assert settled["status"] == "SETTLED" and fake.effects["capture"] == 2
-
-
-async def _sent(fake: FakeStripe, count: int) -> bool:
-    return len(fake.keys["capture"]) >= count
 
 
 async def test_an_authorization_that_never_reached_stripe_fails_at_once(
@@ -401,7 +402,9 @@ async def test_a_capture_that_may_have_reached_stripe_stays_unknown_when_it_is_u
     fake.fail("capture", *(Fault(timeout_after_acting=True) for _ in range(3)))
     unknown = (await shop.capture(payment["id"])).json()
     assert unknown["statusReason"]["type"] == "GATEWAY_TIMEOUT"
-    fake.fail("capture", *(Fault(status=429) for _ in range(3)))  # then Stripe refuses calls
+    # Then Stripe refuses calls: its status answers are errors, its captures 429s.
+    fake.fail("status", *(Fault(status=500) for _ in range(3)))
+    fake.fail("capture", *(Fault(status=429) for _ in range(3)))
     await stripe_gateway.services.engine.recovery.recover_due()
     still = await shop.get(payment["id"])
     # The first pass may have captured: never a definite "no" from a later unreachable pass.
@@ -411,3 +414,96 @@ async def test_a_capture_that_may_have_reached_stripe_stays_unknown_when_it_is_u
     await until_finished(stripe_gateway, payment["id"])
     settled = await shop.get(payment["id"])
     assert settled["status"] == "SETTLED" and fake.effects["capture"] == 1
+
+
+# ---------------------------------------------------------------- Stripe forgets keys after 24 h
+
+
+async def a_day_later(db: Any, payment_id: str) -> None:
+    """The payment's runs as if first sent 25 hours ago: Stripe has forgotten their keys."""
+    await db.execute(
+        "UPDATE workflow_runs SET created_at = created_at - interval '25 hours'"
+        " WHERE payment_id = %s",
+        (payment_id,),
+    )
+
+
+async def lost_refund(shop: Shop, fake: FakeStripe, db: Any) -> dict[str, Any]:
+    """A captured payment whose refund of 100 Stripe did, with every answer lost; a day on."""
+    payment = await create(shop)
+    await shop.capture(payment["id"])
+    fake.fail("refund", *(Fault(timeout_after_acting=True) for _ in range(3)))
+    unknown = (await shop.refund(payment["id"], amount=100)).json()
+    assert unknown["processor"]["amountRefunded"] == 0
+    assert fake.effects["refund"] == 1
+    fake.forget_keys()
+    await a_day_later(db, payment["id"])
+    return payment
+
+
+async def test_a_refund_recovered_after_stripe_forgot_its_key_is_found_not_repeated(
+    stripe_gateway: Running, shop: Shop, fake: FakeStripe, db: Any
+) -> None:
+    payment = await lost_refund(shop, fake, db)
+    await stripe_gateway.services.engine.recovery.recover_due()
+    after = await shop.get(payment["id"])
+    assert after["processor"]["amountRefunded"] == 100
+    assert fake.effects["refund"] == 1  # found by its key in the refund's metadata
+    assert len(fake.keys["refund"]) == 3  # and nothing re-sent
+    assert_figures_add_up(after)
+
+
+async def test_after_24_hours_without_an_answer_nothing_is_resent_and_a_replay_is_refused(
+    stripe_gateway: Running, shop: Shop, fake: FakeStripe, db: Any
+) -> None:
+    operator = await accounts.create_key(db, kind="operator")
+    admin = {"X-API-KEY": operator.secret}
+    payment = await lost_refund(shop, fake, db)
+    fake.fail("status", *(Fault(status=500) for _ in range(3)))  # Stripe cannot answer
+    await stripe_gateway.services.engine.recovery.recover_due()
+    assert len(fake.keys["refund"]) == 3 and fake.effects["refund"] == 1
+    [run] = [
+        r
+        for r in await stripe_gateway.services.reads.list_runs(payment_id=payment["id"])
+        if r.kind == "refund"
+    ]
+    assert run.state == "running" and "could not say" in (run.last_error or "")
+
+    fake.fail("status", *(Fault(status=500) for _ in range(3)))
+    refused = await stripe_gateway.client.post(f"/admin/workflows/{run.id}/replay", headers=admin)
+    assert refused.status_code == 409
+    message = refused.json()["error"]["description"]
+    assert "24 h only" in message and run.processor_key in message
+    assert len(fake.keys["refund"]) == 3 and fake.effects["refund"] == 1
+
+    # Once Stripe answers, an operator's resolution applies its answer.
+    resolved = await stripe_gateway.client.post(f"/admin/workflows/{run.id}/resolve", headers=admin)
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["history"][-1]["detail"]["processor_answer"] == "REFUNDED"
+    after = await shop.get(payment["id"])
+    assert after["processor"]["amountRefunded"] == 100
+    assert fake.effects["refund"] == 1
+    assert_figures_add_up(after)
+
+
+async def test_a_capture_made_in_stripes_dashboard_is_reported_not_taken_as_ours(
+    stripe_gateway: Running, shop: Shop, fake: FakeStripe, db: Any
+) -> None:
+    payment = await create(shop)
+    [intent] = fake.intents.values()
+    intent.update(status="succeeded", amount_received=1000)  # captured in the dashboard
+    answer = (await shop.capture(payment["id"], amount=400)).json()
+    assert answer["processor"]["amountCaptured"] == 0  # not taken as this capture
+    assert "outside the gateway" in answer["statusReason"]["message"]
+    [run] = [
+        r
+        for r in await stripe_gateway.services.reads.list_runs(payment_id=payment["id"])
+        if r.kind == "capture"
+    ]
+    assert run.state == "stuck"
+    _, history = await stripe_gateway.services.reads.run_with_history(run.id)
+    assert history[-1].event == "reconciliation_needed"
+    # A replay asks again and gets the same answer: the run stays for an operator to resolve.
+    await stripe_gateway.services.engine.recovery.replay(run.id)
+    assert (await stripe_gateway.services.reads.run(run.id)).state == "stuck"
+    assert fake.effects["capture"] == 0

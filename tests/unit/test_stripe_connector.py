@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -71,6 +72,7 @@ async def test_an_authorization_sends_what_stripe_needs(stripe: StripeProcessor)
         "capture_method": "manual",
         "confirm": "true",
         "metadata[payment_id]": "pay_1",
+        "metadata[processor_key]": "mer_1:authorize:key1",
         "payment_method_options[card][request_multicapture]": "if_available",
     }
 
@@ -169,11 +171,101 @@ async def test_unexpected_state_on_a_retried_capture_asks_for_the_intent(
         },
     )
     asked = respx.get(f"{BASE}/v1/payment_intents/pi_1").respond(
-        200, json={"id": "pi_1", "status": "succeeded"}
+        200, json={"id": "pi_1", "status": "succeeded", "amount_received": 1234}
     )
     assert (await stripe.capture(call())).outcome is Outcome.CAPTURED
     assert asked.call_count == 1
     check(asked.calls.last.request)
+
+
+def intent(status: str, received: int = 0, **fields: Any) -> dict[str, Any]:
+    return {"id": "pi_1", "status": status, "amount": 1234, "amount_received": received, **fields}
+
+
+@pytest.mark.parametrize(
+    ("answer", "before", "expected"),
+    [
+        # requires_capture never reads as captured: nothing more was received.
+        (intent("requires_capture"), 0, Outcome.NOT_FOUND),
+        (intent("succeeded", 1234), 0, Outcome.CAPTURED),
+        # A non-final capture of a multicapture: still requires_capture, with more received.
+        (intent("requires_capture", 1534), 300, Outcome.CAPTURED),
+        (intent("requires_capture", 300), 300, Outcome.NOT_FOUND),
+        # Captured in Stripe's dashboard, for another amount: not this capture.
+        (intent("succeeded", 999), 0, Outcome.MISMATCH),
+        (intent("succeeded", 1234), 300, Outcome.MISMATCH),
+        (intent("canceled"), 0, Outcome.NOT_FOUND),
+    ],
+)
+@respx.mock
+async def test_the_status_of_a_capture_is_read_from_the_intents_amounts(
+    stripe: StripeProcessor, answer: dict[str, Any], before: int, expected: Outcome
+) -> None:
+    asked = respx.get(f"{BASE}/v1/payment_intents/pi_1").respond(200, json=answer)
+    result = await stripe.status(call(verb="capture", captured_before=before))
+    assert result.outcome is expected
+    check(asked.calls.last.request)
+    if expected is Outcome.MISMATCH:
+        assert result.reason is not None and "outside the gateway" in (result.reason.message or "")
+
+
+@respx.mock
+async def test_the_status_of_a_cancel(stripe: StripeProcessor) -> None:
+    respx.get(f"{BASE}/v1/payment_intents/pi_1").mock(
+        side_effect=[
+            httpx.Response(200, json=intent("canceled")),
+            httpx.Response(200, json=intent("requires_capture")),
+            httpx.Response(200, json=intent("processing")),
+        ]
+    )
+    assert (await stripe.status(call(verb="cancel"))).outcome is Outcome.CANCELLED
+    assert (await stripe.status(call(verb="cancel"))).outcome is Outcome.NOT_FOUND
+    with pytest.raises(OutcomeUnknown):
+        await stripe.status(call(verb="cancel"))
+
+
+@respx.mock
+async def test_a_lost_authorization_is_found_by_search_on_its_metadata(
+    stripe: StripeProcessor,
+) -> None:
+    mine = intent("requires_capture", metadata={"payment_id": "pay_1", "processor_key": "k1"})
+    other = {**mine, "id": "pi_0", "metadata": {"payment_id": "pay_1", "processor_key": "k0"}}
+    search = respx.get(f"{BASE}/v1/payment_intents/search").mock(
+        side_effect=[
+            httpx.Response(200, json={"data": [other, mine], "has_more": False}),
+            httpx.Response(200, json={"data": [other], "has_more": False}),
+            httpx.Response(200, json={"data": [other], "has_more": False}),
+        ]
+    )
+    lost = call(verb="authorize", processor_key="k1", processor_transaction_id=None)
+    found = await stripe.status(lost)
+    assert (found.outcome, found.processor_transaction_id) == (Outcome.AUTHORIZED, "pi_1")
+    request = search.calls.last.request
+    check(request)
+    assert request.url.params["query"] == "metadata['payment_id']:'pay_1'"
+    # Search can lag up to an hour: not finding it soon after is no answer...
+    with pytest.raises(OutcomeUnknown):
+        await stripe.status(lost)
+    # ...but a day later, it is a definite "did not happen".
+    later = call(
+        verb="authorize", processor_key="k1", processor_transaction_id=None, key_age=timedelta(1)
+    )
+    assert (await stripe.status(later)).outcome is Outcome.NOT_FOUND
+
+
+@respx.mock
+async def test_an_error_to_a_status_question_is_no_answer(stripe: StripeProcessor) -> None:
+    respx.get(f"{BASE}/v1/payment_intents/pi_1").respond(
+        401, json={"error": {"type": "invalid_request_error", "message": "Invalid API Key"}}
+    )
+    respx.get(f"{BASE}/v1/refunds").respond(403, json={"error": {"type": "invalid_request_error"}})
+    for verb in ("authorize", "capture", "cancel", "refund"):
+        with pytest.raises(OutcomeUnknown):
+            await stripe.status(call(verb=verb))
+
+
+def test_stripe_honours_a_key_for_24_hours(stripe: StripeProcessor) -> None:
+    assert stripe.key_lifetime(call()) == timedelta(hours=24)
 
 
 @respx.mock
@@ -215,6 +307,28 @@ async def test_the_status_of_a_refund_is_found_by_its_processor_key(
     assert (
         await stripe.status(call(verb="refund", processor_key="absent"))
     ).outcome is Outcome.NOT_FOUND
+
+
+@respx.mock
+async def test_the_status_of_a_refund_reads_every_page(stripe: StripeProcessor) -> None:
+    first = [{"id": f"re_{n}", "status": "succeeded", "metadata": {}} for n in range(100)]
+    listing = respx.get(f"{BASE}/v1/refunds").mock(
+        side_effect=[
+            httpx.Response(200, json={"data": first, "has_more": True}),
+            httpx.Response(
+                200,
+                json={
+                    "data": [
+                        {"id": "re_x", "status": "pending", "metadata": {"processor_key": "k"}}
+                    ],
+                    "has_more": False,
+                },
+            ),
+        ]
+    )
+    result = await stripe.status(call(verb="refund", processor_key="k"))
+    assert (result.outcome, result.processor_transaction_id) == (Outcome.REFUNDED, "re_x")
+    assert listing.calls.last.request.url.params["starting_after"] == "re_99"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The operator API, mounted at /admin: operator keys only; workflow runs to inspect and replay."""
+"""The operator API, mounted at /admin: operator keys only; workflow runs to inspect,
+replay and resolve."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ ROUTES: list[BaseRoute] = [
     Route("/workflows", runs.list_runs, methods=["GET"]),
     Route("/workflows/{id}", runs.show_run, methods=["GET"]),
     Route("/workflows/{id}/replay", runs.replay_run, methods=["POST"]),
+    Route("/workflows/{id}/resolve", runs.resolve_run, methods=["POST"]),
 ]
 
 

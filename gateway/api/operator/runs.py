@@ -1,9 +1,9 @@
-"""Workflow runs for operators: list, inspect and replay them."""
+"""Workflow runs for operators: list, inspect, replay and resolve them."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from starlette.requests import Request
@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from gateway import accounts
 from gateway.api.operator.endpoint import operator_endpoint
+from gateway.http.bodies import read_body
 from gateway.http.errors import ApiError, validation_error
 from gateway.http.responses import JSONResponse
 from gateway.services import Services
@@ -96,12 +97,40 @@ async def show_run(request: Request, principal: accounts.Principal) -> Response:
     return JSONResponse(run_json(run, history))
 
 
+class ResolveRun(msgspec.Struct, forbid_unknown_fields=True):
+    """What the operator found at the processor, when the processor cannot answer itself."""
+
+    outcome: Literal["succeeded", "failed"] | None = None
+
+
+def _by(principal: accounts.Principal) -> str:
+    return f"operator key {principal.key_id}"
+
+
+@operator_endpoint
+async def resolve_run(request: Request, principal: accounts.Principal) -> Response:
+    services: Services = request.app.state.services
+    body = await read_body(request, ResolveRun)
+    happened = None if body.outcome is None else body.outcome == "succeeded"
+    try:
+        run_id = _run_id(request)
+        await services.engine.recovery.resolve(run_id, happened=happened, by=_by(principal))
+        run, history = await services.reads.run_with_history(run_id)
+    except RunNotFound as error:
+        raise WorkflowRunNotFound(str(error)) from None
+    except RunNotReplayable as error:
+        raise WorkflowRunNotReplayable(str(error)) from None
+    except PaymentError as error:
+        raise WorkflowRunNotReplayable(f"the run could not be resolved: {error}") from None
+    return JSONResponse(run_json(run, history))
+
+
 @operator_endpoint
 async def replay_run(request: Request, principal: accounts.Principal) -> Response:
     services: Services = request.app.state.services
     try:
         run_id = _run_id(request)
-        await services.engine.recovery.replay(run_id)
+        await services.engine.recovery.replay(run_id, by=_by(principal))
         run, history = await services.reads.run_with_history(run_id)
     except RunNotFound as error:
         raise WorkflowRunNotFound(str(error)) from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 import structlog
@@ -21,11 +21,11 @@ from starlette.responses import Response
 
 from gateway import accounts
 from gateway.http.auth import authenticate, one_header
+from gateway.http.bodies import read_body
 from gateway.http.errors import (
     Forbidden,
     Unauthorized,
     UnsupportedApiVersion,
-    validation_error,
 )
 from gateway.http.idempotency import Claim, IdempotencyScope, fingerprint, validate_key
 from gateway.services import Services
@@ -35,7 +35,6 @@ SUPPORTED_API_VERSIONS = ("2.4",)
 DEFAULT_API_VERSION = SUPPORTED_API_VERSIONS[0]
 
 T = TypeVar("T")
-_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 _canonical = msgspec.json.Encoder(order="sorted")
 
 
@@ -65,21 +64,7 @@ class MerchantCall:
         return self.principal.merchant_id
 
     async def body(self, model: type[T]) -> T:
-        decoder = _decoders.get(model)
-        if decoder is None:
-            decoder = _decoders[model] = msgspec.json.Decoder(model)
-        raw = await self.request.body()
-        if b"\\u0000" in raw:
-            # PostgreSQL text cannot hold NUL: refuse it here rather than fail there.
-            raise validation_error(model.__name__, "Strings must not contain NUL (\\u0000)")
-        try:
-            return decoder.decode(raw or b"{}")  # type: ignore[no-any-return]
-        except msgspec.DecodeError as error:
-            raise validation_error(model.__name__, str(error)) from None
-        except UnicodeDecodeError:
-            raise validation_error(model.__name__, "The body is not valid UTF-8") from None
-        except RecursionError:
-            raise validation_error(model.__name__, "The body is nested too deeply") from None
+        return await read_body(self.request, model)
 
     async def once(
         self,
