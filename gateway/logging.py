@@ -28,7 +28,8 @@ REDACTED = "[REDACTED]"
 # Fields whose value is secret whatever it looks like.
 _SECRET_FIELDS = re.compile(
     r"^(cvv|cvc|cvv2|cvc2|csc|security_?code|card_?number|number|pan|authorization|"
-    r"x[-_]api[-_]key|api[-_]?key|secret|secret[-_]key|password|token|signing[-_]secret)$",
+    r"x[-_]api[-_]key|api[-_]?key|secret|secret[-_]key(?:[-_]previous)?|password|token|"
+    r"signing[-_]secret)$",
     re.IGNORECASE,
 )
 # A CVV written into free text: "cvv=123", "cvc: 1234", '"security_code": "123"'.

@@ -14,7 +14,7 @@ from gateway.db import create_pool
 from gateway.http.idempotency import FinishedLookup, IdempotencyGuard, Record
 from gateway.http.throttle import AuthThrottle
 from gateway.logging import get_logger
-from gateway.settings import Settings
+from gateway.settings import Settings, previous_secret_keys
 from processors.base import Resources
 from workflows.accounts import ProcessorDirectory
 from workflows.credentials import CredentialBox
@@ -56,7 +56,8 @@ def build_engine(pool: AsyncConnectionPool, settings: Settings) -> Engine:
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
     )
     directory = ProcessorDirectory(
-        Resources(pool=pool, http=http), CredentialBox(settings.secret_key)
+        Resources(pool=pool, http=http),
+        CredentialBox(settings.secret_key, previous_secret_keys(settings)),
     )
     return Engine(pool, directory, engine_config(settings))
 

@@ -64,6 +64,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     settlement_poll_seconds: Annotated[int, Meta(ge=0, le=86400)] = 5
     # Master key (Fernet) that encrypts processor secrets at rest. Never logged.
     secret_key: str | None = None
+    # Older master keys, comma-separated: still read, until `gateway secret-key rotate` has
+    # re-sealed their secrets under GATEWAY_SECRET_KEY.
+    secret_key_previous: str | None = None
     # Run the recovery worker inside the gateway process. Unset: yes in embedded mode, no with
     # real servers (run `gateway worker` processes instead).
     worker_in_process: bool | None = None
@@ -129,7 +132,12 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         field = _FIELDS.get(variable[len(PREFIX) :])
         if field is None:
             continue  # not ours: the CLI warns about it (unknown_variables), nothing else does
-        if value == "" and field in ("database_url", "redis_url", "secret_key"):
+        if value == "" and field in (
+            "database_url",
+            "redis_url",
+            "secret_key",
+            "secret_key_previous",
+        ):
             continue
         if field in _URL_SCHEMES:
             _check_url(field, value)
@@ -140,6 +148,11 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         raise InvalidSetting(
             "GATEWAY_SECRET_KEY", "must be a Fernet key (gateway secret-key makes one)"
         )
+    previous = raw.get("secret_key_previous")
+    if previous is not None and not all(valid_master_key(k) for k in _keys(previous)):
+        raise InvalidSetting(
+            "GATEWAY_SECRET_KEY_PREVIOUS", "must be Fernet keys, separated by commas"
+        )
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as error:
@@ -148,3 +161,12 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         problem = message.split(" - at ", 1)[0]
         variable = PREFIX + field.upper() if field in Settings.__struct_fields__ else "GATEWAY_*"
         raise InvalidSetting(variable, f"{problem} (got {raw.get(field)!r})") from None
+
+
+def _keys(listed: str | None) -> tuple[str, ...]:
+    return tuple(key.strip() for key in (listed or "").split(",") if key.strip())
+
+
+def previous_secret_keys(settings: Settings) -> tuple[str, ...]:
+    """GATEWAY_SECRET_KEY_PREVIOUS, as a list."""
+    return _keys(settings.secret_key_previous)

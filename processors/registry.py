@@ -27,6 +27,8 @@ class Kind:
     credentials: type[msgspec.Struct] | None = None
     settings: type[msgspec.Struct] | None = None
     own_tokens: OwnTokens | None = None
+    # Refuses (Misconfigured) credentials and settings that must not go together.
+    checks: Callable[[Any, Any], None] | None = None
 
     @property
     def builtin(self) -> bool:
@@ -43,6 +45,10 @@ class Kind:
             if len(fields) != 1 or plain.startswith("{"):
                 raise Misconfigured(f"unreadable {self.name} credentials") from None
             return self.credentials(**{fields[0]: plain})
+
+    def check(self, credentials: Any, settings: Any) -> None:
+        if self.checks is not None:
+            self.checks(credentials, settings)
 
     def read_settings(self, raw: dict[str, Any] | None) -> msgspec.Struct | None:
         if self.settings is None:
@@ -66,6 +72,7 @@ KINDS: dict[str, Kind] = {
             credentials=stripe.Credentials,
             settings=stripe.Settings,
             own_tokens=stripe.OWN_TOKENS,
+            checks=stripe.check,
         ),
     )
 }

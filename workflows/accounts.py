@@ -16,7 +16,7 @@ import msgspec
 from processors import registry
 from processors.base import Processor, Resources
 from processors.errors import Misconfigured
-from workflows.credentials import CredentialBox
+from workflows.credentials import CredentialBox, CredentialError, MissingMasterKey, binding
 from workflows.db import Connection, Database, Q, jsonb, translated
 from workflows.errors import (
     AccountError,
@@ -53,6 +53,7 @@ async def add_account(
         assert found.credentials is not None
         sealed_credentials = msgspec.convert(credentials, found.credentials)
         checked = found.read_settings(settings)
+        found.check(sealed_credentials, checked)
     except msgspec.ValidationError as error:
         # msgspec names the field, never its value: nothing secret is echoed.
         raise AccountError(f"{kind} credentials: {error}") from None
@@ -60,7 +61,10 @@ async def add_account(
         raise AccountError(str(error)) from None
     if name in registry.KINDS:
         raise AccountError(f"{name!r} is the name of a built-in processor: choose another name")
-    sealed = box.seal(msgspec.json.encode(sealed_credentials).decode())
+    sealed = box.seal(
+        msgspec.json.encode(sealed_credentials).decode(),
+        bound_to=binding(merchant_id, name, kind),
+    )
     try:
         with translated():
             await conn.execute(
@@ -70,7 +74,8 @@ async def add_account(
                     "name": name,
                     "kind": kind,
                     "settings": jsonb(checked),
-                    "secret_ciphertext": sealed,
+                    "secret_ciphertext": sealed.ciphertext,
+                    "secret_key_id": sealed.key_id,
                 },
             )
     except Conflict as conflict:
@@ -107,6 +112,41 @@ async def remove_account(conn: Connection, merchant_name: str, account: str) -> 
             f"and recoveries need it, so it stays"
         )
     raise UnknownProcessorAccount(f"{merchant_name} has no processor account {account!r}")
+
+
+async def rotate_secrets(
+    conn: Connection, box: CredentialBox, merchant_id: str | None = None
+) -> int:
+    """Re-seal every account's credentials not sealed under the current master key (or sealed
+    unbound, before 0011), in one transaction; how many were re-sealed. Each is opened with the
+    key that sealed it (GATEWAY_SECRET_KEY_PREVIOUS), so an unknown key stops it all.
+    `merchant_id`: that merchant's accounts only."""
+    if box.key_id is None:
+        raise MissingMasterKey(" ".join((MissingMasterKey.__doc__ or "").split()))
+    async with conn.transaction():
+        cur = await conn.execute(
+            Q["accounts_to_rotate"], {"key_id": box.key_id, "merchant_id": merchant_id}
+        )
+        rows = await cur.fetchall()
+        for merchant_id, name, kind, sealed, key_id in rows:
+            bound = binding(merchant_id, name, kind)
+            try:
+                plain = box.open(sealed, key_id, bound_to=bound)
+            except CredentialError as error:
+                raise CredentialError(
+                    f"account {name} of merchant {merchant_id}: {error}"
+                ) from None
+            resealed = box.seal(plain, bound_to=bound)
+            await conn.execute(
+                Q["reseal_processor_account"],
+                {
+                    "merchant_id": merchant_id,
+                    "name": name,
+                    "secret_ciphertext": resealed.ciphertext,
+                    "secret_key_id": resealed.key_id,
+                },
+            )
+    return len(rows)
 
 
 async def list_accounts(conn: Connection) -> list[AccountListing]:
@@ -152,13 +192,12 @@ class ProcessorDirectory:
                 row = await cur.fetchone()
         if row is None:
             raise UnknownProcessorAccount(f"no processor account {account!r}")
-        stored_kind, settings, sealed = row
+        stored_kind, settings, sealed, key_id = row
         found = registry.kind(stored_kind)
-        processor = found.build(
-            self._resources,
-            found.open_credentials(self._box.open(sealed)),
-            found.read_settings(settings),
-        )
+        plain = self._box.open(sealed, key_id, bound_to=binding(merchant_id, account, stored_kind))
+        credentials, checked = found.open_credentials(plain), found.read_settings(settings)
+        found.check(credentials, checked)
+        processor = found.build(self._resources, credentials, checked)
         self._accounts[(merchant_id, account)] = processor
         return processor
 

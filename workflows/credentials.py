@@ -1,15 +1,35 @@
-"""Processor credentials, encrypted at rest with the master key from GATEWAY_SECRET_KEY.
+"""Processor credentials, sealed at rest under the master key from GATEWAY_SECRET_KEY.
 
-Fernet (AES-128-CBC with HMAC-SHA256, from `cryptography`): authenticated, with the key's
-rotation story (MultiFernet) ready when needed. A credential is decrypted only in memory, when a
-processor client is built, and never logged or returned.
+AES-256-GCM (`cryptography`), under a key derived from the master key with HKDF-SHA256. Each
+ciphertext is bound to its row (merchant, account name, kind) as associated data: copied onto
+another row, it does not open. Each row records the id of the master key that sealed it (a keyed
+hash, never the key), so that `gateway secret-key rotate` re-seals the rows of older keys
+(GATEWAY_SECRET_KEY_PREVIOUS) under the current one. Rows sealed before migration 0011 (Fernet,
+unbound, no key id) are still read; a rotation re-seals them bound.
+
+A credential is opened only in memory, when a processor client is built, and is never logged or
+returned.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from workflows.errors import DomainError
+
+_FORMAT = b"gw2"  # ciphertext = _FORMAT + 12-byte nonce + AES-GCM output
+_NONCE = 12
 
 
 class CredentialError(DomainError):
@@ -22,7 +42,8 @@ class MissingMasterKey(CredentialError):
 
 
 class UnreadableCredential(CredentialError):
-    """A stored processor secret cannot be decrypted with GATEWAY_SECRET_KEY (another key?)."""
+    """A stored processor secret cannot be decrypted with GATEWAY_SECRET_KEY or any of
+    GATEWAY_SECRET_KEY_PREVIOUS (another key?)."""
 
 
 def new_master_key() -> str:
@@ -37,24 +58,81 @@ def valid_master_key(key: str) -> bool:
     return True
 
 
+def binding(merchant_id: str, account: str, kind: str) -> bytes:
+    """The associated data of an account's credentials: the row they belong to."""
+    return f"processor_accounts\x00{merchant_id}\x00{account}\x00{kind}".encode()
+
+
+@dataclass(frozen=True)
+class Sealed:
+    ciphertext: bytes
+    key_id: str  # which master key sealed it
+
+
+class _MasterKey:
+    def __init__(self, master_key: str) -> None:
+        material = base64.urlsafe_b64decode(master_key.encode())
+        self.fernet = Fernet(master_key.encode())  # rows sealed before 0011
+        derived = HKDF(
+            algorithm=SHA256(), length=32, salt=None, info=b"gateway processor credentials v2"
+        ).derive(material)
+        self.aead = AESGCM(derived)
+        self.id = hmac.new(material, b"gateway master key id", hashlib.sha256).hexdigest()[:16]
+
+
 class CredentialBox:
-    def __init__(self, master_key: str | None) -> None:
-        self._fernet = Fernet(master_key.encode()) if master_key else None
+    def __init__(self, master_key: str | None, previous: Iterable[str] = ()) -> None:
+        self._current = _MasterKey(master_key) if master_key else None
+        keys = [self._current, *(_MasterKey(key) for key in previous)]
+        self._keys = {key.id: key for key in keys if key is not None}
 
     def __repr__(self) -> str:
-        return "CredentialBox(<master key hidden>)"
+        return "CredentialBox(<master keys hidden>)"
 
-    def seal(self, secret: str) -> bytes:
-        if self._fernet is None:
+    @property
+    def key_id(self) -> str | None:
+        """The id of the master key new secrets are sealed under."""
+        return self._current.id if self._current else None
+
+    def seal(self, secret: str, *, bound_to: bytes) -> Sealed:
+        if self._current is None:
             raise MissingMasterKey(" ".join((MissingMasterKey.__doc__ or "").split()))
-        return self._fernet.encrypt(secret.encode())
+        nonce = os.urandom(_NONCE)
+        ciphertext = self._current.aead.encrypt(nonce, secret.encode(), bound_to)
+        return Sealed(_FORMAT + nonce + ciphertext, self._current.id)
 
-    def open(self, sealed: bytes) -> str:
-        if self._fernet is None:
+    def open(self, sealed: bytes, key_id: str | None, *, bound_to: bytes) -> str:
+        if not self._keys:
             raise MissingMasterKey(
                 "GATEWAY_SECRET_KEY is not set: stored processor secrets cannot be decrypted."
             )
+        data = bytes(sealed)
+        if key_id is None:
+            return self._open_unbound(data)
+        key = self._keys.get(key_id)
+        if key is None:
+            raise UnreadableCredential(
+                f"this secret was sealed under master key {key_id}, which is neither "
+                "GATEWAY_SECRET_KEY nor one of GATEWAY_SECRET_KEY_PREVIOUS"
+            )
+        if not data.startswith(_FORMAT):
+            raise UnreadableCredential("this stored secret is not in a format the gateway seals")
+        nonce, ciphertext = (
+            data[len(_FORMAT) : len(_FORMAT) + _NONCE],
+            data[len(_FORMAT) + _NONCE :],
+        )
         try:
-            return self._fernet.decrypt(bytes(sealed)).decode()
-        except InvalidToken:
-            raise UnreadableCredential(UnreadableCredential.__doc__) from None
+            return key.aead.decrypt(nonce, ciphertext, bound_to).decode()
+        except InvalidTag:
+            raise UnreadableCredential(
+                "this stored secret does not open for its account: it was sealed for another "
+                "account (a row copied or swapped) or altered"
+            ) from None
+
+    def _open_unbound(self, data: bytes) -> str:
+        for key in self._keys.values():
+            try:
+                return key.fernet.decrypt(data).decode()
+            except InvalidToken:
+                continue
+        raise UnreadableCredential(" ".join((UnreadableCredential.__doc__ or "").split()))

@@ -287,11 +287,26 @@ WHERE name = %(name)s
 RETURNING id, name, coalesce(processor_account, processor::text), capture_on_create;
 
 -- name: add_processor_account
-INSERT INTO processor_accounts (merchant_id, name, kind, settings, secret_ciphertext)
-VALUES (%(merchant_id)s, %(name)s, %(kind)s, %(settings)s, %(secret_ciphertext)s);
+INSERT INTO processor_accounts (merchant_id, name, kind, settings, secret_ciphertext,
+    secret_key_id)
+VALUES (%(merchant_id)s, %(name)s, %(kind)s, %(settings)s, %(secret_ciphertext)s,
+    %(secret_key_id)s);
 
 -- name: find_processor_account
-SELECT kind, settings, secret_ciphertext FROM processor_accounts
+SELECT kind, settings, secret_ciphertext, secret_key_id FROM processor_accounts
+WHERE merchant_id = %(merchant_id)s AND name = %(name)s;
+
+-- name: accounts_to_rotate
+-- Every account not sealed under the current master key, locked while it is re-sealed.
+SELECT merchant_id, name, kind, secret_ciphertext, secret_key_id FROM processor_accounts
+WHERE secret_key_id IS DISTINCT FROM %(key_id)s
+  AND (%(merchant_id)s::text IS NULL OR merchant_id = %(merchant_id)s)
+ORDER BY merchant_id, name
+FOR UPDATE;
+
+-- name: reseal_processor_account
+UPDATE processor_accounts SET secret_ciphertext = %(secret_ciphertext)s,
+    secret_key_id = %(secret_key_id)s
 WHERE merchant_id = %(merchant_id)s AND name = %(name)s;
 
 -- name: list_processor_accounts

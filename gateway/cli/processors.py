@@ -49,7 +49,7 @@ def add(merchant: str, name: str, kind: str, secret_key_env: str, raw_settings: 
         if not sep or not key:
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--setting")
         kind_settings[key] = value
-    box = CredentialBox(settings().secret_key)
+    box = CredentialBox(settings().secret_key)  # new secrets: under the current key only
 
     async def work(conn: Connection) -> None:
         found = await merchants.find_merchant(conn, merchant)

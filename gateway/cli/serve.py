@@ -15,11 +15,13 @@ import msgspec
 import psycopg
 
 from gateway import accounts
-from gateway.cli.common import ConfigError, resolved, settings
+from gateway.cli.common import ConfigError, resolved, settings, with_connection
 from gateway.db import migrate as migrations
-from gateway.settings import PREFIX, Settings
+from gateway.settings import PREFIX, Settings, previous_secret_keys
 from workflows import merchants
-from workflows.credentials import new_master_key
+from workflows.accounts import rotate_secrets
+from workflows.credentials import CredentialBox, new_master_key
+from workflows.db import Connection
 
 SANDBOX_MERCHANT = "sandbox"
 
@@ -33,6 +35,8 @@ def _settings_help() -> str:
         shown = "(embedded)" if name in ("database_url", "redis_url") else value
         if name == "secret_key":
             shown = "(none: processor secrets cannot be stored)"
+        elif name == "secret_key_previous":
+            shown = "(none)"
         elif name == "worker_in_process":
             shown = "(yes when embedded)"
         lines.append(f"  {PREFIX + name.upper():<42} {shown}")
@@ -161,8 +165,34 @@ def migrate() -> None:
     click.echo("schema is up to date" if not applied else f"{len(applied)} migration(s) applied")
 
 
-@click.command("secret-key")
-def secret_key() -> None:
-    """Print a new master key for GATEWAY_SECRET_KEY."""
-    click.echo(new_master_key())
-    click.echo("# Set it as GATEWAY_SECRET_KEY and keep it safe: stored secrets need it.", err=True)
+@click.group("secret-key", invoke_without_command=True)
+@click.pass_context
+def secret_key(context: click.Context) -> None:
+    """Print a new master key for GATEWAY_SECRET_KEY (or rotate to it: see `rotate`)."""
+    if context.invoked_subcommand is None:
+        click.echo(new_master_key())
+        click.echo(
+            "# Set it as GATEWAY_SECRET_KEY and keep it safe: stored secrets need it.", err=True
+        )
+
+
+@secret_key.command()
+@click.option("--merchant", help="only this merchant's accounts (by name)")
+def rotate(merchant: str | None) -> None:
+    """Re-seal every processor secret under GATEWAY_SECRET_KEY.
+
+    \b
+    To change the master key:
+      1. GATEWAY_SECRET_KEY=<new> GATEWAY_SECRET_KEY_PREVIOUS=<old> on every process;
+      2. gateway secret-key rotate (with both set);
+      3. drop GATEWAY_SECRET_KEY_PREVIOUS.
+    """
+    current = settings()
+    box = CredentialBox(current.secret_key, previous_secret_keys(current))
+
+    async def work(conn: Connection) -> int:
+        merchant_id = (await merchants.find_merchant(conn, merchant)).id if merchant else None
+        return await rotate_secrets(conn, box, merchant_id)
+
+    resealed = with_connection(work)
+    click.echo(f"re-sealed {resealed} processor secret(s) under master key {box.key_id}")

@@ -22,11 +22,13 @@ CREATE TABLE processor_accounts (
     merchant_id       text NOT NULL REFERENCES merchants (id),
     name              text NOT NULL CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
     kind              text NOT NULL,
-    -- The processor's credentials (JSON of its kind's credentials), a Fernet token under
-    -- GATEWAY_SECRET_KEY: never in clear.
+    -- The processor's credentials (JSON of its kind's credentials), sealed under the master key
+    -- (workflows/credentials.py), bound to this row: never in clear.
     secret_ciphertext bytea NOT NULL,
     created_at        timestamptz NOT NULL DEFAULT now(),
     settings          jsonb NOT NULL DEFAULT '{}',  -- the kind's settings, in clear
+    -- Which master key sealed them (NULL: an unbound Fernet token from before 0011).
+    secret_key_id     text CHECK (secret_key_id ~ '^[0-9a-f]{16}$'),
     PRIMARY KEY (merchant_id, name)
 );
 ALTER TABLE merchants ADD CONSTRAINT merchants_processor_account_fkey

@@ -11,6 +11,7 @@ from typing import Annotated
 import msgspec
 
 from processors.base import OwnTokens, Resources
+from processors.errors import Misconfigured
 from processors.stripe.client import API_BASE, API_VERSION, TIMEOUT, form_encode
 from processors.stripe.connector import DECLINES, StripeProcessor
 
@@ -24,6 +25,7 @@ __all__ = [
     "Settings",
     "StripeProcessor",
     "build",
+    "check",
     "form_encode",
 ]
 
@@ -44,6 +46,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     api_base_url: Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$")] = API_BASE
     # Stripe's gated multicapture feature is enabled on this account.
     multicapture: bool = False
+
+
+def check(credentials: Credentials, settings: Settings) -> None:
+    """A live key is sent over https only: never in clear to a mistyped or hostile API base."""
+    live = credentials.secret_key.startswith(("sk_live_", "rk_live_"))
+    if live and not settings.api_base_url.startswith("https://"):
+        raise Misconfigured(
+            f"a live Stripe key is only sent over https, not to {settings.api_base_url!r}"
+        )
 
 
 def build(resources: Resources, credentials: Credentials, settings: Settings) -> StripeProcessor:

@@ -250,16 +250,20 @@ def test_a_stripe_account_is_added_with_its_secret_encrypted_and_never_shown(
 
     with psycopg.connect(settings.database_url or "") as conn:
         row = conn.execute(
-            "SELECT a::text, secret_ciphertext FROM processor_accounts a JOIN merchants m"
+            "SELECT a::text, secret_ciphertext, secret_key_id, merchant_id"
+            " FROM processor_accounts a JOIN merchants m"
             " ON m.id = a.merchant_id WHERE m.name = %s",
             (merchant_name,),
         ).fetchone()
     assert row is not None and secret not in row[0]
     import msgspec
 
-    from workflows.credentials import CredentialBox
+    from workflows.credentials import CredentialBox, binding
 
-    assert msgspec.json.decode(CredentialBox(master).open(row[1])) == {"secretKey": secret}
+    box = CredentialBox(master)
+    assert row[2] == box.key_id
+    opened = box.open(row[1], row[2], bound_to=binding(row[3], "stripe-main", "stripe"))
+    assert msgspec.json.decode(opened) == {"secretKey": secret}
 
 
 def test_a_bad_master_key_stops_every_command_without_echoing_it(settings: Settings) -> None:
@@ -268,3 +272,140 @@ def test_a_bad_master_key_stops_every_command_without_echoing_it(settings: Setti
     )
     assert result.returncode == 2
     assert "GATEWAY_SECRET_KEY" in result.stderr and "not-a-fernet-key" not in result.stderr
+
+
+# ---------------------------------------------------------------- processor secrets at rest
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> Any:
+    from psycopg_pool import AsyncConnectionPool
+
+    opened = AsyncConnectionPool(
+        settings.database_url or "", open=False, min_size=1, kwargs={"autocommit": True}
+    )
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def _add_stripe(
+    settings: Settings, merchant: str, name: str, master: str, secret: str, *extra: str
+) -> Any:
+    return run_gateway(
+        settings,
+        "processors",
+        "add",
+        "--merchant",
+        merchant,
+        "--name",
+        name,
+        "--type",
+        "stripe",
+        "--secret-key-env",
+        "THE_STRIPE_KEY",
+        *extra,
+        extra_env={"GATEWAY_SECRET_KEY": master, "THE_STRIPE_KEY": secret},
+    )
+
+
+async def _account(db: Any, merchant: str, name: str) -> tuple[bytes, str | None, str]:
+    cur = await db.execute(
+        "SELECT secret_ciphertext, secret_key_id, merchant_id FROM processor_accounts a"
+        " JOIN merchants m ON m.id = a.merchant_id WHERE m.name = %s AND a.name = %s",
+        (merchant, name),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return bytes(row[0]), row[1], row[2]
+
+
+async def _directory_opens(db_pool: Any, master: str, merchant_id: str, name: str) -> str:
+    """What building the account's connector says: "ok", or why not."""
+    import httpx
+
+    from processors.base import Resources
+    from workflows.accounts import ProcessorDirectory
+    from workflows.credentials import CredentialBox, CredentialError
+
+    async with httpx.AsyncClient() as http:
+        directory = ProcessorDirectory(Resources(db_pool, http), CredentialBox(master))
+        try:
+            await directory.get(merchant_id, "stripe", name)
+        except CredentialError as error:
+            return str(error)
+    return "ok"
+
+
+async def test_a_secret_copied_onto_another_account_does_not_open(
+    settings: Settings, merchant_name: str, db: Any, pool: Any
+) -> None:
+    from workflows.credentials import new_master_key
+
+    master = new_master_key()
+    run_gateway(settings, "merchants", "create", merchant_name)
+    assert _add_stripe(settings, merchant_name, "one", master, "sk_test_one1").returncode == 0
+    assert _add_stripe(settings, merchant_name, "two", master, "sk_test_two2").returncode == 0
+    sealed, key_id, merchant_id = await _account(db, merchant_name, "one")
+    assert await _directory_opens(pool, master, merchant_id, "two") == "ok"
+    # One account's ciphertext swapped onto the other: it names the wrong row, and says so.
+    await db.execute(
+        "UPDATE processor_accounts SET secret_ciphertext = %s, secret_key_id = %s"
+        " WHERE merchant_id = %s AND name = 'two'",
+        (sealed, key_id, merchant_id),
+    )
+    said = await _directory_opens(pool, master, merchant_id, "two")
+    assert "sealed for another account" in said
+
+
+async def test_rotation_reseals_every_secret_under_the_new_master_key(
+    settings: Settings, merchant_name: str, db: Any, pool: Any
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from workflows.credentials import CredentialBox, new_master_key
+
+    old, new = new_master_key(), new_master_key()
+    run_gateway(settings, "merchants", "create", merchant_name)
+    assert _add_stripe(settings, merchant_name, "main", old, "sk_test_main").returncode == 0
+    _, old_id, merchant_id = await _account(db, merchant_name, "main")
+    assert old_id == CredentialBox(old).key_id
+    # An account sealed before 0011: an unbound Fernet token, no key id.
+    await db.execute(
+        "INSERT INTO processor_accounts (merchant_id, name, kind, secret_ciphertext)"
+        " VALUES (%s, 'legacy', 'stripe', %s)",
+        (merchant_id, Fernet(old.encode()).encrypt(b'{"secretKey":"sk_test_legacy"}')),
+    )
+    assert await _directory_opens(pool, old, merchant_id, "legacy") == "ok"
+    # The new key alone cannot open what the old one sealed: rotation needs both.
+    assert "neither GATEWAY_SECRET_KEY" in await _directory_opens(pool, new, merchant_id, "main")
+    rotate = ("secret-key", "rotate", "--merchant", merchant_name)
+    alone = run_gateway(settings, *rotate, extra_env={"GATEWAY_SECRET_KEY": new})
+    assert alone.returncode == 1 and "cannot be decrypted" in alone.stderr
+    assert (await _account(db, merchant_name, "main"))[1] == old_id  # nothing changed
+    both = {"GATEWAY_SECRET_KEY": new, "GATEWAY_SECRET_KEY_PREVIOUS": old}
+    rotated = run_gateway(settings, *rotate, extra_env=both)
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.startswith("re-sealed ")
+    assert old not in rotated.stdout + rotated.stderr and new not in rotated.stdout
+    for name in ("main", "legacy"):
+        assert (await _account(db, merchant_name, name))[1] == CredentialBox(new).key_id
+        assert await _directory_opens(pool, new, merchant_id, name) == "ok"
+    again = run_gateway(settings, *rotate, extra_env=both)
+    assert again.returncode == 0 and "re-sealed 0 " in again.stdout
+    assert "re-sealed 2 " in rotated.stdout
+
+
+def test_a_live_stripe_key_is_never_sent_over_plain_http(
+    settings: Settings, merchant_name: str
+) -> None:
+    from workflows.credentials import new_master_key
+
+    master = new_master_key()
+    run_gateway(settings, "merchants", "create", merchant_name)
+    plain = ("--setting", "apiBaseUrl=http://stripe.example")
+    refused = _add_stripe(settings, merchant_name, "live", master, "sk_live_abc123", *plain)
+    assert refused.returncode == 1
+    assert "only sent over https" in refused.stderr and "sk_live_abc123" not in refused.stderr
+    test_key = _add_stripe(settings, merchant_name, "test", master, "sk_test_abc123", *plain)
+    assert test_key.returncode == 0, test_key.stderr
