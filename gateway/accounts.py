@@ -14,7 +14,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import dict_row
@@ -81,6 +81,17 @@ class KeyListing:
     scopes: tuple[str, ...]
     created_at: datetime
     revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    merchant_name: str | None
+    detail: dict[str, Any]
 
 
 def _base32(raw: bytes) -> str:
@@ -109,7 +120,9 @@ async def create_key(
     merchant: Merchant | None = None,
     mode: Mode | None = None,
     scopes: tuple[str, ...] = SCOPES,
+    actor: str = "gateway",
 ) -> NewKey:
+    """A new key, and its line in the audit log naming `actor` (who created it)."""
     if kind == "operator":
         merchant, mode, scopes = None, None, ()
     else:
@@ -130,6 +143,7 @@ async def create_key(
             "mode": mode,
             "scopes": list(scopes),
             "secret_hash": _hash(secret),
+            "actor": actor,
         },
     )
     return NewKey(
@@ -154,17 +168,32 @@ async def list_keys(conn: psycopg.AsyncConnection) -> list[KeyListing]:
             scopes=tuple(row["scopes"]),
             created_at=row["created_at"],
             revoked_at=row["revoked_at"],
+            last_used_at=row["last_used_at"],
         )
         for row in await cur.fetchall()
     ]
 
 
-async def revoke_key(conn: psycopg.AsyncConnection, key: str) -> tuple[str, datetime | None]:
+async def audit_log(conn: psycopg.AsyncConnection, limit: int = 100) -> list[AuditEntry]:
+    """What was done to keys, most recent first."""
+    cur = await conn.execute(QUERIES["audit_log"], {"limit": limit})
+    return [AuditEntry(*row) for row in await cur.fetchall()]
+
+
+async def touch(conn: psycopg.AsyncConnection, key_id: str) -> None:
+    """Record the key's use (at most once a minute)."""
+    await conn.execute(QUERIES["touch_api_key"], {"id": key_id})
+
+
+async def revoke_key(
+    conn: psycopg.AsyncConnection, key: str, actor: str = "gateway"
+) -> tuple[str, datetime | None]:
     """Revoke a key given by its id or whole (the secret is only parsed for the id, never kept
-    or shown). Returns the id and, if it was revoked before, when."""
+    or shown), with its line in the audit log. Returns the id and, if it was revoked before,
+    when."""
     parsed = parse_key(key)
     key_id = parsed[1] if parsed else key
-    cur = await conn.execute(QUERIES["revoke_api_key"], {"id": key_id})
+    cur = await conn.execute(QUERIES["revoke_api_key"], {"id": key_id, "actor": actor})
     row = await cur.fetchone()
     if row is None:
         # Named by its id only: the secret (which may hold '_') is never shown, even in part.

@@ -139,7 +139,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 redis=redis,
                 idempotency=guard,
                 auth_throttle=AuthThrottle(
-                    redis, failures_per_minute=settings.auth_failures_per_minute
+                    redis,
+                    failures_per_minute=settings.auth_failures_per_minute,
+                    requests_per_key_per_minute=settings.requests_per_key_per_minute,
                 ),
                 engine=engine,
                 reads=engine.reads,

@@ -52,6 +52,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Requests from one address whose key fails authentication, per minute, before the address
     # is refused (429) for the rest of the minute without a database lookup.
     auth_failures_per_minute: Annotated[int, Meta(ge=1, le=1_000_000)] = 60
+    # Requests one API key may make in a minute (every gateway process together).
+    requests_per_key_per_minute: Annotated[int, Meta(ge=1, le=100_000_000)] = 120_000
     max_body_bytes: Annotated[int, Meta(ge=1024, le=10 * 1024 * 1024)] = 64 * 1024
     # The workflow engine: processor calls per attempt, how long runs are leased, how recovery
     # backs off and when a run is declared stuck.

@@ -87,6 +87,7 @@ def settings(servers: tuple[str, str]) -> Settings:
         # The suite's many refused keys all come from one client address: the throttle's own
         # tests set a limit of their own.
         auth_failures_per_minute=1_000_000,
+        requests_per_key_per_minute=100_000_000,
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import importlib.util
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import TypeVar
@@ -108,3 +110,8 @@ def with_engine(work: Callable[[Services], Awaitable[T]]) -> T:
 
 def when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S}" if value else "-"
+
+
+def actor() -> str:
+    """Who acts from the command line, for audit lines and runs' histories."""
+    return f"cli {getpass.getuser()}@{socket.gethostname()}"

@@ -7,7 +7,7 @@ from datetime import datetime
 import click
 
 from gateway import accounts
-from gateway.cli.common import CommandError, with_connection
+from gateway.cli.common import CommandError, actor, with_connection
 from workflows import merchants
 from workflows.db import Connection
 
@@ -42,7 +42,7 @@ def create(merchant: str | None, operator: bool, mode: str | None, scopes: tuple
 
     async def work(conn: Connection) -> accounts.NewKey:
         if operator:
-            return await accounts.create_key(conn, kind="operator")
+            return await accounts.create_key(conn, kind="operator", actor=actor())
         assert merchant is not None
         found = await merchants.find_merchant(conn, merchant)
         return await accounts.create_key(
@@ -51,6 +51,7 @@ def create(merchant: str | None, operator: bool, mode: str | None, scopes: tuple
             merchant=found,
             mode="live" if mode == "live" else "sandbox",
             scopes=tuple(dict.fromkeys(scopes)) or accounts.SCOPES,
+            actor=actor(),
         )
 
     key = with_connection(work)
@@ -64,14 +65,36 @@ def list_() -> None:
     """List API keys (never their secrets)."""
     keys = with_connection(accounts.list_keys)
     click.echo(
-        f"{'ID':<18}{'KIND':<10}{'MERCHANT':<20}{'MODE':<9}{'CREATED':<22}{'REVOKED':<22}SCOPES"
+        f"{'ID':<18}{'KIND':<10}{'MERCHANT':<20}{'MODE':<9}{'CREATED':<22}{'REVOKED':<22}"
+        f"{'LAST USED':<22}SCOPES"
     )
     for key in keys:
         scopes = "all" if set(key.scopes) == set(accounts.SCOPES) else ",".join(key.scopes) or "-"
         click.echo(
             f"{key.id:<18}{key.kind:<10}{key.merchant_name or '-':<20}{key.mode or '-':<9}"
-            f"{key.created_at:%Y-%m-%d %H:%M:%S}   "
-            f"{f'{key.revoked_at:%Y-%m-%d %H:%M:%S}' if key.revoked_at else '-':<22}{scopes}"
+            f"{key.created_at:%Y-%m-%d %H:%M:%S}   {_at(key.revoked_at):<22}"
+            f"{_at(key.last_used_at):<22}{scopes}"
+        )
+
+
+def _at(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else "-"
+
+
+@group.command()
+@click.option("--limit", type=int, default=50, show_default=True)
+def audit(limit: int) -> None:
+    """What was done to keys (created, revoked), by whom, most recent first."""
+
+    async def work(conn: Connection) -> list[accounts.AuditEntry]:
+        return await accounts.audit_log(conn, limit)
+
+    entries = with_connection(work)
+    click.echo(f"{'AT':<22}{'ACTION':<18}{'KEY':<18}{'MERCHANT':<20}ACTOR")
+    for entry in entries:
+        click.echo(
+            f"{entry.at:%Y-%m-%d %H:%M:%S}   {entry.action:<18}{entry.subject:<18}"
+            f"{entry.merchant_name or '-':<20}{entry.actor}"
         )
 
 
@@ -81,7 +104,7 @@ def revoke(key: str) -> None:
     """Revoke a key, given by its id or whole (the secret is never echoed)."""
 
     async def work(conn: Connection) -> tuple[str, datetime | None]:
-        return await accounts.revoke_key(conn, key)
+        return await accounts.revoke_key(conn, key, actor())
 
     key_id, before = with_connection(work)
     if before is not None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import signal
-import socket
 
 import click
 
-from gateway.cli.common import when, with_engine
+from gateway.cli.common import actor, when, with_engine
 from gateway.services import Services
 from workflows import worker as worker_loop
 from workflows.errors import RunNotReplayable
@@ -92,7 +90,7 @@ def replay(run_id: str | None, all_stuck: bool) -> int:
         refused = 0
         for each in ids:
             try:
-                run = await services.engine.recovery.replay(each, by=_operator())
+                run = await services.engine.recovery.replay(each, by=actor())
             except RunNotReplayable as error:
                 click.echo(f"gateway: refused: {error}", err=True)
                 refused += 1
@@ -102,11 +100,6 @@ def replay(run_id: str | None, all_stuck: bool) -> int:
         return 1 if refused else 0
 
     return with_engine(work)
-
-
-def _operator() -> str:
-    """Who acts from the command line, for the run's history."""
-    return f"cli {getpass.getuser()}@{socket.gethostname()}"
 
 
 @group.command()
@@ -127,7 +120,7 @@ def resolve(run_id: str, outcome: str | None) -> int:
     async def work(services: Services) -> int:
         happened = None if outcome is None else outcome == "succeeded"
         try:
-            run = await services.engine.recovery.resolve(run_id, happened=happened, by=_operator())
+            run = await services.engine.recovery.resolve(run_id, happened=happened, by=actor())
         except RunNotReplayable as error:
             click.echo(f"gateway: refused: {error}", err=True)
             return 1

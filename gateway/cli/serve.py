@@ -126,7 +126,11 @@ async def _sandbox_banner(ready: Settings) -> None:
                 await merchants.create_merchant(conn, SANDBOX_MERCHANT)
             merchant = await merchants.find_merchant(conn, SANDBOX_MERCHANT)
             key = await accounts.create_key(
-                conn, kind="merchant", merchant=merchant, mode="sandbox"
+                conn,
+                kind="merchant",
+                merchant=merchant,
+                mode="sandbox",
+                actor="gateway serve (sandbox set-up)",
             )
     base = f"http://{ready.host}:{ready.port}"
     lines = ["", f"Sandbox gateway on {base} (data in {ready.data_path})"]

@@ -48,12 +48,25 @@ CREATE TABLE api_keys (
     secret_hash  bytea NOT NULL CHECK (octet_length(secret_hash) = 32),
     created_at   timestamptz NOT NULL DEFAULT now(),
     revoked_at   timestamptz,
+    last_used_at timestamptz,  -- to the minute: written at most once a minute per key
     CONSTRAINT api_keys_merchant_keys_have_merchant_and_mode CHECK (
         (kind = 'merchant' AND merchant_id IS NOT NULL AND mode IS NOT NULL)
         OR (kind = 'operator' AND merchant_id IS NULL AND mode IS NULL AND scopes = '{}')
     )
 );
 CREATE INDEX api_keys_merchant_id ON api_keys (merchant_id);
+
+-- What operators did to keys (creation, revocation), and who did it.
+CREATE TABLE audit_log (
+    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+    actor       text NOT NULL,      -- who: "cli user@host", "operator key ID", "gateway serve"
+    action      text NOT NULL,      -- e.g. api_key.created, api_key.revoked
+    subject     text NOT NULL,      -- what: a key id
+    merchant_id text REFERENCES merchants (id),
+    detail      jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_log_by_time ON audit_log (at DESC);
 
 -- The durable half of idempotency: Redis answers repeats quickly, this table makes them
 -- impossible to miss after a Redis flush or failover.

@@ -5,7 +5,12 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from gateway import accounts
-from gateway.http.errors import DuplicateHeader, TooManyFailedAuthentications, Unauthorized
+from gateway.http.errors import (
+    DuplicateHeader,
+    TooManyFailedAuthentications,
+    TooManyRequests,
+    Unauthorized,
+)
 from gateway.services import Services
 
 
@@ -19,17 +24,27 @@ def one_header(request: Request, name: str) -> str | None:
 
 
 async def authenticate(request: Request, services: Services) -> accounts.Principal:
-    """The key's principal; 401 when the header is missing or the key unknown or revoked (a
-    database that cannot be reached is the surface's 503, via StorageUnavailable)."""
+    """The key's principal; 401 when the header is missing or the key unknown or revoked, 429
+    past the throttle's limits (a database that cannot be reached is the surface's 503, via
+    StorageUnavailable)."""
     presented = one_header(request, "x-api-key")
     if not presented:
         raise Unauthorized("The X-API-KEY header is missing.")
     address = request.client.host if request.client else "unknown"
-    wait = await services.auth_throttle.retry_after(address)
-    if wait is not None:
-        raise TooManyFailedAuthentications(headers={"Retry-After": str(wait)})
+    parsed = accounts.parse_key(presented)
+    if parsed is None:  # malformed: known bad without a lookup
+        await services.auth_throttle.failed(address)
+        raise Unauthorized()
+    admission = await services.auth_throttle.admit(address, parsed[1])
+    if admission.retry_after is not None:
+        retry = {"Retry-After": str(admission.retry_after)}
+        if admission.by_address:
+            raise TooManyFailedAuthentications(headers=retry)
+        raise TooManyRequests(headers=retry)
     async with services.engine.db.connection() as conn:
         principal = await accounts.authenticate(conn, presented)
+        if principal is not None and admission.first_of_minute:
+            await accounts.touch(conn, principal.key_id)
     if principal is None:
         await services.auth_throttle.failed(address)
         raise Unauthorized()

@@ -99,6 +99,14 @@ class TooManyFailedAuthentications(ApiError):
     recovery = "Retry after the number of seconds in the Retry-After header, with a valid key."
 
 
+class TooManyRequests(ApiError):
+    """This API key has made too many requests this minute; wait before trying again."""
+
+    status = 429
+    error_id = "TooManyRequests"
+    recovery = "Retry after the number of seconds in the Retry-After header."
+
+
 class Forbidden(ApiError):
     """This API key may not call this endpoint."""
 

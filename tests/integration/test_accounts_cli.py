@@ -409,3 +409,23 @@ def test_a_live_stripe_key_is_never_sent_over_plain_http(
     assert "only sent over https" in refused.stderr and "sk_live_abc123" not in refused.stderr
     test_key = _add_stripe(settings, merchant_name, "test", master, "sk_test_abc123", *plain)
     assert test_key.returncode == 0, test_key.stderr
+
+
+def test_creating_and_revoking_keys_is_audited_with_who_did_it(
+    settings: Settings, merchant_name: str
+) -> None:
+    import getpass
+
+    run_gateway(settings, "merchants", "create", merchant_name)
+    created = run_gateway(settings, "keys", "create", "--merchant", merchant_name)
+    key_id = accounts.parse_key(created.stdout.strip())[1]  # type: ignore[index]
+    assert run_gateway(settings, "keys", "revoke", key_id).returncode == 0
+    assert run_gateway(settings, "keys", "revoke", key_id).returncode == 0  # no second line
+    audit = run_gateway(settings, "keys", "audit", "--limit", "1000")
+    assert audit.returncode == 0, audit.stderr
+    lines = [line.split() for line in audit.stdout.splitlines() if key_id in line]
+    assert [line[2] for line in lines] == ["api_key.revoked", "api_key.created"]
+    for line in lines:
+        assert line[4] == merchant_name
+        assert line[5] == "cli" and line[6].startswith(f"{getpass.getuser()}@")
+    assert created.stdout.strip() not in audit.stdout

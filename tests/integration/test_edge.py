@@ -12,6 +12,7 @@ import pytest
 
 from gateway import accounts
 from gateway.settings import Settings
+from tests.conftest import run_gateway
 from tests.integration.conftest import GatewayFactory, SomeMerchant, new_merchant
 
 CAPTURE = "/probe/pay_1/capture"
@@ -333,3 +334,39 @@ async def test_an_address_whose_keys_keep_failing_is_refused_before_any_lookup(
     other = await gateway(limited, client_address="10.254.254.254")
     served = await other.client.get("/payments", headers={"X-API-KEY": merchant.key})
     assert served.status_code == 200
+
+
+async def test_one_key_past_its_requests_per_minute_is_refused_before_any_lookup(
+    gateway: GatewayFactory, settings: Settings, db: Any
+) -> None:
+    limited = msgspec.structs.replace(settings, requests_per_key_per_minute=3)
+    running = await gateway(limited)
+    running.services.auth_throttle.now = lambda: 1_800_000_020.0  # within one minute
+    busy, other = await new_merchant(db), await new_merchant(db)
+    for _ in range(3):
+        assert (await running.client.get("/payments", headers={"X-API-KEY": busy.key})).is_success
+    refused = await running.client.get("/payments", headers={"X-API-KEY": busy.key})
+    assert_envelope(refused, 429, "TooManyRequests")
+    assert refused.headers["retry-after"] == "40"
+    # Another key, from the same address, is served: the limit is the key's.
+    served = await running.client.get("/payments", headers={"X-API-KEY": other.key})
+    assert served.status_code == 200
+
+
+async def test_a_keys_last_use_is_recorded(
+    gateway: GatewayFactory, settings: Settings, db: Any
+) -> None:
+    running = await gateway(settings)
+    merchant = await new_merchant(db)
+    key_id = accounts.parse_key(merchant.key)[1]  # type: ignore[index]
+
+    async def last_used() -> Any:
+        cur = await db.execute("SELECT last_used_at FROM api_keys WHERE id = %s", (key_id,))
+        return (await cur.fetchone())[0]
+
+    assert await last_used() is None
+    assert (await running.client.get("/payments", headers={"X-API-KEY": merchant.key})).is_success
+    assert await last_used() is not None
+    listing = run_gateway(settings, "keys", "list")
+    line = next(line for line in listing.stdout.splitlines() if line.startswith(key_id))
+    assert f"{(await last_used()):%Y-%m-%d %H:%M}" in line
