@@ -17,6 +17,7 @@ import psycopg
 from gateway import accounts
 from gateway.cli.common import ConfigError, resolved, settings, with_connection
 from gateway.db import migrate as migrations
+from gateway.http.protocol import BoundedHttpToolsProtocol
 from gateway.settings import PREFIX, Settings, previous_secret_keys
 from workflows import merchants
 from workflows.accounts import rotate_secrets
@@ -83,7 +84,7 @@ def serve() -> None:
             host=ready.host,
             port=ready.port,
             loop="uvloop",
-            http="httptools",
+            http=BoundedHttpToolsProtocol,
             lifespan="on",
             access_log=False,
             server_header=False,  # no banner naming the server software
