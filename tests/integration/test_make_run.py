@@ -179,3 +179,38 @@ def test_make_run_serves_the_sandbox_on_embedded_servers_and_stops_cleanly(
     assert captured.status_code == 200 and captured.json()["status"] == "SETTLED"
     second.ctrl_c()
     assert servers_of(data_dir) == []
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    pid_file = data_dir / "postgres" / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    return int(pid_file.read_text().split()[0])
+
+
+def test_serve_stops_an_embedded_postgresql_that_another_command_restarted(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    gateway = RunningGateway(data_dir, port, tmp_path / "gateway.log")
+    gateway.wait_ready()
+    first = postmaster_pid(data_dir)
+    assert first is not None
+    os.kill(first, signal.SIGKILL)  # PostgreSQL dies hard under the running gateway
+    deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+    while Path(f"/proc/{first}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Another command starts it again (and leaves it running: the gateway still holds it).
+    beside = subprocess.run(
+        [str(REPO_ROOT / ".venv" / "bin" / "gateway"), "keys", "list"],
+        env=embedded_env(data_dir, port),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert beside.returncode == 0, beside.stderr
+    second = postmaster_pid(data_dir)
+    assert second is not None and second != first
+    gateway.ctrl_c()
+    assert postmaster_pid(data_dir) is None, gateway.log.read_text()
+    assert servers_of(data_dir) == []
