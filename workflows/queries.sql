@@ -198,6 +198,8 @@ UPDATE workflow_runs r SET
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
     next_attempt_at = now() + make_interval(secs => %(lease_seconds)s),
     recoveries = r.recoveries + CASE WHEN r.recovery_point = 'call_processor' THEN 1 ELSE 0 END,
+    -- A lease still held means its process died mid-pass, perhaps after sending its call.
+    may_have_reached_processor = r.may_have_reached_processor OR r.lease_owner IS NOT NULL,
     updated_at = now()
 FROM due WHERE r.merchant_id = due.merchant_id AND r.id = due.id
 RETURNING r.*;
@@ -205,6 +207,7 @@ RETURNING r.*;
 -- name: claim_run_for_replay
 UPDATE workflow_runs SET
     state = 'running',
+    may_have_reached_processor = may_have_reached_processor OR lease_owner IS NOT NULL,
     lease_owner = %(lease_owner)s,
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
     next_attempt_at = now() + make_interval(secs => %(lease_seconds)s),
@@ -216,14 +219,16 @@ WHERE id = %(id)s
 RETURNING *;
 
 -- name: mark_stuck
+-- Also when an operator's action is given back: whatever it sent counts as perhaps received.
 UPDATE workflow_runs SET state = 'stuck', lease_owner = NULL, lease_expires_at = NULL,
-    next_attempt_at = NULL, updated_at = now()
+    next_attempt_at = NULL, may_have_reached_processor = true, updated_at = now()
 WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND lease_owner = %(lease_owner)s;
 
 -- name: release_run
--- A run given back by the one holding it: due for any worker now.
+-- A run given back by the one holding it: due for any worker now (and whatever it sent counts
+-- as perhaps received).
 UPDATE workflow_runs SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = now(),
-    updated_at = now()
+    may_have_reached_processor = true, updated_at = now()
 WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND lease_owner = %(lease_owner)s
   AND state = 'running';
 

@@ -274,7 +274,8 @@ async def test_a_gateway_dying_mid_capture_leaves_one_capture_per_key(
     assert settled["status"] == "SETTLED"
     assert fake.effects["capture"] == 1
     [key] = await processor_keys(db, payment["id"], "capture")
-    assert fake.keys["capture"] == [key, key]
+    # The dead process may have sent it: the worker asked Stripe, and sent nothing again.
+    assert fake.keys["capture"] == [key] and fake.asked == 1
 
 
 def test_the_requests_were_checked_against_stripes_spec() -> None:
