@@ -120,9 +120,13 @@ class Call:
     processor_transaction_id: str | None = None
     final: bool = True
     verb: str = ""  # for status: which operation's outcome is asked for
-    # What the gateway has recorded as captured before this operation, for a capture's status
-    # question (the processor's amounts are read against it).
+    # For a capture's or refund's status question, read against the processor's amounts: what
+    # the gateway has recorded, and what other operations of the payment have in flight (whose
+    # outcome is not known yet).
     captured_before: int = 0
+    captures_in_flight: int = 0
+    refunded_before: int = 0
+    refunds_in_flight: int = 0
     # For status questions: how long ago the key was first sent (0: just now).
     key_age: timedelta = timedelta(0)
     metadata: dict[str, Any] = field(default_factory=dict)

@@ -63,7 +63,7 @@ async def add_account(
         raise AccountError(f"{name!r} is the name of a built-in processor: choose another name")
     sealed = box.seal(
         msgspec.json.encode(sealed_credentials).decode(),
-        bound_to=binding(merchant_id, name, kind),
+        bound_to=binding(merchant_id, name, kind, msgspec.to_builtins(checked)),
     )
     try:
         with translated():
@@ -128,8 +128,8 @@ async def rotate_secrets(
             Q["accounts_to_rotate"], {"key_id": box.key_id, "merchant_id": merchant_id}
         )
         rows = await cur.fetchall()
-        for merchant_id, name, kind, sealed, key_id in rows:
-            bound = binding(merchant_id, name, kind)
+        for merchant_id, name, kind, settings, sealed, key_id in rows:
+            bound = binding(merchant_id, name, kind, settings)
             try:
                 plain = box.open(sealed, key_id, bound_to=bound)
             except CredentialError as error:
@@ -194,7 +194,8 @@ class ProcessorDirectory:
             raise UnknownProcessorAccount(f"no processor account {account!r}")
         stored_kind, settings, sealed, key_id = row
         found = registry.kind(stored_kind)
-        plain = self._box.open(sealed, key_id, bound_to=binding(merchant_id, account, stored_kind))
+        bound = binding(merchant_id, account, stored_kind, settings)
+        plain = self._box.open(sealed, key_id, bound_to=bound)
         credentials, checked = found.open_credentials(plain), found.read_settings(settings)
         found.check(credentials, checked)
         processor = found.build(self._resources, credentials, checked)

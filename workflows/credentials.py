@@ -1,8 +1,9 @@
 """Processor credentials, sealed at rest under the master key from GATEWAY_SECRET_KEY.
 
 AES-256-GCM (`cryptography`), under a key derived from the master key with HKDF-SHA256. Each
-ciphertext is bound to its row (merchant, account name, kind) as associated data: copied onto
-another row, it does not open. Each row records the id of the master key that sealed it (a keyed
+ciphertext is bound to its row (merchant, account name, kind, settings) as associated data:
+copied onto another row, or used with settings changed behind the gateway's back (another API
+base), it does not open. Each row records the id of the master key that sealed it (a keyed
 hash, never the key), so that `gateway secret-key rotate` re-seals the rows of older keys
 (GATEWAY_SECRET_KEY_PREVIOUS) under the current one. Rows sealed before migration 0011 (Fernet,
 unbound, no key id) are still read; a rotation re-seals them bound.
@@ -16,10 +17,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -58,9 +62,11 @@ def valid_master_key(key: str) -> bool:
     return True
 
 
-def binding(merchant_id: str, account: str, kind: str) -> bytes:
-    """The associated data of an account's credentials: the row they belong to."""
-    return f"processor_accounts\x00{merchant_id}\x00{account}\x00{kind}".encode()
+def binding(merchant_id: str, account: str, kind: str, settings: Any) -> bytes:
+    """The associated data of an account's credentials: the row they belong to, and the settings
+    they are used with (an API base changed behind the gateway's back does not get the key)."""
+    shown = json.dumps(settings or {}, sort_keys=True, separators=(",", ":"))
+    return f"processor_accounts\x00{merchant_id}\x00{account}\x00{kind}\x00{shown}".encode()
 
 
 @dataclass(frozen=True)
@@ -126,13 +132,19 @@ class CredentialBox:
         except InvalidTag:
             raise UnreadableCredential(
                 "this stored secret does not open for its account: it was sealed for another "
-                "account (a row copied or swapped) or altered"
+                "account (a row copied or swapped), or the account's settings or the secret "
+                "were altered behind the gateway's back"
             ) from None
 
     def _open_unbound(self, data: bytes) -> str:
         for key in self._keys.values():
             try:
-                return key.fernet.decrypt(data).decode()
+                plain = key.fernet.decrypt(data).decode()
             except InvalidToken:
                 continue
+            # Bound to nothing: a copy from another row would open too. `rotate` binds it.
+            structlog.get_logger("workflows.credentials").warning(
+                "unbound_processor_secret", fix="gateway secret-key rotate"
+            )
+            return plain
         raise UnreadableCredential(" ".join((UnreadableCredential.__doc__ or "").split()))

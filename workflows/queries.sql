@@ -204,19 +204,28 @@ UPDATE workflow_runs r SET
 FROM due WHERE r.merchant_id = due.merchant_id AND r.id = due.id
 RETURNING r.*;
 
--- name: claim_run_for_replay
-UPDATE workflow_runs SET
+-- name: claim_run_for_operator
+-- An operator's replay or resolution takes a run that is stuck, or waiting with no holder. Only
+-- a replay (which re-sends with the same key, or asks first) takes one whose lease ran out: a
+-- resolution may end the run as "did not happen", and a lapsed holder may still be sending.
+WITH found AS (
+    SELECT merchant_id, id, state AS previous_state FROM workflow_runs
+    WHERE id = %(id)s FOR UPDATE
+)
+UPDATE workflow_runs r SET
     state = 'running',
-    may_have_reached_processor = may_have_reached_processor OR lease_owner IS NOT NULL,
+    may_have_reached_processor = r.may_have_reached_processor OR r.lease_owner IS NOT NULL,
     lease_owner = %(lease_owner)s,
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
     next_attempt_at = now() + make_interval(secs => %(lease_seconds)s),
     recoveries = 0,
     updated_at = now()
-WHERE id = %(id)s
-  AND (state = 'stuck'
-       OR (state = 'running' AND (lease_owner IS NULL OR lease_expires_at < now())))
-RETURNING *;
+FROM found
+WHERE r.merchant_id = found.merchant_id AND r.id = found.id
+  AND (r.state = 'stuck'
+       OR (r.state = 'running' AND (r.lease_owner IS NULL
+           OR (%(lapsed_lease)s AND r.lease_expires_at < now()))))
+RETURNING r.*, found.previous_state;
 
 -- name: mark_stuck
 -- Also when an operator's action is given back: whatever it sent counts as perhaps received.
@@ -303,7 +312,8 @@ WHERE merchant_id = %(merchant_id)s AND name = %(name)s;
 
 -- name: accounts_to_rotate
 -- Every account not sealed under the current master key, locked while it is re-sealed.
-SELECT merchant_id, name, kind, secret_ciphertext, secret_key_id FROM processor_accounts
+SELECT merchant_id, name, kind, settings, secret_ciphertext, secret_key_id
+FROM processor_accounts
 WHERE secret_key_id IS DISTINCT FROM %(key_id)s
   AND (%(merchant_id)s::text IS NULL OR merchant_id = %(merchant_id)s)
 ORDER BY merchant_id, name

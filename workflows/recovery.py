@@ -103,17 +103,17 @@ class Recovery:
         return await self._reads.run(run_id)
 
     async def _claim_for_operator(self, run_id: str, what: str) -> tuple[Run, str, bool]:
-        """The run, claimed for an operator's action (if stuck, or due and not held)."""
+        """The run, claimed for an operator's action, and whether it was stuck."""
         owner = f"{self._runner.owner}/{what}-{secrets.token_hex(4)}"
-        before = await self._reads.run(run_id)
         async with self._db.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
-                Q["claim_run_for_replay"],
+                Q["claim_run_for_operator"],
                 {
                     "id": run_id,
                     "lease_owner": owner,
                     "lease_seconds": self._runner.config.lease_seconds,
+                    "lapsed_lease": what == "replay",
                 },
             )
             row = await cur.fetchone()
@@ -124,10 +124,11 @@ class Recovery:
                     f"run {run_id} already {run.state}: it is finished, there is nothing to {what}"
                 )
             raise RunNotReplayable(
-                f"run {run_id} is in progress ({run.lease_owner} holds it until "
-                f"{run.lease_expires_at}); {what} it if it gets stuck"
+                f"run {run_id} is in progress ({run.lease_owner} holds it, until "
+                f"{run.lease_expires_at}); {what} it once it is stuck"
+                + ("" if what == "replay" else ", or replay it")
             )
-        return from_row(Run, row), owner, before.state is RunState.STUCK
+        return from_row(Run, row), owner, row["previous_state"] == RunState.STUCK
 
     async def _give_back(self, run: Run, owner: str, *, stuck: bool, what: str) -> None:
         detail = {"back_to": "stuck" if stuck else "due"}

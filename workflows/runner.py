@@ -37,7 +37,7 @@ from tenacity import (
 )
 
 from processors.base import Call, Outcome, Processor, Result
-from processors.errors import CallFailed, Misconfigured, TransientError
+from processors.errors import CallFailed, Misconfigured, OutcomeUnknown, TransientError
 from workflows import outcomes
 from workflows.credentials import CredentialError
 from workflows.db import Connection, Database, Q, jsonb
@@ -127,10 +127,6 @@ class RunNotResolvable(RunNotReplayable):
     """This run cannot be resolved as asked."""
 
 
-# Answers that are not an outcome: a run cannot be resolved to them.
-_UNSETTLED = (Outcome.PENDING, Outcome.SETTLING, Outcome.MISMATCH)
-
-
 class KeyForgotten(RunNotReplayable):
     """A run whose outcome is unknown, whose processor no longer honours its key, and which the
     processor could not answer for: re-sending could move money twice."""
@@ -145,6 +141,23 @@ class KeyForgotten(RunNotReplayable):
             f"{run.processor_key}) happened, then resolve the run with its outcome: "
             f"gateway workflows resolve {run.id} --outcome succeeded|failed"
         )
+
+
+def _own(run: Run, kind: RunKind) -> int:
+    """What the run itself holds of the payment's reservations of `kind`."""
+    return run.amount if run.kind is kind else 0
+
+
+def _figures_moved(run: Run, payment: Payment, asked: Call) -> bool:
+    """Whether the figures a capture's or refund's status answer was read against have changed
+    since (another capture or refund recorded, or reserved): the answer may be another's."""
+    if run.kind is RunKind.CAPTURE:
+        now = (payment.amount_captured, payment.capture_reserved - run.amount)
+        return now != (asked.captured_before, asked.captures_in_flight)
+    if run.kind is RunKind.REFUND:
+        now = (payment.amount_refunded, payment.refund_reserved - run.amount)
+        return now != (asked.refunded_before, asked.refunds_in_flight)
+    return False
 
 
 def _span(lifetime: timedelta | None) -> str:
@@ -322,6 +335,7 @@ class Runner:
             # The first pass, or nothing was ever sent: the operation itself.
             return await self._call(run, owner, processor, call, view=view, events=events)
         # An earlier call may have reached the processor: ask first, and apply a definite answer.
+        asking = time.monotonic()
         asked, error = await self._ask(run, owner, processor, call)
         if asked is not None and asked.outcome is not Outcome.NOT_FOUND:
             return await self._record(
@@ -332,12 +346,13 @@ class Runner:
                 None,
                 reached=False,
                 never_reached=False,
-                asked=True,
+                asked=call,
                 view=view,
                 events=events,
             )
         lifetime = processor.key_lifetime(call)
-        if asked is None and not honours(lifetime, call.key_age):
+        age = call.key_age + timedelta(seconds=time.monotonic() - asking)  # as of now
+        if asked is None and not honours(lifetime, age):
             # Neither a definite answer nor a key the processor still honours: a re-send could
             # act twice, so nothing is sent.
             forgotten = KeyForgotten(run, lifetime, error)
@@ -351,7 +366,6 @@ class Runner:
                 forgotten,
                 reached=False,
                 never_reached=False,
-                asked=True,
                 view=view,
                 events=events,
             )
@@ -383,6 +397,9 @@ class Runner:
             verb=run.kind,
             metadata=payment.metadata or {},
             captured_before=payment.amount_captured,
+            captures_in_flight=payment.capture_reserved - _own(run, RunKind.CAPTURE),
+            refunded_before=payment.amount_refunded,
+            refunds_in_flight=payment.refund_reserved - _own(run, RunKind.REFUND),
             key_age=age,
         )
         return processor, call
@@ -394,10 +411,16 @@ class Runner:
         reservation is applied or released, and its history names `by`."""
         processor, call = await self._prepare(run, None)
         asked, error = await self._ask(run, owner, processor, call)
+        if asked is not None and asked.outcome in (Outcome.PENDING, Outcome.SETTLING):
+            raise RunNotResolvable(
+                f"run {run.id}: the processor says the {run.kind} is still "
+                f"{asked.outcome.value.lower()}: it has not ended yet, so it cannot be resolved "
+                "(the worker keeps asking; cancel the payment to end an authorization)"
+            )
         answer = None
         if asked is not None and asked.outcome is Outcome.NOT_FOUND:
             answer = Result(Outcome.FAILED, reason=outcomes.NOT_DONE)
-        elif asked is not None and asked.outcome not in _UNSETTLED:
+        elif asked is not None and asked.outcome is not Outcome.MISMATCH:
             answer = asked
         if answer is not None:
             happened = not answer.definitive_no
@@ -414,19 +437,18 @@ class Runner:
                 f"({said}). Check the payment {run.payment_id} at the processor (processor key "
                 f"{run.processor_key}), then resolve with --outcome succeeded or --outcome failed"
             )
-        else:
-            answer = outcomes.stated(run, call.processor_transaction_id, happened=stated)
         await self._record(
             run,
             owner,
-            answer,
+            answer or outcomes.stated(run, call.processor_transaction_id, happened=bool(stated)),
             1,
             None,
             reached=False,
             never_reached=False,
             view=False,
             events=False,
-            asked=asked is not None,
+            # The processor's answer holds only for the figures it was read against.
+            asked=call if answer is not None else None,
             resolved={
                 "by": by,
                 "stated": None if stated is None else ("succeeded" if stated else "failed"),
@@ -467,6 +489,7 @@ class Runner:
         started = time.monotonic()
         attempts = 0
         result: Result | None = None
+        answered: Call | None = None  # the result is a status question's, about this call
         error: Exception | None = None
         reached = False  # may any call of this pass have reached the processor?
         async with self._heartbeat(run, owner):
@@ -480,9 +503,9 @@ class Runner:
                             if reached and not status_only and not honours(lifetime, age):
                                 asked = await processor.status(call)
                             if asked is not None and asked.outcome is not Outcome.NOT_FOUND:
-                                result = asked
+                                result, answered = asked, call
                             else:
-                                result = await operation(call)
+                                result, answered = await operation(call), None
                         except TransientError:
                             raise  # nothing was done at the processor
                         except BaseException:
@@ -509,6 +532,7 @@ class Runner:
             never_reached=never_reached,
             view=view,
             events=events,
+            asked=answered or (call if status_only else None),
         )
 
     def _retrying(self) -> AsyncRetrying:
@@ -566,14 +590,26 @@ class Runner:
         never_reached: bool,
         view: bool,
         events: bool,
-        asked: bool = False,
+        asked: Call | None = None,
         resolved: dict[str, Any] | None = None,
     ) -> PaymentView | None:
         """Phase 3: the payment locked, the answer's changes (outcomes.decide) in one statement,
-        and (for the edge's answer) the payment read back in the same transaction."""
+        and (for the edge's answer) the payment read back in the same transaction.
+
+        `asked`: the answer is a status question's, read against this call's figures; if the
+        payment's captures or refunds moved since, it is no answer (asked again later), or for
+        an operator's resolution (`resolved`), refused."""
         shown = None
         async with self._db.transaction() as conn:
             payment = await self._payment_of(conn, run, lock=True)
+            if asked is not None and result is not None and _figures_moved(run, payment, asked):
+                if resolved is not None:
+                    raise RunNotResolvable(
+                        f"run {run.id}: the payment's captures or refunds changed while the "
+                        "processor was asked; resolve it again"
+                    )
+                error = OutcomeUnknown("the payment changed while the processor was asked")
+                result = None
             changes = outcomes.decide(
                 run,
                 payment,
@@ -583,7 +619,7 @@ class Runner:
             )
             failure = None if error is None else f"{type(error).__name__}: {error}"
             detail: dict[str, Any] = {"attempts": attempts}
-            if asked:
+            if asked is not None:
                 detail["asked_status"] = True  # the answer of a status question, nothing re-sent
             if resolved is not None:
                 detail.update(resolved)

@@ -8,7 +8,8 @@ Answers map to the canonical outcomes of `processors.base`: `requires_capture` i
 `requires_action` is PENDING (3-D Secure), a 402 `card_error` is a DECLINED value with Primer's
 decline code, any other 4xx is FAILED. Only connection errors, 409, 429 and 5xx are retried
 (`Stripe-Should-Retry` overrides). `payment_intent_unexpected_state` on a capture or cancel means
-"ask Stripe what happened": the PaymentIntent is fetched and its state answers.
+"ask Stripe what happened": the PaymentIntent is fetched and its state answers (for a capture,
+only a definite "nothing more was captured" is taken at once; recovery asks the rest).
 
 Status questions (`status`, per verb) read Stripe's objects, never a repeat of the request, since
 Stripe honours an Idempotency-Key for 24 hours only: an authorization is the PaymentIntent (by
@@ -174,7 +175,7 @@ class StripeProcessor:
             f"/v1/payment_intents/{intent}/capture", params, call.processor_key
         )
         if _unexpected_state(answer):
-            return await self._settled_state(replace(call, verb="capture"), Outcome.CAPTURED)
+            return await self._not_capturable(call)
         if answer.status >= 400:
             return self._declined(answer) if answer.status == 402 else self._failed(answer)
         answer.read(wire.PaymentIntent)  # a success must be readable, or the outcome is unknown
@@ -238,6 +239,7 @@ class StripeProcessor:
             return None  # a follow-up of an authorization Stripe never gave an id for
         query = f"metadata['payment_id']:'{_quoted(call.reference)}'"
         params: dict[str, Any] = {"query": query, "limit": 100}
+        found: list[wire.PaymentIntent] = []
         while True:
             page = _readable(
                 await self._stripe.get("/v1/payment_intents/search", params), wire.SearchResult
@@ -245,9 +247,13 @@ class StripeProcessor:
             for intent in page.data:
                 if intent.metadata.get("processor_key") == call.processor_key:
                     return intent
+                found.append(intent)
             if not page.has_more or not page.next_page:
                 break
             params["page"] = page.next_page
+        unkeyed = [intent for intent in found if "processor_key" not in intent.metadata]
+        if len(found) == 1 and unkeyed:
+            return unkeyed[0]  # authorized before our key went into the metadata too
         if call.key_age < SEARCH_LAG:
             raise OutcomeUnknown("stripe: not found by search, which can lag up to an hour")
         return None
@@ -266,13 +272,21 @@ class StripeProcessor:
 
     @staticmethod
     def _capture_status(call: Call, intent: wire.PaymentIntent) -> Result:
-        """A capture is read from the intent's amounts against what the gateway recorded before
-        it: requires_capture with nothing more received is no capture."""
-        received, before = intent.amount_received, call.captured_before
-        if received == before + call.amount:
-            return Result(Outcome.CAPTURED, intent.id)
+        """A capture is read from the intent's amounts against the gateway's figures: what it
+        recorded before, and what other captures of the payment have in flight. requires_capture
+        with nothing more received is no capture; more than every capture could have taken was
+        captured outside the gateway; anything between cannot tell which capture happened."""
+        received, before, others = (
+            intent.amount_received,
+            call.captured_before,
+            call.captures_in_flight,
+        )
         if received == before:
             return Result(Outcome.NOT_FOUND)
+        if received == before + call.amount + others:
+            return Result(Outcome.CAPTURED, intent.id)  # this one, and every other in flight
+        if others and before < received < before + call.amount + others:
+            raise OutcomeUnknown("stripe: other captures are in flight; the amounts cannot tell")
         return Result(
             Outcome.MISMATCH,
             intent.id,
@@ -283,16 +297,35 @@ class StripeProcessor:
         )
 
     async def _refund_status(self, call: Call) -> Result:
-        """A refund is found by our processor key in its metadata."""
+        """A refund is found by our processor key in its metadata. Not found, the intent's other
+        refunds must add up to what the gateway knows of: a refund made outside it (the
+        dashboard) would otherwise read as "ours did not happen", and ours be sent again."""
         params: dict[str, Any] = {"payment_intent": call.processor_transaction_id, "limit": 100}
+        refunded = 0
         while True:
             page = _readable(await self._stripe.get("/v1/refunds", params), wire.RefundList)
             for refund in page.data:
                 if refund.metadata.get("processor_key") == call.processor_key:
                     return self._refund_result(refund)
+                if refund.status in ("succeeded", "pending", "requires_action"):
+                    refunded += refund.amount
             if not page.has_more or not page.data or page.data[-1].id is None:
-                return Result(Outcome.NOT_FOUND)
+                break
             params["starting_after"] = page.data[-1].id
+        before, others = call.refunded_before, call.refunds_in_flight
+        if refunded == before:
+            return Result(Outcome.NOT_FOUND)
+        if others and before < refunded <= before + others:
+            raise OutcomeUnknown("stripe: other refunds are in flight; the amounts cannot tell")
+        return Result(
+            Outcome.MISMATCH,
+            call.processor_transaction_id,
+            _rejected(
+                f"Stripe shows {refunded} refunded by other refunds of "
+                f"{call.processor_transaction_id}; the gateway recorded {before}: refunded "
+                "outside the gateway?"
+            ),
+        )
 
     # ---------------------------------------------------------------- answers
 
@@ -325,6 +358,17 @@ class StripeProcessor:
     @staticmethod
     def _failed(answer: Answer) -> Result:
         return Result(Outcome.FAILED, None, rejected_reason(answer.status, answer.error()))
+
+    async def _not_capturable(self, call: Call) -> Result:
+        """After `payment_intent_unexpected_state` on a capture: did an earlier attempt capture?
+        This call's figures may be older than other captures of the payment, so only "nothing
+        was captured beyond them" is taken (amounts only grow): a definite no. Anything else is
+        asked again by recovery, against the figures as they are then."""
+        current = await self.status(replace(call, verb="capture"))
+        if current.outcome is Outcome.NOT_FOUND:
+            reason = _rejected("the PaymentIntent's state at Stripe does not allow a capture")
+            return Result(Outcome.FAILED, call.processor_transaction_id, reason)
+        raise OutcomeUnknown("stripe: the PaymentIntent cannot be captured now", retryable=False)
 
     async def _settled_state(self, call: Call, wanted: Outcome) -> Result:
         """After `payment_intent_unexpected_state`: did the earlier attempt already do it?"""

@@ -38,6 +38,7 @@ class SearchResult(msgspec.Struct):
 
 class Refund(msgspec.Struct):
     id: str | None = None
+    amount: int = 0
     status: str | None = None
     failure_reason: str | None = None
     metadata: dict[str, str] = msgspec.field(default_factory=dict)

@@ -44,6 +44,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     timeout_after_acting: bool = False  # ...or act, then let the answer be lost
     hold: asyncio.Event | None = None  # ...or act, then never answer until released
+    arrive: asyncio.Event | None = None  # (the request reaches Stripe only once this is set)
 
 
 @dataclass
@@ -86,9 +87,11 @@ class FakeStripe:
         async def handle(request: httpx.Request, intent: str | None = None) -> httpx.Response:
             check(request)
             key = request.headers["Idempotency-Key"]
+            fault = self.faults[operation].pop(0) if self.faults[operation] else None
+            if fault and fault.arrive is not None:
+                await fault.arrive.wait()  # slow on the network: Stripe has not seen it yet
             self.keys[operation].append(key)
             self.received.set()
-            fault = self.faults[operation].pop(0) if self.faults[operation] else None
             if fault and fault.status:
                 return _answer(fault.status, _error("api_error", "fake failure"), fault.headers)
             if key in self.answers:

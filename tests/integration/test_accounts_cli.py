@@ -250,7 +250,7 @@ def test_a_stripe_account_is_added_with_its_secret_encrypted_and_never_shown(
 
     with psycopg.connect(settings.database_url or "") as conn:
         row = conn.execute(
-            "SELECT a::text, secret_ciphertext, secret_key_id, merchant_id"
+            "SELECT a::text, secret_ciphertext, secret_key_id, merchant_id, settings"
             " FROM processor_accounts a JOIN merchants m"
             " ON m.id = a.merchant_id WHERE m.name = %s",
             (merchant_name,),
@@ -262,7 +262,7 @@ def test_a_stripe_account_is_added_with_its_secret_encrypted_and_never_shown(
 
     box = CredentialBox(master)
     assert row[2] == box.key_id
-    opened = box.open(row[1], row[2], bound_to=binding(row[3], "stripe-main", "stripe"))
+    opened = box.open(row[1], row[2], bound_to=binding(row[3], "stripe-main", "stripe", row[4]))
     assert msgspec.json.decode(opened) == {"secretKey": secret}
 
 
@@ -356,6 +356,13 @@ async def test_a_secret_copied_onto_another_account_does_not_open(
     )
     said = await _directory_opens(pool, master, merchant_id, "two")
     assert "sealed for another account" in said
+    # The API base changed behind the gateway's back: the key is not handed to it.
+    await db.execute(
+        'UPDATE processor_accounts SET settings = settings || \'{"apiBaseUrl": "https://evil.test"}\''
+        " WHERE merchant_id = %s AND name = 'one'",
+        (merchant_id,),
+    )
+    assert "sealed for another account" in await _directory_opens(pool, master, merchant_id, "one")
 
 
 async def test_rotation_reseals_every_secret_under_the_new_master_key(

@@ -495,6 +495,9 @@ async def test_a_capture_made_in_stripes_dashboard_is_reported_not_taken_as_ours
     intent.update(status="succeeded", amount_received=1000)  # captured in the dashboard
     answer = (await shop.capture(payment["id"], amount=400)).json()
     assert answer["processor"]["amountCaptured"] == 0  # not taken as this capture
+    await stripe_gateway.services.engine.recovery.recover_due()  # asked with fresh figures
+    answer = await shop.get(payment["id"])
+    assert answer["processor"]["amountCaptured"] == 0
     assert "outside the gateway" in answer["statusReason"]["message"]
     [run] = [
         r
@@ -508,3 +511,99 @@ async def test_a_capture_made_in_stripes_dashboard_is_reported_not_taken_as_ours
     await stripe_gateway.services.engine.recovery.replay(run.id)
     assert (await stripe_gateway.services.reads.run(run.id)).state == "stuck"
     assert fake.effects["capture"] == 0
+
+
+# ---------------------------------------------------------------- several captures of one intent
+
+
+async def settle_all(running: Running, payment_id: str) -> None:
+    await until_finished(running, payment_id)
+
+
+async def test_a_lost_capture_is_never_taken_for_another_capture_of_the_same_amount(
+    stripe_gateway: Running, shop: Shop, fake: FakeStripe
+) -> None:
+    payment = await create(shop)
+    # A (500): Stripe answers 500 three times, having done nothing. B (500): Stripe captures,
+    # and every answer is lost. Stripe's intent says 500 received: whose?
+    fake.fail("capture", *(Fault(status=500) for _ in range(3)))
+    await shop.capture(payment["id"], amount=500, final=False)
+    fake.fail("capture", *(Fault(timeout_after_acting=True) for _ in range(3)))
+    await shop.capture(payment["id"], amount=500, final=False)
+    assert fake.effects["capture"] == 1
+    await settle_all(stripe_gateway, payment["id"])
+    [intent] = fake.intents.values()
+    after = await shop.get(payment["id"])
+    # The gateway's figure is Stripe's, whatever order the recoveries took.
+    assert after["processor"]["amountCaptured"] == intent["amount_received"] == 1000
+    assert fake.effects["capture"] == 2
+    assert_figures_add_up(after)
+
+
+async def test_a_capture_refused_after_another_closed_the_intent_is_not_taken_for_it(
+    stripe_gateway: Running, shop: Shop, fake: FakeStripe
+) -> None:
+    payment = await create(shop)
+    slow = asyncio.Event()
+    fake.fail("capture", Fault(arrive=slow))  # A is slow on the network
+    first = asyncio.create_task(shop.capture(payment["id"], amount=500, final=False))
+
+    async def reserved() -> bool:  # A has its reservation...
+        runs = await stripe_gateway.services.reads.list_runs(payment_id=payment["id"])
+        return any(r.kind == "capture" for r in runs)
+
+    await until(reserved, "the first capture to be under way")
+    closing = await shop.capture(payment["id"], amount=500, final=True)  # ...B closes the intent
+    assert closing.json()["processor"]["amountCaptured"] == 500
+    slow.set()  # A reaches Stripe: payment_intent_unexpected_state
+    await first
+    await settle_all(stripe_gateway, payment["id"])
+    [intent] = fake.intents.values()
+    after = await shop.get(payment["id"])
+    assert after["processor"]["amountCaptured"] == intent["amount_received"] == 500
+    assert fake.effects["capture"] == 1
+    assert_figures_add_up(after)
+
+
+async def test_a_run_whose_lease_merely_ran_out_is_not_resolved_while_its_holder_may_send(
+    stripe_gateway: Running, shop: Shop, fake: FakeStripe, db: Any
+) -> None:
+    operator = await accounts.create_key(db, kind="operator")
+    admin = {"X-API-KEY": operator.secret}
+    payment = await lost_refund(shop, fake, db)
+    [run] = [
+        r
+        for r in await stripe_gateway.services.reads.list_runs(payment_id=payment["id"])
+        if r.kind == "refund"
+    ]
+    # A holder that stopped renewing its lease (partitioned) may still be sending the refund.
+    await db.execute(
+        "UPDATE workflow_runs SET lease_owner = 'elsewhere',"
+        " lease_expires_at = now() - interval '1 second' WHERE id = %s",
+        (run.id,),
+    )
+    refused = await stripe_gateway.client.post(f"/admin/workflows/{run.id}/resolve", headers=admin)
+    assert refused.status_code == 409 and "replay it" in refused.text
+    assert fake.asked == 0  # not even asked: its answer could not be final
+    replayed = await stripe_gateway.client.post(f"/admin/workflows/{run.id}/replay", headers=admin)
+    assert replayed.status_code == 200 and replayed.json()["state"] == "succeeded"
+    assert (await shop.get(payment["id"]))["processor"]["amountRefunded"] == 100
+    assert fake.effects["refund"] == 1
+
+
+async def test_an_authorization_awaiting_3ds_cannot_be_resolved_while_stripe_says_pending(
+    stripe_gateway: Running, shop: Shop, fake: FakeStripe, db: Any
+) -> None:
+    operator = await accounts.create_key(db, kind="operator")
+    payment = await create(shop, method="pm_card_threeDSecure2Required")
+    assert payment["status"] == "PENDING"
+    [run] = await stripe_gateway.services.reads.list_runs(payment_id=payment["id"])
+    refused = await stripe_gateway.client.post(
+        f"/admin/workflows/{run.id}/resolve",
+        headers={"X-API-KEY": operator.secret},
+        json={"outcome": "failed"},
+    )
+    assert refused.status_code == 409 and "still pending" in refused.text
+    after = await stripe_gateway.services.reads.run(run.id)
+    assert (after.state, after.lease_owner) == ("running", None)  # as it was, for the worker
+    assert (await shop.get(payment["id"]))["status"] == "PENDING"

@@ -170,16 +170,62 @@ async def test_unexpected_state_on_a_retried_capture_asks_for_the_intent(
             "error": {"type": "invalid_request_error", "code": "payment_intent_unexpected_state"}
         },
     )
-    asked = respx.get(f"{BASE}/v1/payment_intents/pi_1").respond(
-        200, json={"id": "pi_1", "status": "succeeded", "amount_received": 1234}
+    asked = respx.get(f"{BASE}/v1/payment_intents/pi_1").mock(
+        side_effect=[
+            httpx.Response(200, json={"id": "pi_1", "status": "canceled", "amount_received": 0}),
+            httpx.Response(
+                200, json={"id": "pi_1", "status": "succeeded", "amount_received": 1234}
+            ),
+        ]
     )
-    assert (await stripe.capture(call())).outcome is Outcome.CAPTURED
-    assert asked.call_count == 1
+    # Nothing was captured: a definite no, at once.
+    assert (await stripe.capture(call())).outcome is Outcome.FAILED
     check(asked.calls.last.request)
+    # Something was: this call's figures may be stale, so recovery asks against fresh ones.
+    with pytest.raises(OutcomeUnknown) as unknown:
+        await stripe.capture(call())
+    assert unknown.value.retryable is False
+    assert asked.call_count == 2
 
 
 def intent(status: str, received: int = 0, **fields: Any) -> dict[str, Any]:
     return {"id": "pi_1", "status": status, "amount": 1234, "amount_received": received, **fields}
+
+
+@respx.mock
+async def test_the_status_of_a_capture_with_others_in_flight_is_told_only_when_the_amounts_can(
+    stripe: StripeProcessor,
+) -> None:
+    respx.get(f"{BASE}/v1/payment_intents/pi_1").respond(200, json=intent("requires_capture", 500))
+    # 500 received, this capture 500, another of 500 in flight: which one was it?
+    with pytest.raises(OutcomeUnknown):
+        await stripe.status(call(verb="capture", amount=500, captures_in_flight=500))
+    every = await stripe.status(call(verb="capture", amount=250, captures_in_flight=250))
+    assert every.outcome is Outcome.CAPTURED  # 500 = 250 + 250: both happened
+
+
+@respx.mock
+async def test_a_refund_made_in_the_dashboard_is_a_mismatch_not_a_missing_refund(
+    stripe: StripeProcessor,
+) -> None:
+    theirs = {"id": "re_d", "amount": 300, "status": "succeeded", "metadata": {}}
+    respx.get(f"{BASE}/v1/refunds").respond(200, json={"data": [theirs], "has_more": False})
+    asked = call(verb="refund", processor_key="mine", amount=300)
+    assert (await stripe.status(asked)).outcome is Outcome.MISMATCH
+    known = call(verb="refund", processor_key="mine", amount=100, refunded_before=300)
+    assert (await stripe.status(known)).outcome is Outcome.NOT_FOUND
+
+
+@respx.mock
+async def test_an_authorization_from_before_keys_went_into_metadata_is_still_found(
+    stripe: StripeProcessor,
+) -> None:
+    legacy = intent("requires_capture", metadata={"payment_id": "pay_1"})
+    respx.get(f"{BASE}/v1/payment_intents/search").respond(
+        200, json={"data": [legacy], "has_more": False}
+    )
+    found = await stripe.status(call(verb="authorize", processor_transaction_id=None))
+    assert (found.outcome, found.processor_transaction_id) == (Outcome.AUTHORIZED, "pi_1")
 
 
 @pytest.mark.parametrize(
