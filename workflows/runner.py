@@ -370,6 +370,8 @@ class Runner:
                 events=events,
             )
         # A definite "did not happen", or a key the processor still honours: the same request.
+        said = asked.outcome.value if asked is not None else f"no answer ({error})"
+        await self.history(run, "status_asked", {"answer": said, "then": "sent again, same key"})
         return await self._call(run, owner, processor, call, view=view, events=events)
 
     async def _prepare(self, run: Run, plan: Plan | None) -> tuple[Processor, Call]:
