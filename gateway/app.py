@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 
-from gateway.api import health, operator, primer
+from gateway.api import health, medusa, operator, primer
 from gateway.http.middleware import RequestContext
 from gateway.services import open_services
 from gateway.settings import Settings
@@ -55,14 +55,23 @@ def create_app(settings: Settings, *, extra: ExtraRoutes | None = None) -> Starl
                     await worker_task
 
     extra = extra or ExtraRoutes()
-    # One Mount per API surface, each with its own authentication and error handlers. Primer's
-    # paths have no prefix: its mount comes last and takes what the others do not.
+    # One Mount per API surface, each with its own authentication and error handlers. /admin is
+    # two surfaces: Medusa's admin Payments API takes /admin/payments (merchant keys, Medusa's
+    # errors), the operator API the rest of /admin (operator keys). Primer's paths have no
+    # prefix: its mount comes last and takes what the others do not.
     return Starlette(
         routes=[
             Mount("/health", app=health.app()),
+            Mount(medusa.PREFIX, app=medusa.app()),
             Mount("/admin", app=operator.app(extra.operator)),
             Mount("", app=primer.app(extra.primer)),
         ],
-        middleware=[Middleware(RequestContext, max_body_bytes=settings.max_body_bytes)],
+        middleware=[
+            Middleware(
+                RequestContext,
+                max_body_bytes=settings.max_body_bytes,
+                shapes=[(medusa.PREFIX + "/", medusa.errors.shape)],
+            )
+        ],
         lifespan=lifespan,
     )

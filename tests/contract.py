@@ -33,9 +33,12 @@ RESPONSE_SCHEMAS = {
 
 
 class PrimerContract:
-    def __init__(self, spec: dict[str, Any]) -> None:
+    """Validates bodies against an OpenAPI spec's schemas (Primer's, or `name`'s)."""
+
+    def __init__(self, spec: dict[str, Any], name: str = "primer") -> None:
+        self._name = name
         self._registry = Registry().with_resource(
-            "urn:primer", Resource.from_contents(spec, default_specification=DRAFT4)
+            f"urn:{name}", Resource.from_contents(spec, default_specification=DRAFT4)
         )
         self._validators: dict[str, OAS30Validator] = {}
         self.checked = 0
@@ -44,14 +47,14 @@ class PrimerContract:
         validator = self._validators.get(schema)
         if validator is None:
             validator = self._validators[schema] = OAS30Validator(
-                {"$ref": f"urn:primer#/components/schemas/{schema}"},
+                {"$ref": f"urn:{self._name}#/components/schemas/{schema}"},
                 registry=self._registry,
                 format_checker=OAS30Validator.FORMAT_CHECKER,
             )
         errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
         if errors:
             detail = "; ".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5])
-            raise AssertionError(f"body does not match Primer's {schema}: {detail}")
+            raise AssertionError(f"body does not match {self._name}'s {schema}: {detail}")
         self.checked += 1
 
 
@@ -65,3 +68,11 @@ def primer_spec() -> dict[str, Any]:
 @functools.cache
 def primer_contract() -> PrimerContract:
     return PrimerContract(primer_spec())
+
+
+MEDUSA_SPEC = REPO_ROOT / "contracts" / "medusa" / "admin-payments.openapi.yml"
+
+
+@functools.cache
+def medusa_contract() -> PrimerContract:
+    return PrimerContract(yaml.safe_load(MEDUSA_SPEC.read_text()), name="medusa")

@@ -213,6 +213,7 @@ class Payments:
         amount: int | None,
         order_id: str | None = None,
         reason: str | None = None,
+        note: str | None = None,
         transaction_event_id: uuid.UUID | None = None,
         idempotency: RequestKey | None = None,
         events: bool = False,
@@ -261,7 +262,7 @@ class Payments:
             return Plan(
                 amount=reserved,
                 transaction_id=refund_id,
-                input=RefundInput(amount=amount, reason=reason, order_id=order_id),
+                input=RefundInput(amount=amount, reason=reason, order_id=order_id, note=note),
                 payment=updated,
                 sale_processor_id=sale[1],
                 capture_event_id=transaction_event_id,
@@ -282,6 +283,16 @@ class Payments:
         if found is None:
             raise PaymentNotFound()
         return found
+
+    async def run_by_key(self, merchant_id: str, key: str) -> Run | None:
+        """The run itself that the merchant's idempotency key names, if any."""
+        async with self._db.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["run_by_idempotency_key"], {"merchant_id": merchant_id, "idempotency_key": key}
+            )
+            row = await cur.fetchone()
+        return None if row is None else from_row(Run, row)
 
     async def run_for_key(self, merchant_id: str, key: str) -> KeyedRun | None:
         """The run the merchant's idempotency key names, if any."""

@@ -143,6 +143,7 @@ class RefundInput(_Record, frozen=True):
     amount: int | None = None
     reason: str | None = None
     order_id: str | None = None
+    note: str | None = None  # a surface's free text beside the reason (Medusa's note)
 
 
 RunInput = AuthorizeInput | CaptureInput | CancelInput | RefundInput

@@ -118,6 +118,10 @@ SELECT r.state, p.id AS payment_id, p.status AS payment_status, r.request_finger
 FROM workflow_runs r JOIN payments p ON p.merchant_id = r.merchant_id AND p.id = r.payment_id
 WHERE r.merchant_id = %(merchant_id)s AND r.idempotency_key = %(idempotency_key)s;
 
+-- name: run_by_idempotency_key
+SELECT * FROM workflow_runs
+WHERE merchant_id = %(merchant_id)s AND idempotency_key = %(idempotency_key)s;
+
 -- name: extend_lease
 UPDATE workflow_runs SET
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),

@@ -23,13 +23,17 @@ def one_header(request: Request, name: str) -> str | None:
     return values[0] if values else None
 
 
-async def authenticate(request: Request, services: Services) -> accounts.Principal:
+async def authenticate(
+    request: Request, services: Services, presented: str | None = None, *, header: str = ""
+) -> accounts.Principal:
     """The key's principal; 401 when the header is missing or the key unknown or revoked, 429
     past the throttle's limits (a database that cannot be reached is the surface's 503, via
-    StorageUnavailable)."""
-    presented = one_header(request, "x-api-key")
+    StorageUnavailable). `presented`: a key a surface read from its own header (`header`, for
+    the message); else the X-API-KEY header."""
+    if not header:
+        presented, header = one_header(request, "x-api-key"), "X-API-KEY"
     if not presented:
-        raise Unauthorized("The X-API-KEY header is missing.")
+        raise Unauthorized(f"The {header} header is missing.")
     address = request.client.host if request.client else "unknown"
     parsed = accounts.parse_key(presented)
     if parsed is None:  # malformed: known bad without a lookup

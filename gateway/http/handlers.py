@@ -10,23 +10,27 @@ from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Router
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.http.errors import ApiError, MethodNotAllowed, RouteNotFound, ServiceUnavailable
 from gateway.http.middleware import request_id
 from workflows.errors import StorageUnavailable
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
+# How a surface shapes an error: its status and body, given the error and the request's id.
+Shape = Callable[[ApiError, str], tuple[int, bytes]]
+
+
+def envelope(error: ApiError, diagnostics_id: str) -> tuple[int, bytes]:
+    """Primer's error envelope (the default shape)."""
+    return error.status, error.body(diagnostics_id)
 
 
 async def api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
-    return Response(
-        error.body(request_id(request.scope)),
-        status_code=error.status,
-        headers=error.headers,
-        media_type="application/json",
-    )
+    shape: Shape = request.scope.get("error_shape", envelope)
+    status, body = shape(error, request_id(request.scope))
+    return Response(body, status_code=status, headers=error.headers, media_type="application/json")
 
 
 async def http_error(request: Request, error: Exception) -> Response:
@@ -49,9 +53,20 @@ COMMON: Mapping[type[Exception], Handler] = {
 }
 
 
-def surface(routes: Sequence[BaseRoute], handlers: Mapping[type[Exception], Handler]) -> ASGIApp:
-    """One API surface: its routes, and its own handlers for what they raise."""
-    return ExceptionMiddleware(
-        Router(routes=list(routes)),
-        handlers={**COMMON, **handlers},
-    )
+def surface(
+    routes: Sequence[BaseRoute],
+    handlers: Mapping[type[Exception], Handler],
+    shape: Shape = envelope,
+) -> ASGIApp:
+    """One API surface: its routes, its own handlers for what they raise, and the shape of its
+    errors (also used by the outer middleware for what it answers itself: 413, 500)."""
+    app = ExceptionMiddleware(Router(routes=list(routes)), handlers={**COMMON, **handlers})
+
+    async def shaped(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["error_shape"] = shape
+        state = scope.get("state")
+        if isinstance(state, dict):
+            state["error_shape"] = shape
+        await app(scope, receive, send)
+
+    return shaped

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Sequence
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,8 +25,15 @@ def request_id(scope: Scope) -> str:
     return scope.get("state", {}).get("request_id", "")  # type: ignore[no-any-return]
 
 
-async def send_error(send: Send, error: ApiError, diagnostics_id: str) -> None:
-    body = error.body(diagnostics_id)
+async def send_error(
+    send: Send, error: ApiError, diagnostics_id: str, scope: Scope | None = None
+) -> None:
+    """An error answered here, outside any surface: in the shape of the surface the request
+    reached (set on the scope's state), else in the default envelope."""
+    shape = (scope or {}).get("state", {}).get("error_shape")
+    status, body = (
+        shape(error, diagnostics_id) if shape else (error.status, error.body(diagnostics_id))
+    )
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -33,7 +41,7 @@ async def send_error(send: Send, error: ApiError, diagnostics_id: str) -> None:
         _NO_STORE,
         *((name.lower().encode(), value.encode()) for name, value in error.headers.items()),
     ]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -41,16 +49,28 @@ _NO_STORE = (b"cache-control", b"no-store")
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        shapes: Sequence[tuple[str, Callable[[ApiError, str], tuple[int, bytes]]]] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Error shapes by path prefix, for what is answered before a surface is reached.
+        self.shapes = shapes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         rid = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        for prefix, shape in self.shapes:
+            if scope["path"].startswith(prefix):
+                state["error_shape"] = shape
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=rid)
         started = time.perf_counter()
@@ -81,14 +101,15 @@ class RequestContext:
 
         try:
             if _content_length(scope) > self.max_body_bytes:
-                await send_error(send, PayloadTooLarge(_too_large(self.max_body_bytes)), rid)
+                too_large = PayloadTooLarge(_too_large(self.max_body_bytes))
+                await send_error(send, too_large, rid, scope)
                 status, response_started = PayloadTooLarge.status, True
             else:
                 await self.app(scope, receive_limited, send_with_id)
         except Exception:
             log.exception("unhandled_error", path=scope["path"])
             if not response_started:
-                await send_error(send, InternalError(), rid)
+                await send_error(send, InternalError(), rid, scope)
             status = 500
         finally:
             route = scope.get("route")

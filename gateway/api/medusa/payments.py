@@ -1,0 +1,252 @@
+"""Medusa's three operations on a payment, over the engine: read, capture (what is left, final),
+refund. Every POST is a run keyed by Medusa's Idempotency-Key (or by a key of its own when the
+client sends none), so that a repeat is the same request; the answer to a finished request is kept
+(`medusa_answers`) and a repeat gets it again, as Medusa's retrying client expects."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from starlette.responses import Response
+
+from gateway.api.medusa.endpoint import MedusaCall, medusa_endpoint
+from gateway.api.medusa.errors import CONFLICT, DUPLICATE, NOT_ALLOWED, NOT_FOUND, MedusaError
+from gateway.db import QUERIES
+from gateway.http.errors import (
+    IdempotencyKeyAlreadyExists,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+)
+from gateway.http.idempotency import IdempotencyScope, fingerprint
+from workflows.errors import RunAlreadyExists
+from workflows.model import (
+    EventType,
+    PaymentView,
+    RefundInput,
+    Run,
+    RunState,
+    TransactionType,
+)
+from workflows.runner import RequestKey
+
+_PAYMENT_ID = re.compile("^[A-Za-z0-9_-]{1,64}$")
+_encode = msgspec.json.Encoder().encode
+MAX_AMOUNT = 2**63 - 1
+
+
+class AdminPostPaymentRefundsReq(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    amount: Annotated[int, msgspec.Meta(gt=0, le=MAX_AMOUNT)]
+    reason: Literal["discount", "return", "swap", "claim", "other"]
+    note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+def _payment_id(call: MedusaCall) -> str:
+    payment_id: str = call.request.path_params["id"]
+    if not _PAYMENT_ID.match(payment_id):
+        raise MedusaError(404, NOT_FOUND, "Payment was not found")
+    return payment_id
+
+
+def _at(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def payment_json(view: PaymentView) -> dict[str, Any]:
+    """A gateway payment as Medusa's `Payment` (never a secret, never card data)."""
+    payment = view.payment
+    metadata = payment.metadata or {}
+    sale = next((t for t in view.transactions if t.type is TransactionType.SALE), None)
+
+    def first(kind: EventType) -> str | None:
+        return _at(min((e.created_at for e in view.events if e.type is kind), default=None))
+
+    return {
+        "id": payment.id,
+        "swap_id": _text(metadata.get("swap_id")),
+        "cart_id": _text(metadata.get("cart_id")),
+        "order_id": payment.order_id,
+        "amount": payment.amount_authorized,
+        "currency_code": payment.currency_code.lower(),
+        "amount_refunded": payment.amount_refunded,
+        "provider_id": payment.processor,
+        "data": {
+            "status": payment.status.value,
+            "amount_captured": payment.amount_captured,
+            "processor_account": payment.processor_account,
+            "processor_transaction_id": sale.processor_transaction_id if sale else None,
+        },
+        "captured_at": first(EventType.CAPTURE_SUCCEEDED),
+        "canceled_at": first(EventType.CANCELLATION_SUCCEEDED),
+        "idempotency_key": None,
+        "created_at": payment.created_at.isoformat(),
+        "updated_at": payment.updated_at.isoformat(),
+        "metadata": payment.metadata,
+    }
+
+
+def refund_json(run: Run, view: PaymentView, merchant_key: str | None) -> dict[str, Any]:
+    """The refund a run made, as Medusa's `Refund`: the same on every read of a finished run."""
+    assert isinstance(run.input, RefundInput)
+    transaction = next(t for t in view.transactions if t.id == run.transaction_id)
+    refund: dict[str, Any] = {
+        "id": transaction.id,
+        "order_id": view.payment.order_id,
+        "payment_id": view.payment.id,
+        "amount": run.amount,
+        "reason": run.input.reason,
+        "created_at": transaction.created_at.isoformat(),
+        "updated_at": run.updated_at.isoformat(),
+        "metadata": {},
+    }
+    if run.input.note is not None:
+        refund["note"] = run.input.note
+    if merchant_key is not None:
+        refund["idempotency_key"] = merchant_key
+    return refund
+
+
+def answer_of(run: Run, view: PaymentView, merchant_key: str | None) -> tuple[int, bytes, bool]:
+    """What a run's request is answered: status, body, and whether it is final (kept)."""
+    if not run.state.finished:
+        message = (
+            f"The {run.kind}'s outcome is being confirmed with the processor; retry with the "
+            "same Idempotency-Key"
+        )
+        return (
+            409,
+            _encode({"type": CONFLICT, "message": message, "code": "invalid_state_error"}),
+            False,
+        )
+    if run.state is RunState.FAILED:
+        reason = run.outcome.reason.message if run.outcome and run.outcome.reason else None
+        message = f"The processor refused the {run.kind}" + (f": {reason}" if reason else "")
+        return 400, _encode({"type": NOT_ALLOWED, "message": message}), True
+    if run.kind == "refund":
+        return 200, _encode({"refund": refund_json(run, view, merchant_key)}), True
+    return 200, _encode({"payment": payment_json(view)}), True
+
+
+async def _answer(
+    call: MedusaCall, key: str, merchant_key: str | None, payment_id: str
+) -> Response:
+    """The answer to the request that `key` names: kept if final, and the kept one if any."""
+    services = call.services
+    if merchant_key is not None:
+        async with services.engine.db.connection() as conn:
+            cur = await conn.execute(
+                QUERIES["medusa_answer"], {"merchant_id": call.merchant_id, "key": merchant_key}
+            )
+            kept = await cur.fetchone()
+        if kept is not None:
+            return Response(bytes(kept[1]), status_code=kept[0], media_type="application/json")
+    run = await services.engine.payments.run_by_key(call.merchant_id, key)
+    if run is None:
+        raise MedusaError(409, CONFLICT, "This request is being processed", "invalid_state_error")
+    view = await services.engine.payments.view(call.merchant_id, run.payment_id, events=True)
+    status, body, final = answer_of(run, view, merchant_key)
+    if final and merchant_key is not None:
+        async with services.engine.db.connection() as conn:
+            params = {"merchant_id": call.merchant_id, "key": merchant_key}
+            await conn.execute(
+                QUERIES["keep_medusa_answer"], {**params, "status": status, "body": body}
+            )
+            cur = await conn.execute(QUERIES["medusa_answer"], params)
+            kept = await cur.fetchone()
+        if kept is not None:  # a concurrent request kept its answer first: that one
+            status, body = kept[0], bytes(kept[1])
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def _keyed(
+    call: MedusaCall, operation: str, payment_id: str, canonical: bytes, act: Any
+) -> Response:
+    """Run `act(RequestKey)` at most once per Idempotency-Key, and answer as the first did."""
+    merchant_key = call.idempotency_key
+    scope = IdempotencyScope(call.merchant_id, operation, payment_id)
+    fp = fingerprint(scope, canonical)
+    if merchant_key is None:  # a key of its own (with spaces: never one a client can send)
+        key = f"medusa {operation} {uuid.uuid4().hex}"
+        await act(RequestKey(key, fp))
+        return await _answer(call, key, None, payment_id)
+    engine = call.services.engine
+    earlier = await engine.payments.run_for_key(call.merchant_id, merchant_key)
+    if earlier is not None:
+        if earlier.fingerprint is not None and bytes(earlier.fingerprint) != fp:
+            raise _reused()
+        return await _answer(call, merchant_key, merchant_key, payment_id)
+    try:
+        hold = call.services.idempotency.hold(scope, merchant_key, fp, durable=False)
+        async with hold as claim:
+            await act(RequestKey(merchant_key, fp))
+            claim.processed(payment_id, None)
+    except IdempotencyKeyReused:
+        raise _reused() from None
+    except IdempotencyKeyInProgress:
+        raise MedusaError(
+            409,
+            CONFLICT,
+            "A request with this Idempotency-Key is in progress",
+            "invalid_state_error",
+        ) from None
+    except (IdempotencyKeyAlreadyExists, RunAlreadyExists) as repeat:
+        if isinstance(repeat, RunAlreadyExists) and not repeat.finished:
+            raise MedusaError(
+                409,
+                CONFLICT,
+                "A request with this Idempotency-Key is in progress",
+                "invalid_state_error",
+            ) from None
+    return await _answer(call, merchant_key, merchant_key, payment_id)
+
+
+def _reused() -> MedusaError:
+    return MedusaError(
+        422, DUPLICATE, "This Idempotency-Key was used for another request (payment or body)"
+    )
+
+
+@medusa_endpoint("transactions:retrieve")
+async def get_payment(call: MedusaCall) -> Response:
+    view = await call.services.engine.payments.view(
+        call.merchant_id, _payment_id(call), events=True
+    )
+    return Response(_encode({"payment": payment_json(view)}), media_type="application/json")
+
+
+@medusa_endpoint("transactions:capture")
+async def capture_payment(call: MedusaCall) -> Response:
+    """Capture what is left, as a final capture (Medusa's client sends no body)."""
+    payment_id = _payment_id(call)
+
+    async def act(key: RequestKey) -> None:
+        await call.services.engine.payments.capture(
+            call.merchant_id, payment_id, amount=None, final=True, idempotency=key
+        )
+
+    return await _keyed(call, "medusa:capture", payment_id, b"", act)
+
+
+@medusa_endpoint("transactions:refund")
+async def refund_payment(call: MedusaCall) -> Response:
+    payment_id = _payment_id(call)
+    body = await call.body(AdminPostPaymentRefundsReq)
+
+    async def act(key: RequestKey) -> None:
+        await call.services.engine.payments.refund(
+            call.merchant_id,
+            payment_id,
+            amount=body.amount,
+            reason=body.reason,
+            note=body.note,
+            idempotency=key,
+        )
+
+    return await _keyed(call, "medusa:refund", payment_id, _encode(body), act)
