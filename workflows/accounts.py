@@ -16,7 +16,13 @@ import msgspec
 from processors import registry
 from processors.base import Processor, Resources
 from processors.errors import Misconfigured
-from workflows.credentials import CredentialBox, CredentialError, MissingMasterKey, binding
+from workflows.credentials import (
+    SEALED_FORMAT,
+    CredentialBox,
+    CredentialError,
+    MissingMasterKey,
+    binding,
+)
 from workflows.db import Connection, Database, Q, jsonb, translated
 from workflows.errors import (
     AccountError,
@@ -125,7 +131,8 @@ async def rotate_secrets(
         raise MissingMasterKey(" ".join((MissingMasterKey.__doc__ or "").split()))
     async with conn.transaction():
         cur = await conn.execute(
-            Q["accounts_to_rotate"], {"key_id": box.key_id, "merchant_id": merchant_id}
+            Q["accounts_to_rotate"],
+            {"key_id": box.key_id, "merchant_id": merchant_id, "format": SEALED_FORMAT},
         )
         rows = await cur.fetchall()
         for merchant_id, name, kind, settings, sealed, key_id in rows:

@@ -32,7 +32,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from workflows.errors import DomainError
 
-_FORMAT = b"gw2"  # ciphertext = _FORMAT + 12-byte nonce + AES-GCM output
+# ciphertext = format + 12-byte nonce + AES-GCM output. gw2: bound to the row; gw3 (sealed now):
+# bound to the row and its settings. Both open; a rotation re-seals gw2 as gw3.
+_FORMAT = SEALED_FORMAT = b"gw3"
+_ROW_ONLY = b"gw2"
 _NONCE = 12
 
 
@@ -62,11 +65,28 @@ def valid_master_key(key: str) -> bool:
     return True
 
 
-def binding(merchant_id: str, account: str, kind: str, settings: Any) -> bytes:
+@dataclass(frozen=True)
+class Binding:
     """The associated data of an account's credentials: the row they belong to, and the settings
     they are used with (an API base changed behind the gateway's back does not get the key)."""
-    shown = json.dumps(settings or {}, sort_keys=True, separators=(",", ":"))
-    return f"processor_accounts\x00{merchant_id}\x00{account}\x00{kind}\x00{shown}".encode()
+
+    merchant_id: str
+    account: str
+    kind: str
+    settings: Any
+
+    @property
+    def row(self) -> bytes:
+        return f"processor_accounts\x00{self.merchant_id}\x00{self.account}\x00{self.kind}".encode()
+
+    @property
+    def row_and_settings(self) -> bytes:
+        shown = json.dumps(self.settings or {}, sort_keys=True, separators=(",", ":"))
+        return self.row + f"\x00{shown}".encode()
+
+
+def binding(merchant_id: str, account: str, kind: str, settings: Any) -> Binding:
+    return Binding(merchant_id, account, kind, settings)
 
 
 @dataclass(frozen=True)
@@ -100,14 +120,14 @@ class CredentialBox:
         """The id of the master key new secrets are sealed under."""
         return self._current.id if self._current else None
 
-    def seal(self, secret: str, *, bound_to: bytes) -> Sealed:
+    def seal(self, secret: str, *, bound_to: Binding) -> Sealed:
         if self._current is None:
             raise MissingMasterKey(" ".join((MissingMasterKey.__doc__ or "").split()))
         nonce = os.urandom(_NONCE)
-        ciphertext = self._current.aead.encrypt(nonce, secret.encode(), bound_to)
+        ciphertext = self._current.aead.encrypt(nonce, secret.encode(), bound_to.row_and_settings)
         return Sealed(_FORMAT + nonce + ciphertext, self._current.id)
 
-    def open(self, sealed: bytes, key_id: str | None, *, bound_to: bytes) -> str:
+    def open(self, sealed: bytes, key_id: str | None, *, bound_to: Binding) -> str:
         if not self._keys:
             raise MissingMasterKey(
                 "GATEWAY_SECRET_KEY is not set: stored processor secrets cannot be decrypted."
@@ -121,14 +141,18 @@ class CredentialBox:
                 f"this secret was sealed under master key {key_id}, which is neither "
                 "GATEWAY_SECRET_KEY nor one of GATEWAY_SECRET_KEY_PREVIOUS"
             )
-        if not data.startswith(_FORMAT):
+        if data.startswith(_FORMAT):
+            associated = bound_to.row_and_settings
+        elif data.startswith(_ROW_ONLY):
+            associated = bound_to.row
+        else:
             raise UnreadableCredential("this stored secret is not in a format the gateway seals")
         nonce, ciphertext = (
             data[len(_FORMAT) : len(_FORMAT) + _NONCE],
             data[len(_FORMAT) + _NONCE :],
         )
         try:
-            return key.aead.decrypt(nonce, ciphertext, bound_to).decode()
+            return key.aead.decrypt(nonce, ciphertext, associated).decode()
         except InvalidTag:
             raise UnreadableCredential(
                 "this stored secret does not open for its account: it was sealed for another "

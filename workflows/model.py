@@ -255,6 +255,8 @@ class Run:
     updated_at: datetime
     # Whether any call may have reached the processor (False: each failed before it did).
     may_have_reached_processor: bool = True
+    # Taken over from a holder whose lease ran out, which may still be sending until then.
+    quiet_until: datetime | None = None
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -204,6 +204,9 @@ UPDATE workflow_runs r SET
     recoveries = r.recoveries + CASE WHEN r.recovery_point = 'call_processor' THEN 1 ELSE 0 END,
     -- A lease still held means its process died mid-pass, perhaps after sending its call.
     may_have_reached_processor = r.may_have_reached_processor OR r.lease_owner IS NOT NULL,
+    quiet_until = CASE WHEN r.lease_owner IS NULL THEN r.quiet_until
+        ELSE greatest(r.quiet_until, r.lease_expires_at + make_interval(secs => %(quiet_seconds)s))
+        END,
     updated_at = now()
 FROM due WHERE r.merchant_id = due.merchant_id AND r.id = due.id
 RETURNING r.*;
@@ -211,7 +214,8 @@ RETURNING r.*;
 -- name: claim_run_for_operator
 -- An operator's replay or resolution takes a run that is stuck, or waiting with no holder. Only
 -- a replay (which re-sends with the same key, or asks first) takes one whose lease ran out: a
--- resolution may end the run as "did not happen", and a lapsed holder may still be sending.
+-- resolution may end the run as "did not happen", and a lapsed holder may still be sending (also
+-- after another took the run over: until quiet_until).
 WITH found AS (
     SELECT merchant_id, id, state AS previous_state FROM workflow_runs
     WHERE id = %(id)s FOR UPDATE
@@ -219,6 +223,9 @@ WITH found AS (
 UPDATE workflow_runs r SET
     state = 'running',
     may_have_reached_processor = r.may_have_reached_processor OR r.lease_owner IS NOT NULL,
+    quiet_until = CASE WHEN r.lease_owner IS NULL THEN r.quiet_until
+        ELSE greatest(r.quiet_until, r.lease_expires_at + make_interval(secs => %(quiet_seconds)s))
+        END,
     lease_owner = %(lease_owner)s,
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
     next_attempt_at = now() + make_interval(secs => %(lease_seconds)s),
@@ -229,6 +236,8 @@ WHERE r.merchant_id = found.merchant_id AND r.id = found.id
   AND (r.state = 'stuck'
        OR (r.state = 'running' AND (r.lease_owner IS NULL
            OR (%(lapsed_lease)s AND r.lease_expires_at < now()))))
+  -- A resolution waits until no holder that lost its lease can still be sending.
+  AND (%(lapsed_lease)s OR coalesce(r.quiet_until, '-infinity') < now())
 RETURNING r.*, found.previous_state;
 
 -- name: mark_stuck
@@ -315,10 +324,12 @@ SELECT kind, settings, secret_ciphertext, secret_key_id FROM processor_accounts
 WHERE merchant_id = %(merchant_id)s AND name = %(name)s;
 
 -- name: accounts_to_rotate
--- Every account not sealed under the current master key, locked while it is re-sealed.
+-- Every account not sealed under the current master key in the current format, locked while it
+-- is re-sealed.
 SELECT merchant_id, name, kind, settings, secret_ciphertext, secret_key_id
 FROM processor_accounts
-WHERE secret_key_id IS DISTINCT FROM %(key_id)s
+WHERE (secret_key_id IS DISTINCT FROM %(key_id)s
+       OR substring(secret_ciphertext FROM 1 FOR 3) <> %(format)s::bytea)
   AND (%(merchant_id)s::text IS NULL OR merchant_id = %(merchant_id)s)
 ORDER BY merchant_id, name
 FOR UPDATE;

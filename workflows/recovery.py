@@ -48,6 +48,7 @@ class Recovery:
                     "limit": limit,
                     "lease_owner": owner,
                     "lease_seconds": self._runner.config.lease_seconds,
+                    "quiet_seconds": self._runner.config.quiet_seconds,
                 },
             )
             return [(from_row(Run, row), owner) for row in await cur.fetchall()]
@@ -114,6 +115,7 @@ class Recovery:
                     "lease_owner": owner,
                     "lease_seconds": self._runner.config.lease_seconds,
                     "lapsed_lease": what == "replay",
+                    "quiet_seconds": self._runner.config.quiet_seconds,
                 },
             )
             row = await cur.fetchone()
@@ -122,6 +124,11 @@ class Recovery:
             if run.state.finished:
                 raise RunNotReplayable(
                     f"run {run_id} already {run.state}: it is finished, there is nothing to {what}"
+                )
+            if run.lease_owner is None and run.quiet_until is not None:
+                raise RunNotReplayable(
+                    f"run {run_id} was taken over from a process that lost its lease and may "
+                    f"still be sending until {run.quiet_until}: {what} it after that, or replay it"
                 )
             raise RunNotReplayable(
                 f"run {run_id} is in progress ({run.lease_owner} holds it, until "

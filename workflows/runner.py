@@ -89,6 +89,12 @@ class EngineConfig:
     max_recoveries: int = 5
     settlement_poll_seconds: int = 5
 
+    @property
+    def quiet_seconds(self) -> float:
+        """How long after its lease ran out a holder may still be sending: its retries' limit
+        and one HTTP request's own (connect, write and read timeouts)."""
+        return self.max_call_seconds + 60
+
 
 @dataclass(frozen=True)
 class RequestKey:

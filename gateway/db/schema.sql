@@ -252,6 +252,8 @@ CREATE TABLE workflow_runs (
     updated_at       timestamptz NOT NULL DEFAULT now(),
     -- Whether any call may have reached the processor: a run none of whose calls did ends as a
     -- definite failure (nothing was done), not as an unknown outcome.
+    -- Taken over from a holder whose lease ran out: it may still be sending until then.
+    quiet_until      timestamptz,
     may_have_reached_processor boolean NOT NULL DEFAULT false,
     PRIMARY KEY (merchant_id, id),
     UNIQUE (merchant_id, processor_key),

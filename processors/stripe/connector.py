@@ -297,33 +297,31 @@ class StripeProcessor:
         )
 
     async def _refund_status(self, call: Call) -> Result:
-        """A refund is found by our processor key in its metadata. Not found, the intent's other
-        refunds must add up to what the gateway knows of: a refund made outside it (the
-        dashboard) would otherwise read as "ours did not happen", and ours be sent again."""
+        """A refund is found by our processor key in its metadata. Every refund the gateway makes
+        carries its key there, so a refund without one was made outside the gateway (the
+        dashboard): then "ours is not there" is not taken as "it did not happen" (re-sending it
+        would refund twice), and an operator reconciles."""
         params: dict[str, Any] = {"payment_intent": call.processor_transaction_id, "limit": 100}
-        refunded = 0
+        outside = 0
         while True:
             page = _readable(await self._stripe.get("/v1/refunds", params), wire.RefundList)
             for refund in page.data:
-                if refund.metadata.get("processor_key") == call.processor_key:
+                key = refund.metadata.get("processor_key")
+                if key == call.processor_key:
                     return self._refund_result(refund)
-                if refund.status in ("succeeded", "pending", "requires_action"):
-                    refunded += refund.amount
+                if key is None and refund.status in ("succeeded", "pending", "requires_action"):
+                    outside += refund.amount
             if not page.has_more or not page.data or page.data[-1].id is None:
                 break
             params["starting_after"] = page.data[-1].id
-        before, others = call.refunded_before, call.refunds_in_flight
-        if refunded == before:
+        if not outside:
             return Result(Outcome.NOT_FOUND)
-        if others and before < refunded <= before + others:
-            raise OutcomeUnknown("stripe: other refunds are in flight; the amounts cannot tell")
         return Result(
             Outcome.MISMATCH,
             call.processor_transaction_id,
             _rejected(
-                f"Stripe shows {refunded} refunded by other refunds of "
-                f"{call.processor_transaction_id}; the gateway recorded {before}: refunded "
-                "outside the gateway?"
+                f"Stripe shows {outside} refunded on {call.processor_transaction_id} by refunds "
+                "the gateway did not make: refunded outside the gateway?"
             ),
         )
 

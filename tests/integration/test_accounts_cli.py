@@ -398,6 +398,28 @@ async def test_rotation_reseals_every_secret_under_the_new_master_key(
     for name in ("main", "legacy"):
         assert (await _account(db, merchant_name, name))[1] == CredentialBox(new).key_id
         assert await _directory_opens(pool, new, merchant_id, name) == "ok"
+    # An account sealed bound to its row only (before settings were bound too) opens, and a
+    # rotation re-seals it bound to its settings as well.
+    import os
+
+    from workflows.credentials import binding
+
+    box = CredentialBox(new)
+    row_only = binding(merchant_id, "rowonly", "stripe", {}).row
+    nonce = os.urandom(12)
+    sealed = (
+        b"gw2" + nonce + box._current.aead.encrypt(nonce, b'{"secretKey":"sk_test_r"}', row_only)
+    )  # type: ignore[union-attr]
+    await db.execute(
+        "INSERT INTO processor_accounts (merchant_id, name, kind, secret_ciphertext,"
+        " secret_key_id) VALUES (%s, 'rowonly', 'stripe', %s, %s)",
+        (merchant_id, sealed, box.key_id),
+    )
+    assert await _directory_opens(pool, new, merchant_id, "rowonly") == "ok"
+    resealed = run_gateway(settings, *rotate, extra_env=both)
+    assert "re-sealed 1 " in resealed.stdout, resealed.stderr
+    assert (await _account(db, merchant_name, "rowonly"))[0].startswith(b"gw3")
+    assert await _directory_opens(pool, new, merchant_id, "rowonly") == "ok"
     again = run_gateway(settings, *rotate, extra_env=both)
     assert again.returncode == 0 and "re-sealed 0 " in again.stdout
     assert "re-sealed 2 " in rotated.stdout

@@ -607,3 +607,37 @@ async def test_an_authorization_awaiting_3ds_cannot_be_resolved_while_stripe_say
     after = await stripe_gateway.services.reads.run(run.id)
     assert (after.state, after.lease_owner) == ("running", None)  # as it was, for the worker
     assert (await shop.get(payment["id"]))["status"] == "PENDING"
+
+
+async def test_a_run_taken_over_from_a_lapsed_holder_is_not_resolved_while_it_may_send(
+    stripe_gateway: Running, shop: Shop, fake: FakeStripe, db: Any
+) -> None:
+    operator = await accounts.create_key(db, kind="operator")
+    admin = {"X-API-KEY": operator.secret}
+    payment = await lost_refund(shop, fake, db)
+    [run] = [
+        r
+        for r in await stripe_gateway.services.reads.list_runs(payment_id=payment["id"])
+        if r.kind == "refund"
+    ]
+    # Its holder lost its lease (partitioned, still sending); a worker takes the run over on its
+    # last recovery and marks it stuck at once.
+    await db.execute(
+        "UPDATE workflow_runs SET lease_owner = 'elsewhere', recoveries = 99,"
+        " lease_expires_at = now() - interval '1 second', next_attempt_at = now()"
+        " WHERE id = %s",
+        (run.id,),
+    )
+    await stripe_gateway.services.engine.recovery.recover_due()
+    assert (await stripe_gateway.services.reads.run(run.id)).state == "stuck"
+    refused = await stripe_gateway.client.post(f"/admin/workflows/{run.id}/resolve", headers=admin)
+    assert refused.status_code == 409 and "may still be sending" in refused.text
+    # Once that holder's time limits are over, it can be resolved.
+    await db.execute(
+        "UPDATE workflow_runs SET quiet_until = now() - interval '1 second' WHERE id = %s",
+        (run.id,),
+    )
+    resolved = await stripe_gateway.client.post(f"/admin/workflows/{run.id}/resolve", headers=admin)
+    assert resolved.status_code == 200, resolved.text
+    assert (await shop.get(payment["id"]))["processor"]["amountRefunded"] == 100
+    assert fake.effects["refund"] == 1

@@ -212,8 +212,19 @@ async def test_a_refund_made_in_the_dashboard_is_a_mismatch_not_a_missing_refund
     respx.get(f"{BASE}/v1/refunds").respond(200, json={"data": [theirs], "has_more": False})
     asked = call(verb="refund", processor_key="mine", amount=300)
     assert (await stripe.status(asked)).outcome is Outcome.MISMATCH
-    known = call(verb="refund", processor_key="mine", amount=100, refunded_before=300)
-    assert (await stripe.status(known)).outcome is Outcome.NOT_FOUND
+    # Even with other refunds of the gateway's in flight: theirs carry their keys, this one none.
+    busy = call(verb="refund", processor_key="mine", amount=200, refunds_in_flight=300)
+    assert (await stripe.status(busy)).outcome is Outcome.MISMATCH
+
+
+@respx.mock
+async def test_other_refunds_of_the_gateway_do_not_make_a_missing_refund_a_mismatch(
+    stripe: StripeProcessor,
+) -> None:
+    ours = {"id": "re_o", "amount": 300, "status": "succeeded", "metadata": {"processor_key": "k"}}
+    respx.get(f"{BASE}/v1/refunds").respond(200, json={"data": [ours], "has_more": False})
+    missing = call(verb="refund", processor_key="mine", amount=100)
+    assert (await stripe.status(missing)).outcome is Outcome.NOT_FOUND
 
 
 @respx.mock
