@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.api import health, medusa, operator, primer
 from gateway.http.middleware import RequestContext
@@ -62,6 +62,7 @@ def create_app(settings: Settings, *, extra: ExtraRoutes | None = None) -> Starl
     return Starlette(
         routes=[
             Mount("/health", app=health.app()),
+            Route(medusa.PREFIX, endpoint=medusa.app()),  # the bare path: Medusa's 404
             Mount(medusa.PREFIX, app=medusa.app()),
             Mount("/admin", app=operator.app(extra.operator)),
             Mount("", app=primer.app(extra.primer)),
@@ -70,7 +71,7 @@ def create_app(settings: Settings, *, extra: ExtraRoutes | None = None) -> Starl
             Middleware(
                 RequestContext,
                 max_body_bytes=settings.max_body_bytes,
-                shapes=[(medusa.PREFIX + "/", medusa.errors.shape)],
+                shapes=[(medusa.PREFIX, medusa.errors.shape)],
             )
         ],
         lifespan=lifespan,

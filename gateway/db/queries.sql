@@ -86,11 +86,11 @@ WHERE merchant_id = %(merchant_id)s AND key = %(key)s AND fingerprint = %(finger
   AND state = 'in_flight';
 
 -- name: medusa_answer
-SELECT status, body FROM medusa_answers
+SELECT status, body, fingerprint FROM medusa_answers
 WHERE merchant_id = %(merchant_id)s AND idempotency_key = %(key)s;
 
 -- name: keep_medusa_answer
 -- The first answer kept wins: a concurrent rebuild never replaces it.
-INSERT INTO medusa_answers (merchant_id, idempotency_key, status, body)
-VALUES (%(merchant_id)s, %(key)s, %(status)s, %(body)s)
+INSERT INTO medusa_answers (merchant_id, idempotency_key, status, body, fingerprint)
+VALUES (%(merchant_id)s, %(key)s, %(status)s, %(body)s, %(fingerprint)s)
 ON CONFLICT (merchant_id, idempotency_key) DO NOTHING;

@@ -320,5 +320,6 @@ CREATE TABLE medusa_answers (
     status          smallint NOT NULL,
     body            bytea NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
+    fingerprint     bytea,  -- of the request answered (operation, payment, body)
     PRIMARY KEY (merchant_id, idempotency_key)
 );

@@ -60,13 +60,20 @@ def surface(
 ) -> ASGIApp:
     """One API surface: its routes, its own handlers for what they raise, and the shape of its
     errors (also used by the outer middleware for what it answers itself: 413, 500)."""
-    app = ExceptionMiddleware(Router(routes=list(routes)), handlers={**COMMON, **handlers})
+    return _Shaped(
+        ExceptionMiddleware(Router(routes=list(routes)), handlers={**COMMON, **handlers}), shape
+    )
 
-    async def shaped(scope: Scope, receive: Receive, send: Send) -> None:
-        scope["error_shape"] = shape
+
+class _Shaped:
+    """A surface's app, which sets the shape of its errors on the request's scope."""
+
+    def __init__(self, app: ASGIApp, shape: Shape) -> None:
+        self.app, self.shape = app, shape
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["error_shape"] = self.shape
         state = scope.get("state")
         if isinstance(state, dict):
-            state["error_shape"] = shape
-        await app(scope, receive, send)
-
-    return shaped
+            state["error_shape"] = self.shape
+        await self.app(scope, receive, send)

@@ -277,3 +277,64 @@ async def test_a_refund_whose_outcome_is_unknown_is_a_conflict_until_it_is_known
     assert retried.status_code == 200, retried.text
     assert retried.json()["refund"]["amount"] == 500
     assert await sandbox_operations(db, payment["id"], "refund") == 1
+
+
+async def test_what_the_review_found(
+    running: Running, shop: Shop, admin: MedusaAdmin, db: Any
+) -> None:
+    payment = await shop.create(1000)
+    await shop.capture(payment["id"], amount=300, final=False)
+    # A card number in the note is refused, not stored.
+    carded = await admin.refund(
+        payment["id"], {"amount": 1, "reason": "other", "note": "4111 1111 1111 1111"}
+    )
+    assert_medusa_error(carded, 400, "invalid_data")
+    # A refused keyed request is answered the same when repeated, even once the payment changed.
+    key, body = str(uuid.uuid4()), {"amount": 500, "reason": "return"}
+    refused = await admin.refund(payment["id"], body, key=key)
+    assert_medusa_error(refused, 400, "invalid_data")
+    await shop.capture(payment["id"], amount=700)
+    repeat = await admin.refund(payment["id"], body, key=key)
+    assert (repeat.status_code, repeat.content) == (400, refused.content)
+    assert await sandbox_operations(db, payment["id"], "refund") == 0
+    # The bare path and a bad key are Medusa's errors too.
+    bare = await running.client.get(
+        "/admin/payments", headers={"x-medusa-access-token": admin.token}
+    )
+    assert_medusa_error(bare, 404, "not_found")
+    bad_key = await admin.refund(payment["id"], body, key="k" * 300)
+    assert_medusa_error(bad_key, 400, "invalid_data")
+    assert "X-Idempotency-Key" not in bad_key.text
+
+
+async def test_a_refund_without_a_key_is_not_sent_again_while_another_is_unknown(
+    running: Running, shop: Shop, admin: MedusaAdmin, db: Any
+) -> None:
+    payment = await shop.create(
+        1000, metadata={"sandbox_fault_on": "refund", "sandbox_timeouts": 3}
+    )
+    await shop.capture(payment["id"])
+    body = {"amount": 400, "reason": "return"}
+    unknown = await admin.refund(payment["id"], body, key=None)  # medusa-js, maxRetries 0
+    assert_medusa_error(unknown, 409, "conflict")
+    assert "do not send it again" in unknown.json()["message"]
+    clicked_again = await admin.refund(payment["id"], body, key=None)
+    assert_medusa_error(clicked_again, 409, "conflict")
+    assert await sandbox_operations(db, payment["id"], "refund") == 1
+    for _ in range(50):  # a bound on passes, not a clock
+        await running.services.engine.recovery.recover_due()
+        if (await admin.retrieve(payment["id"])).json()["payment"]["amount_refunded"] == 400:
+            break
+    assert (await admin.retrieve(payment["id"])).json()["payment"]["amount_refunded"] == 400
+
+
+async def test_a_capture_that_settles_later_is_answered_as_accepted(
+    running: Running, shop: Shop, admin: MedusaAdmin
+) -> None:
+    payment = await shop.create(1000, metadata={"sandbox_async_settlement": True})
+    key = str(uuid.uuid4())
+    accepted = await admin.capture(payment["id"], key=key)
+    assert accepted.status_code == 200
+    assert accepted.json()["payment"]["data"]["status"] == "SETTLING"
+    again = await admin.capture(payment["id"], key=key)
+    assert again.status_code == 200

@@ -12,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import accounts
-from gateway.api.medusa.errors import NOT_ALLOWED, UNAUTHORIZED, MedusaError
+from gateway.api.medusa.errors import INVALID_DATA, NOT_ALLOWED, UNAUTHORIZED, MedusaError
 from gateway.http.auth import authenticate, one_header
 from gateway.http.bodies import read_body
+from gateway.http.errors import InvalidIdempotencyKey
 from gateway.http.idempotency import validate_key
 from gateway.services import Services
 
@@ -49,6 +50,15 @@ def _token(request: Request) -> str | None:
     return credentials.strip() or None
 
 
+def _idempotency_key(request: Request) -> str | None:
+    try:
+        return validate_key(request.headers.get("idempotency-key"))
+    except InvalidIdempotencyKey:
+        raise MedusaError(
+            400, INVALID_DATA, "The Idempotency-Key header must be 1-255 visible ASCII characters"
+        ) from None
+
+
 Handler = Callable[[MedusaCall], Awaitable[Response]]
 
 
@@ -70,7 +80,7 @@ def medusa_endpoint(scope: str) -> Callable[[Handler], Callable[[Request], Await
                 request=request,
                 principal=principal,
                 services=services,
-                idempotency_key=validate_key(request.headers.get("idempotency-key")),
+                idempotency_key=_idempotency_key(request),
             )
             return await handler(call)
 

@@ -14,7 +14,16 @@ import msgspec
 from starlette.responses import Response
 
 from gateway.api.medusa.endpoint import MedusaCall, medusa_endpoint
-from gateway.api.medusa.errors import CONFLICT, DUPLICATE, NOT_ALLOWED, NOT_FOUND, MedusaError
+from gateway.api.medusa.errors import (
+    CONFLICT,
+    DUPLICATE,
+    INVALID_DATA,
+    NOT_ALLOWED,
+    NOT_FOUND,
+    MedusaError,
+    from_domain,
+    shape,
+)
 from gateway.db import QUERIES
 from gateway.http.errors import (
     IdempotencyKeyAlreadyExists,
@@ -22,10 +31,13 @@ from gateway.http.errors import (
     IdempotencyKeyReused,
 )
 from gateway.http.idempotency import IdempotencyScope, fingerprint
+from processors.cards import holds_card_number
+from workflows import errors as domain
 from workflows.errors import RunAlreadyExists
 from workflows.model import (
     EventType,
     PaymentView,
+    RecoveryPoint,
     RefundInput,
     Run,
     RunState,
@@ -115,16 +127,18 @@ def refund_json(run: Run, view: PaymentView, merchant_key: str | None) -> dict[s
 
 def answer_of(run: Run, view: PaymentView, merchant_key: str | None) -> tuple[int, bytes, bool]:
     """What a run's request is answered: status, body, and whether it is final (kept)."""
+    if run.kind == "capture" and run.recovery_point is RecoveryPoint.AWAIT_SETTLEMENT:
+        # Accepted, settlement confirmed later: the payment as it stands (not kept: it moves on).
+        return 200, _encode({"payment": payment_json(view)}), False
     if not run.state.finished:
-        message = (
-            f"The {run.kind}'s outcome is being confirmed with the processor; retry with the "
-            "same Idempotency-Key"
+        again = (
+            "retry with the same Idempotency-Key"
+            if merchant_key is not None
+            else "do not send it again: read the payment to see when it is done"
         )
-        return (
-            409,
-            _encode({"type": CONFLICT, "message": message, "code": "invalid_state_error"}),
-            False,
-        )
+        message = f"The {run.kind}'s outcome is being confirmed with the processor; {again}"
+        body = {"type": CONFLICT, "message": message, "code": "invalid_state_error"}
+        return 409, _encode(body), False
     if run.state is RunState.FAILED:
         reason = run.outcome.reason.message if run.outcome and run.outcome.reason else None
         message = f"The processor refused the {run.kind}" + (f": {reason}" if reason else "")
@@ -134,35 +148,59 @@ def answer_of(run: Run, view: PaymentView, merchant_key: str | None) -> tuple[in
     return 200, _encode({"payment": payment_json(view)}), True
 
 
-async def _answer(
-    call: MedusaCall, key: str, merchant_key: str | None, payment_id: str
-) -> Response:
-    """The answer to the request that `key` names: kept if final, and the kept one if any."""
-    services = call.services
+async def _kept(call: MedusaCall, key: str) -> tuple[int, bytes, bytes | None] | None:
+    async with call.services.engine.db.connection() as conn:
+        cur = await conn.execute(
+            QUERIES["medusa_answer"], {"merchant_id": call.merchant_id, "key": key}
+        )
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return row[0], bytes(row[1]), None if row[2] is None else bytes(row[2])
+
+
+async def _keep(call: MedusaCall, key: str, status: int, body: bytes, fp: bytes) -> Response:
+    """Keep the answer to the request `key` names (the first kept wins), and give it."""
+    async with call.services.engine.db.connection() as conn:
+        params = {"merchant_id": call.merchant_id, "key": key}
+        await conn.execute(
+            QUERIES["keep_medusa_answer"],
+            {**params, "status": status, "body": body, "fingerprint": fp},
+        )
+    kept = await _kept(call, key)
+    if kept is not None:  # a concurrent request kept its answer first: that one
+        status, body = kept[0], kept[1]
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def _answer(call: MedusaCall, key: str, merchant_key: str | None, fp: bytes) -> Response:
+    """The answer to the request that `key` names: the kept one, or the run's (kept if final)."""
     if merchant_key is not None:
-        async with services.engine.db.connection() as conn:
-            cur = await conn.execute(
-                QUERIES["medusa_answer"], {"merchant_id": call.merchant_id, "key": merchant_key}
-            )
-            kept = await cur.fetchone()
+        kept = await _kept(call, merchant_key)
         if kept is not None:
-            return Response(bytes(kept[1]), status_code=kept[0], media_type="application/json")
-    run = await services.engine.payments.run_by_key(call.merchant_id, key)
+            if kept[2] is not None and kept[2] != fp:
+                raise _reused()
+            return Response(kept[1], status_code=kept[0], media_type="application/json")
+    engine = call.services.engine
+    run = await engine.payments.run_by_key(call.merchant_id, key)
     if run is None:
         raise MedusaError(409, CONFLICT, "This request is being processed", "invalid_state_error")
-    view = await services.engine.payments.view(call.merchant_id, run.payment_id, events=True)
+    view = await engine.payments.view(call.merchant_id, run.payment_id, events=True)
     status, body, final = answer_of(run, view, merchant_key)
     if final and merchant_key is not None:
-        async with services.engine.db.connection() as conn:
-            params = {"merchant_id": call.merchant_id, "key": merchant_key}
-            await conn.execute(
-                QUERIES["keep_medusa_answer"], {**params, "status": status, "body": body}
-            )
-            cur = await conn.execute(QUERIES["medusa_answer"], params)
-            kept = await cur.fetchone()
-        if kept is not None:  # a concurrent request kept its answer first: that one
-            status, body = kept[0], bytes(kept[1])
+        return await _keep(call, merchant_key, status, body, fp)
     return Response(body, status_code=status, media_type="application/json")
+
+
+# Refusals that a repeat of the same request would meet again: kept under its key, so that a
+# repeat is answered the same even once the payment has changed (never done later instead).
+_KEPT_REFUSALS = (
+    domain.PaymentNotFound,
+    domain.InvalidPaymentStatus,
+    domain.UnprocessableCaptureAmount,
+    domain.UnprocessableRefundAmount,
+    domain.PaymentAlreadyRefunded,
+)
 
 
 async def _keyed(
@@ -175,13 +213,18 @@ async def _keyed(
     if merchant_key is None:  # a key of its own (with spaces: never one a client can send)
         key = f"medusa {operation} {uuid.uuid4().hex}"
         await act(RequestKey(key, fp))
-        return await _answer(call, key, None, payment_id)
+        return await _answer(call, key, None, fp)
     engine = call.services.engine
     earlier = await engine.payments.run_for_key(call.merchant_id, merchant_key)
     if earlier is not None:
         if earlier.fingerprint is not None and bytes(earlier.fingerprint) != fp:
             raise _reused()
-        return await _answer(call, merchant_key, merchant_key, payment_id)
+        return await _answer(call, merchant_key, merchant_key, fp)
+    if await _kept(call, merchant_key) is not None:  # a kept refusal
+        return await _answer(call, merchant_key, merchant_key, fp)
+    in_progress = MedusaError(
+        409, CONFLICT, "A request with this Idempotency-Key is in progress", "invalid_state_error"
+    )
     try:
         hold = call.services.idempotency.hold(scope, merchant_key, fp, durable=False)
         async with hold as claim:
@@ -190,21 +233,14 @@ async def _keyed(
     except IdempotencyKeyReused:
         raise _reused() from None
     except IdempotencyKeyInProgress:
-        raise MedusaError(
-            409,
-            CONFLICT,
-            "A request with this Idempotency-Key is in progress",
-            "invalid_state_error",
-        ) from None
+        raise in_progress from None
+    except _KEPT_REFUSALS as refusal:
+        status, body = shape(from_domain(refusal), "")
+        return await _keep(call, merchant_key, status, body, fp)
     except (IdempotencyKeyAlreadyExists, RunAlreadyExists) as repeat:
         if isinstance(repeat, RunAlreadyExists) and not repeat.finished:
-            raise MedusaError(
-                409,
-                CONFLICT,
-                "A request with this Idempotency-Key is in progress",
-                "invalid_state_error",
-            ) from None
-    return await _answer(call, merchant_key, merchant_key, payment_id)
+            raise in_progress from None
+    return await _answer(call, merchant_key, merchant_key, fp)
 
 
 def _reused() -> MedusaError:
@@ -238,6 +274,23 @@ async def capture_payment(call: MedusaCall) -> Response:
 async def refund_payment(call: MedusaCall) -> Response:
     payment_id = _payment_id(call)
     body = await call.body(AdminPostPaymentRefundsReq)
+    if body.note is not None and holds_card_number(body.note):
+        # It would be stored and shown in clear: the database stays out of card-data scope.
+        raise MedusaError(
+            400, INVALID_DATA, "A card number must not be sent in a free-form field (at $.note)"
+        )
+    if call.idempotency_key is None:
+        # Without a key a repeat is a new refund: none while another's outcome is unknown, or an
+        # admin's second click would refund twice.
+        view = await call.services.engine.payments.view(call.merchant_id, payment_id)
+        if any(t.type is TransactionType.REFUND and t.outcome_unknown for t in view.transactions):
+            raise MedusaError(
+                409,
+                CONFLICT,
+                "A refund of this payment is still being confirmed with the processor: read the "
+                "payment, and refund again once it is done (or send an Idempotency-Key)",
+                "invalid_state_error",
+            )
 
     async def act(key: RequestKey) -> None:
         await call.services.engine.payments.refund(
