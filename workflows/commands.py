@@ -7,7 +7,9 @@ payment as it stands after the answer was recorded, read in phase 3's own transa
 
 from __future__ import annotations
 
+import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,7 @@ from workflows.errors import (
     PaymentError,
     PaymentMethodTokenNotFound,
     PaymentNotFound,
+    ProcessorUnavailable,
     TransactionEventNotFound,
 )
 from workflows.model import (
@@ -42,6 +45,7 @@ from workflows.model import (
     from_row,
 )
 from workflows.routing import MerchantRouting, Route
+from workflows.rules import RulesError
 from workflows.runner import Plan, RequestKey, Runner, keyed_run, new_id, read_view
 
 
@@ -70,9 +74,13 @@ class KeyedRun:
 
 
 class Payments:
-    def __init__(self, db: Database, runner: Runner) -> None:
+    def __init__(
+        self, db: Database, runner: Runner, draw: Callable[[], float] | None = None
+    ) -> None:
         self._db = db
         self._runner = runner
+        # A number in [0, 1) for the routing rules' splits (a test passes a seeded one).
+        self._draw = draw or random.random
 
     async def authorize(self, command: CreatePayment, *, events: bool = False) -> PaymentView:
         """Create and authorize a payment (and capture it, if the merchant says so)."""
@@ -80,12 +88,25 @@ class Payments:
 
         async def plan(conn: Connection) -> Plan:
             cur = await conn.execute(Q["merchant_routing"], {"merchant_id": command.merchant_id})
-            routing = await cur.fetchone()
-            assert routing is not None
-            kind, capture_on_create, account = routing
-            route = routing_rules.choose(
-                command, MerchantRouting(Route(kind, account), capture_on_create)
+            row = await cur.fetchone()
+            assert row is not None
+            kind, capture_on_create, account, rules = row
+            routing = MerchantRouting(
+                Route(kind, account), bool(capture_on_create), routing_rules.rules_of(rules)
             )
+            facts_card = None
+            if routing.rules is not None:
+                facts_card = await self.instrument_of(conn, command)
+            try:
+                route, decision = await routing_rules.route_for(
+                    conn,
+                    command.merchant_id,
+                    routing,
+                    routing_rules.facts_of(command, facts_card),
+                    self._draw(),
+                )
+            except RulesError as error:
+                raise ProcessorUnavailable(str(error)) from None
             processor, account = route.kind, route.account
             await self._runner.processor(command.merchant_id, processor, account, conn)
             card = await self._card_of(conn, command, processor)
@@ -133,7 +154,11 @@ class Payments:
             return Plan(
                 amount=command.amount,
                 transaction_id=sale_id,
-                input=AuthorizeInput(capture_on_create=capture_on_create),
+                input=AuthorizeInput(
+                    capture_on_create=capture_on_create,
+                    rule=decision.rule if decision else None,
+                    accounts=list(decision.accounts) if decision else [],
+                ),
                 payment=from_row(Payment, inserted),
                 sale_processor_id=None,
             )
@@ -381,6 +406,26 @@ class Payments:
         return view
 
     @staticmethod
+    async def instrument_of(conn: Connection, command: CreatePayment) -> Card | None:
+        """The card behind a token of the gateway's, if it is one (for the routing rules)."""
+        cur = await conn.execute(
+            Q["find_instrument"],
+            {"merchant_id": command.merchant_id, "token": command.payment_method_token},
+        )
+        instrument = await cur.fetchone()
+        if instrument is None or instrument[6] != command.mode:
+            return None
+        network, first6, last4, month, year, holder, _ = instrument
+        return Card(
+            network=network,
+            first6=first6,
+            last4=last4,
+            expiration_month=month,
+            expiration_year=year,
+            cardholder_name=holder,
+        )
+
+    @staticmethod
     async def _card_of(conn: Connection, command: CreatePayment, processor: str) -> Card | None:
         """What the gateway kept of the card behind the token; None for a processor's token."""
         token = command.payment_method_token
@@ -392,21 +437,10 @@ class Payments:
                     f"{own.name} ({own.prefix}...) as paymentMethodToken."
                 )
             return None
-        cur = await conn.execute(
-            Q["find_instrument"], {"merchant_id": command.merchant_id, "token": token}
-        )
-        instrument = await cur.fetchone()
-        if instrument is None or instrument[6] != command.mode:
+        card = await Payments.instrument_of(conn, command)
+        if card is None:
             raise PaymentMethodTokenNotFound()
-        network, first6, last4, month, year, holder, _ = instrument
-        return Card(
-            network=network,
-            first6=first6,
-            last4=last4,
-            expiration_month=month,
-            expiration_year=year,
-            cardholder_name=holder,
-        )
+        return card
 
 
 async def _update_payment(conn: Connection, payment: Payment, **changes: Any) -> Payment:

@@ -126,6 +126,8 @@ class RunOutcome(_Record, frozen=True):
 # A run's input: what the request asked for, beyond the run's amount.
 class AuthorizeInput(_Record, frozen=True):
     capture_on_create: bool = False
+    rule: str | None = None  # the routing rule that chose the account (None: no rules)
+    accounts: list[str] = msgspec.field(default_factory=list)  # as the rule ordered them
 
 
 class CaptureInput(_Record, frozen=True):

@@ -2,7 +2,28 @@
 -- transaction that starts by locking the payment row (lock order: payment, then run).
 
 -- name: merchant_routing
-SELECT processor, capture_on_create, processor_account FROM merchants WHERE id = %(merchant_id)s;
+-- The merchant's settings, with its routing rules in force (NULL: none) in the same round trip.
+SELECT m.processor, m.capture_on_create, m.processor_account,
+    (SELECT r.rules FROM routing_rules r WHERE r.merchant_id = m.id
+     ORDER BY r.version DESC LIMIT 1) AS rules
+FROM merchants m WHERE m.id = %(merchant_id)s;
+
+-- name: processor_account_kind
+SELECT kind FROM processor_accounts WHERE merchant_id = %(merchant_id)s AND name = %(name)s;
+
+-- name: save_routing_rules
+-- The next version of the merchant's rules (two saving at once: one fails on the key, and says so).
+INSERT INTO routing_rules (merchant_id, version, rules, created_by)
+SELECT %(merchant_id)s, coalesce(max(version), 0) + 1, %(rules)s, %(created_by)s
+FROM routing_rules WHERE merchant_id = %(merchant_id)s
+RETURNING version, created_at;
+
+-- name: routing_history
+SELECT version, rules, created_by, created_at FROM routing_rules
+WHERE merchant_id = %(merchant_id)s ORDER BY version DESC;
+
+-- name: merchant_account_names
+SELECT name FROM processor_accounts WHERE merchant_id = %(merchant_id)s;
 
 -- name: find_instrument
 SELECT network, first6, last4, expiration_month, expiration_year, cardholder_name, mode

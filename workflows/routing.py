@@ -1,19 +1,22 @@
-"""Which processor a new payment goes to: the first rule that chooses one.
-
-A rule reads the payment being created and the merchant's routing settings and returns a
-`Route` (a processor kind and, for kinds that need one, the merchant's account) or None to let
-the next rule choose. Today's one rule is the merchant's configured processor; a new rule is a
-function here (or a module of its own) and one entry in `RULES`.
-"""
+"""Which processor account a new payment goes to: the merchant's routing rules (workflows/rules.py)
+when it has some, else its configured processor. Rules are saved as versions (every change kept)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from processors import registry
+from workflows.db import Connection, Q, jsonb, translated
+from workflows.errors import Conflict
+from workflows.rules import Decision, Facts, RulesError, RuleSet, evaluate, parse
 
 if TYPE_CHECKING:
     from workflows.commands import CreatePayment
+    from workflows.model import Card
 
 
 @dataclass(frozen=True)
@@ -24,25 +27,84 @@ class Route:
 
 @dataclass(frozen=True)
 class MerchantRouting:
-    """A merchant's routing settings, as stored on the merchant."""
+    """A merchant's routing settings, as stored on the merchant, and its rules in force."""
 
     default: Route
     capture_on_create: bool
+    rules: RuleSet | None = None
 
 
-Rule = Callable[["CreatePayment", MerchantRouting], Route | None]
+@dataclass(frozen=True)
+class RulesVersion:
+    version: int
+    rules: dict[str, Any]
+    created_by: str
+    created_at: datetime
 
 
-def merchant_default(command: CreatePayment, routing: MerchantRouting) -> Route | None:
-    return routing.default
+def facts_of(command: CreatePayment, card: Card | None) -> Facts:
+    return Facts(
+        currency=command.currency_code,
+        amount=command.amount,
+        payment_method="card" if card is not None else "processor_token",
+        network=card.network if card else None,
+        first6=card.first6 if card else None,
+        customer_id=command.customer_id,
+        metadata=command.metadata or {},
+    )
 
 
-RULES: tuple[Rule, ...] = (merchant_default,)
+async def route_for(
+    conn: Connection, merchant_id: str, routing: MerchantRouting, facts: Facts, draw: float
+) -> tuple[Route, Decision | None]:
+    """The route of a payment with these facts: by the rules (their first account), or the
+    merchant's configured processor when it has no rules."""
+    if routing.rules is None:
+        return routing.default, None
+    decision = evaluate(routing.rules, facts, draw)
+    return await route_of(conn, merchant_id, decision.accounts[0]), decision
 
 
-def choose(command: CreatePayment, routing: MerchantRouting) -> Route:
-    for rule in RULES:
-        route = rule(command, routing)
-        if route is not None:
-            return route
-    return routing.default
+async def route_of(conn: Connection, merchant_id: str, name: str) -> Route:
+    """An account named in the rules: a built-in processor, or one of the merchant's accounts."""
+    if name in registry.BUILTIN:
+        return Route(name, None)
+    cur = await conn.execute(
+        Q["processor_account_kind"], {"merchant_id": merchant_id, "name": name}
+    )
+    row = await cur.fetchone()
+    if row is None:  # removed since the rules were saved: the set-up is incomplete
+        raise RulesError(f"the routing rules name an account that is gone: {name!r}")
+    return Route(row[0], name)
+
+
+async def known_accounts(conn: Connection, merchant_id: str) -> set[str]:
+    cur = await conn.execute(Q["merchant_account_names"], {"merchant_id": merchant_id})
+    return {row[0] for row in await cur.fetchall()} | set(registry.BUILTIN)
+
+
+async def save_rules(conn: Connection, merchant_id: str, raw: Any, created_by: str) -> int:
+    """Check a rule set and save it as the merchant's next version; RulesError if it is not
+    valid (nothing saved)."""
+    ruleset = parse(raw, await known_accounts(conn, merchant_id))
+    try:
+        with translated():
+            cur = await conn.execute(
+                Q["save_routing_rules"],
+                {"merchant_id": merchant_id, "rules": jsonb(ruleset), "created_by": created_by},
+            )
+            row = await cur.fetchone()
+    except Conflict:
+        raise RulesError("the rules were changed at the same time: try again") from None
+    assert row is not None
+    return int(row[0])
+
+
+async def history(conn: Connection, merchant_id: str) -> list[RulesVersion]:
+    cur = await conn.execute(Q["routing_history"], {"merchant_id": merchant_id})
+    return [RulesVersion(*row) for row in await cur.fetchall()]
+
+
+def rules_of(raw: Any) -> RuleSet | None:
+    """The rules as stored (already checked when saved)."""
+    return None if raw is None else msgspec.convert(raw, RuleSet)

@@ -16,7 +16,7 @@ import sys
 import click
 
 from gateway import GatewayError
-from gateway.cli import keys, merchants, processors, runs, serve
+from gateway.cli import keys, merchants, processors, routing, runs, serve
 from gateway.cli.common import ConfigError
 from gateway.settings import InvalidSetting, unknown_variables
 from workflows.errors import DomainError, StorageUnavailable
@@ -37,6 +37,7 @@ for command in (
     merchants.group,
     keys.group,
     processors.group,
+    routing.group,
     runs.group,
     runs.worker,
 ):

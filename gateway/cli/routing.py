@@ -1,0 +1,123 @@
+"""`gateway routing`: a merchant's routing rules: set, show, history, explain."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+import yaml
+
+from gateway.cli.common import CommandError, actor, when, with_connection
+from workflows import merchants, routing
+from workflows.commands import CreatePayment, Payments
+from workflows.db import Connection
+from workflows.rules import Facts, evaluate
+
+
+@click.group("routing")
+def group() -> None:
+    """A merchant's routing rules: which processor account each payment goes to."""
+
+
+def _load(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())  # JSON is YAML too
+    except (OSError, yaml.YAMLError) as error:
+        raise CommandError(f"cannot read {path}: {error}") from None
+
+
+@group.command("set")
+@click.option("--merchant", required=True, help="the merchant, by name")
+@click.argument("rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def set_(merchant: str, rules_file: Path) -> None:
+    """Check RULES_FILE (YAML or JSON) and make it the merchant's rules, as a new version."""
+    raw = _load(rules_file)
+
+    async def work(conn: Connection) -> int:
+        found = await merchants.find_merchant(conn, merchant)
+        return await routing.save_rules(conn, found.id, raw, actor())
+
+    version = with_connection(work)
+    click.echo(f"merchant {merchant}: routing rules version {version} in force")
+
+
+@group.command()
+@click.option("--merchant", required=True, help="the merchant, by name")
+def show(merchant: str) -> None:
+    """Print the rules in force (YAML), or say that the merchant has none."""
+    versions = _history(merchant)
+    if not versions:
+        click.echo(f"# merchant {merchant} has no routing rules: its configured processor decides")
+        return
+    latest = versions[0]
+    click.echo(f"# version {latest.version}, by {latest.created_by}, {when(latest.created_at)}")
+    rules = msgspec.to_builtins(routing.rules_of(latest.rules))  # in the rules' own order
+    click.echo(yaml.safe_dump(rules, sort_keys=False).rstrip())
+
+
+@group.command()
+@click.option("--merchant", required=True, help="the merchant, by name")
+def history(merchant: str) -> None:
+    """Every version of the merchant's rules: who, when, which rules."""
+    click.echo(f"{'VERSION':<9}{'AT':<22}{'BY':<36}RULES")
+    for version in _history(merchant):
+        names = ", ".join(rule["name"] for rule in version.rules["rules"])
+        click.echo(
+            f"{version.version:<9}{when(version.created_at):<22}{version.created_by:<36}{names}"
+        )
+
+
+def _history(merchant: str) -> list[routing.RulesVersion]:
+    async def work(conn: Connection) -> list[routing.RulesVersion]:
+        found = await merchants.find_merchant(conn, merchant)
+        return await routing.history(conn, found.id)
+
+    return with_connection(work)
+
+
+@group.command()
+@click.option("--merchant", required=True, help="the merchant, by name")
+@click.argument("payment_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def explain(merchant: str, payment_file: Path) -> None:
+    """Which rule, and which accounts in which order, a payment (a POST /payments body, as
+    JSON) would get under the rules in force."""
+    body = _load(payment_file)
+    if not isinstance(body, dict):
+        raise CommandError(f"{payment_file} is not a JSON object")
+
+    async def work(conn: Connection) -> tuple[Facts, list[routing.RulesVersion]]:
+        found = await merchants.find_merchant(conn, merchant)
+        command = CreatePayment(
+            merchant_id=found.id,
+            mode="sandbox" if body.get("mode", "sandbox") == "sandbox" else "live",
+            order_id=str(body.get("orderId", "")),
+            currency_code=str(body.get("currencyCode", "")),
+            amount=int(body.get("amount", 0)),
+            payment_method_token=str(body.get("paymentMethodToken", "")),
+            customer_id=body.get("customerId"),
+            metadata=body.get("metadata"),
+        )
+        card = await Payments.instrument_of(conn, command)
+        return routing.facts_of(command, card), await routing.history(conn, found.id)
+
+    facts, versions = with_connection(work)
+    shown = {k: v for k, v in vars(facts).items() if v not in (None, {})}
+    click.echo(f"payment: {json.dumps(shown, sort_keys=True)}")
+    if not versions:
+        click.echo("no routing rules: the merchant's configured processor")
+        return
+    rules = routing.rules_of(versions[0].rules)
+    assert rules is not None
+    decision = evaluate(rules, facts, random.random())
+    rule = next(r for r in rules.rules if r.name == decision.rule)
+    click.echo(f"rule: {rule.name} (version {versions[0].version})")
+    if rule.split is None:
+        click.echo(f"accounts, in order: {' -> '.join(decision.accounts)}")
+        return
+    for part in rule.split:
+        rest = [p.account for p in rule.split if p.account != part.account]
+        click.echo(f"  {part.weight:>3}%: {' -> '.join([part.account, *rest])}")

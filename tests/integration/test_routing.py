@@ -1,0 +1,101 @@
+"""A merchant's routing rules through `gateway routing`, and payments that follow them."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway import accounts
+from gateway.settings import Settings
+from tests.conftest import run_gateway
+from tests.integration.conftest import Running
+from tests.integration.shop import Shop
+from workflows import merchants
+
+RULES = """
+rules:
+  - name: euro-cash
+    when: {currency: [EUR], amount: {max: 5000}}
+    accounts: [manual]
+  - name: visa-split
+    when: {network: [VISA]}
+    split:
+      - {account: sandbox, weight: 50}
+      - {account: manual, weight: 50}
+  - name: default
+    accounts: [sandbox]
+"""
+
+
+@pytest.fixture
+async def shop_name(db: Any) -> str:
+    return (await merchants.create_merchant(db, f"rt-{secrets.token_hex(4)}")).name
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+async def test_rules_are_checked_versioned_shown_and_explained(
+    settings: Settings, shop_name: str, tmp_path: Path
+) -> None:
+    bad = write(tmp_path, "bad.yaml", RULES.replace("[manual]", "[nowhere]"))
+    refused = run_gateway(settings, "routing", "set", "--merchant", shop_name, str(bad))
+    assert refused.returncode == 1 and "unknown account 'nowhere'" in refused.stderr
+    none = run_gateway(settings, "routing", "show", "--merchant", shop_name)
+    assert "has no routing rules" in none.stdout  # nothing was saved
+
+    good = write(tmp_path, "rules.yaml", RULES)
+    saved = run_gateway(settings, "routing", "set", "--merchant", shop_name, str(good))
+    assert saved.returncode == 0, saved.stderr
+    assert "version 1 in force" in saved.stdout
+    again = run_gateway(settings, "routing", "set", "--merchant", shop_name, str(good))
+    assert "version 2 in force" in again.stdout
+    shown = run_gateway(settings, "routing", "show", "--merchant", shop_name)
+    assert shown.stdout.startswith("# version 2, by cli ") and "euro-cash" in shown.stdout
+    history = run_gateway(settings, "routing", "history", "--merchant", shop_name)
+    lines = [line for line in history.stdout.splitlines()[1:] if line.strip()]
+    assert [line.split()[0] for line in lines] == ["2", "1"]
+    assert "euro-cash, visa-split, default" in lines[0]
+
+    payment = write(tmp_path, "payment.json", json.dumps({"currencyCode": "EUR", "amount": 900}))
+    explained = run_gateway(settings, "routing", "explain", "--merchant", shop_name, str(payment))
+    assert "rule: euro-cash (version 2)" in explained.stdout
+    assert "accounts, in order: manual" in explained.stdout
+    usd = write(tmp_path, "usd.json", json.dumps({"currencyCode": "USD", "amount": 900}))
+    explained = run_gateway(settings, "routing", "explain", "--merchant", shop_name, str(usd))
+    assert "rule: default" in explained.stdout
+
+
+async def test_payments_go_where_the_rules_say(
+    running: Running, settings: Settings, shop_name: str, db: Any, tmp_path: Path
+) -> None:
+    merchant = await merchants.find_merchant(db, shop_name)
+    key = await accounts.create_key(db, kind="merchant", merchant=merchant, mode="sandbox")
+    shop = Shop(running.client, key.secret)
+    rules = write(tmp_path, "rules.yaml", RULES)
+    assert (
+        run_gateway(settings, "routing", "set", "--merchant", shop_name, str(rules)).returncode == 0
+    )
+    small_eur = await shop.create(900, currency="EUR", card="5555555555554444")
+    assert small_eur["processor"]["name"] == "MANUAL"
+    big_mastercard = await shop.create(9000, currency="EUR", card="5555555555554444")
+    assert big_mastercard["processor"]["name"] == "SANDBOX"  # the default
+    visas = [await shop.create(9000, currency="EUR") for _ in range(12)]
+    assert {p["processor"]["name"] for p in visas} <= {"SANDBOX", "MANUAL"}
+    # The run says which rule chose, and the accounts in the order it gave them.
+    cur = await db.execute(
+        "SELECT input FROM workflow_runs WHERE payment_id = %s AND kind = 'authorize'",
+        (small_eur["id"],),
+    )
+    run_input = (await cur.fetchone())[0]
+    assert (run_input["rule"], run_input["accounts"]) == ("euro-cash", ["manual"])
+    # Follow-ups go to the account that authorized.
+    captured = (await shop.capture(small_eur["id"])).json()
+    assert captured["status"] == "SETTLED" and captured["processor"]["name"] == "MANUAL"
