@@ -30,6 +30,8 @@ from workflows.errors import (
     ProcessorAccountExists,
     UnknownProcessorAccount,
 )
+from workflows.merchants import find_merchant
+from workflows.routing import accounts_in_force
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,12 @@ async def remove_account(conn: Connection, merchant_name: str, account: str) -> 
     """Remove an account no payment has used: the captures, refunds and recoveries of payments
     made through an account need it for as long as they may happen."""
     params = {"merchant_name": merchant_name, "account": account}
+    merchant = await find_merchant(conn, merchant_name)
+    if account in await accounts_in_force(conn, merchant.id):
+        raise AccountError(
+            f"{merchant_name}'s routing rules in force send payments to {account!r}: change them "
+            f"first (gateway routing set --merchant {merchant_name} ...)"
+        )
     try:
         with translated():
             cur = await conn.execute(Q["remove_processor_account"], params)

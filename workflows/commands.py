@@ -104,6 +104,7 @@ class Payments:
                     routing,
                     routing_rules.facts_of(command, facts_card),
                     self._draw(),
+                    command.payment_method_token,
                 )
             except RulesError as error:
                 raise ProcessorUnavailable(str(error)) from None

@@ -11,7 +11,7 @@ import msgspec
 
 from processors import registry
 from workflows.db import Connection, Q, jsonb, translated
-from workflows.errors import Conflict
+from workflows.errors import Conflict, PaymentMethodTokenNotFound
 from workflows.rules import Decision, Facts, RulesError, RuleSet, evaluate, parse
 
 if TYPE_CHECKING:
@@ -55,14 +55,30 @@ def facts_of(command: CreatePayment, card: Card | None) -> Facts:
 
 
 async def route_for(
-    conn: Connection, merchant_id: str, routing: MerchantRouting, facts: Facts, draw: float
+    conn: Connection,
+    merchant_id: str,
+    routing: MerchantRouting,
+    facts: Facts,
+    draw: float,
+    token: str,
 ) -> tuple[Route, Decision | None]:
-    """The route of a payment with these facts: by the rules (their first account), or the
-    merchant's configured processor when it has no rules."""
+    """The route of a payment with these facts: by the rules (the first of their accounts that
+    takes the payment's token: a processor's own token only its kind, the gateway's cards only
+    kinds without tokens of their own), or the merchant's configured processor."""
     if routing.rules is None:
         return routing.default, None
     decision = evaluate(routing.rules, facts, draw)
-    return await route_of(conn, merchant_id, decision.accounts[0]), decision
+    for name in decision.accounts:
+        route = await route_of(conn, merchant_id, name)
+        own = registry.kind(route.kind).own_tokens
+        if (own is None and facts.payment_method == "card") or (
+            own is not None and token.startswith(own.prefix)
+        ):
+            return route, decision
+    raise PaymentMethodTokenNotFound(
+        f"The routing rule {decision.rule!r} sends payments to "
+        f"{', '.join(decision.accounts)}, none of which takes this paymentMethodToken."
+    )
 
 
 async def route_of(conn: Connection, merchant_id: str, name: str) -> Route:
@@ -98,6 +114,16 @@ async def save_rules(conn: Connection, merchant_id: str, raw: Any, created_by: s
         raise RulesError("the rules were changed at the same time: try again") from None
     assert row is not None
     return int(row[0])
+
+
+async def accounts_in_force(conn: Connection, merchant_id: str) -> set[str]:
+    """The accounts the merchant's rules in force name (none without rules)."""
+    found = await history(conn, merchant_id)
+    rules = rules_of(found[0].rules) if found else None
+    names: set[str] = set()
+    for rule in rules.rules if rules else []:
+        names.update(rule.accounts or [part.account for part in rule.split or []])
+    return names
 
 
 async def history(conn: Connection, merchant_id: str) -> list[RulesVersion]:

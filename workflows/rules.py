@@ -12,7 +12,7 @@ Conditions (all optional; a rule with none matches every payment), combined with
     currency: [EUR, USD]        amount: {min: 100, max: 50000}   (minor units, both inclusive)
     network: [VISA]             bin: ["411111", "5555"]          (prefixes of the first six digits)
     customer_id: [cus_1]        payment_method: [card, processor_token]
-    metadata: {channel: web}    (each key must hold that value)
+    metadata: {channel: web}    (each key must hold that text)
 
 Evaluation reads only the payment's facts (`Facts`) and a number in [0, 1) for a split, so it can
 be tested exhaustively, and costs a few microseconds per payment.
@@ -43,11 +43,12 @@ class Amount(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defau
 class Conditions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     currency: list[Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]] | None = None
     amount: Amount | None = None
-    network: list[str] | None = None
+    network: list[Annotated[str, msgspec.Meta(pattern=r"^[A-Z][A-Z_]*$")]] | None = None
     bin: list[Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,6}$")]] | None = None
     customer_id: list[str] | None = None
     payment_method: list[Literal["card", "processor_token"]] | None = None
-    metadata: dict[str, str | int | bool] | None = None
+    # Values are text, as YAML must be told ("NO" unquoted is false): compared exactly.
+    metadata: dict[str, str] | None = None
 
 
 class Weighted(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -88,12 +89,19 @@ class Decision:
     why: str  # e.g. "split: 30 of 100 -> stripe-eu"
 
 
+MAX_RULES_BYTES = 64 * 1024  # as stored: every payment of the merchant reads them
+
+
 def parse(raw: Any, known_accounts: set[str]) -> RuleSet:
     """A rule set from its document (YAML or JSON, decoded), checked; RulesError otherwise."""
     try:
         ruleset = msgspec.convert(raw, RuleSet)
     except msgspec.ValidationError as error:
         raise RulesError(str(error)) from None
+    except (ValueError, RecursionError):  # a YAML alias that refers to itself
+        raise RulesError("the rules refer to themselves (a recursive YAML alias)") from None
+    if len(msgspec.json.encode(ruleset)) > MAX_RULES_BYTES:
+        raise RulesError(f"the rules are over {MAX_RULES_BYTES // 1024} KiB once expanded")
     validate(ruleset, known_accounts)
     return ruleset
 
@@ -152,7 +160,10 @@ def _holds(conditions: Conditions | None, facts: Facts) -> list[bool]:
         checks.append(facts.payment_method in conditions.payment_method)
     if conditions.metadata is not None:
         checks.append(
-            all(facts.metadata.get(key) == value for key, value in conditions.metadata.items())
+            all(
+                isinstance(facts.metadata.get(key), str) and facts.metadata[key] == value
+                for key, value in conditions.metadata.items()
+            )
         )
     return checks
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import click
 import msgspec
@@ -25,9 +25,22 @@ def group() -> None:
 
 def _load(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())  # JSON is YAML too
-    except (OSError, yaml.YAMLError) as error:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise CommandError(f"cannot read {path}: {error}") from None
+    except RecursionError:
+        raise CommandError(f"cannot read {path}: it is nested too deeply") from None
+
+
+class _Payment(msgspec.Struct, forbid_unknown_fields=False):
+    """What `explain` reads of a POST /payments body."""
+
+    currencyCode: str
+    amount: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+    paymentMethodToken: str = ""
+    orderId: str = ""
+    customerId: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 @group.command("set")
@@ -85,21 +98,24 @@ def _history(merchant: str) -> list[routing.RulesVersion]:
 def explain(merchant: str, payment_file: Path) -> None:
     """Which rule, and which accounts in which order, a payment (a POST /payments body, as
     JSON) would get under the rules in force."""
-    body = _load(payment_file)
-    if not isinstance(body, dict):
-        raise CommandError(f"{payment_file} is not a JSON object")
+    try:
+        body = msgspec.convert(_load(payment_file), _Payment)
+    except msgspec.ValidationError as error:
+        raise CommandError(f"{payment_file}: {error}") from None
+    except (ValueError, RecursionError):
+        raise CommandError(f"{payment_file}: it refers to itself (a YAML alias)") from None
 
     async def work(conn: Connection) -> tuple[Facts, list[routing.RulesVersion]]:
         found = await merchants.find_merchant(conn, merchant)
         command = CreatePayment(
             merchant_id=found.id,
-            mode="sandbox" if body.get("mode", "sandbox") == "sandbox" else "live",
-            order_id=str(body.get("orderId", "")),
-            currency_code=str(body.get("currencyCode", "")),
-            amount=int(body.get("amount", 0)),
-            payment_method_token=str(body.get("paymentMethodToken", "")),
-            customer_id=body.get("customerId"),
-            metadata=body.get("metadata"),
+            mode="sandbox",
+            order_id=body.orderId,
+            currency_code=body.currencyCode,
+            amount=body.amount,
+            payment_method_token=body.paymentMethodToken,
+            customer_id=body.customerId,
+            metadata=body.metadata,
         )
         card = await Payments.instrument_of(conn, command)
         return routing.facts_of(command, card), await routing.history(conn, found.id)

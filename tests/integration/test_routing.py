@@ -31,6 +31,9 @@ rules:
 """
 
 
+DEFAULT = "{name: e, accounts: [sandbox]}]"
+
+
 @pytest.fixture
 async def shop_name(db: Any) -> str:
     return (await merchants.create_merchant(db, f"rt-{secrets.token_hex(4)}")).name
@@ -99,3 +102,109 @@ async def test_payments_go_where_the_rules_say(
     # Follow-ups go to the account that authorized.
     captured = (await shop.capture(small_eur["id"])).json()
     assert captured["status"] == "SETTLED" and captured["processor"]["name"] == "MANUAL"
+
+
+async def test_an_account_that_cannot_take_the_token_is_passed_over_and_named_rules_keep_it(
+    running: Running, settings: Settings, shop_name: str, db: Any, tmp_path: Path
+) -> None:
+    from workflows.accounts import add_account
+    from workflows.credentials import CredentialBox, new_master_key
+
+    merchant = await merchants.find_merchant(db, shop_name)
+    await add_account(
+        db,
+        CredentialBox(new_master_key()),
+        merchant_id=merchant.id,
+        name="stripe-main",
+        kind="stripe",
+        credentials={"secretKey": "sk_test_" + "x" * 24},
+        settings={},
+    )
+    key = await accounts.create_key(db, kind="merchant", merchant=merchant, mode="sandbox")
+    shop = Shop(running.client, key.secret)
+    rules = """
+rules:
+  - name: stripe-only
+    when: {currency: [GBP]}
+    accounts: [stripe-main]
+  - name: default
+    accounts: [stripe-main, sandbox]
+"""
+    path = write(tmp_path, "rules.yaml", rules)
+    assert (
+        run_gateway(settings, "routing", "set", "--merchant", shop_name, str(path)).returncode == 0
+    )
+    # A card token of the gateway's cannot go to Stripe (it takes its own pm_ tokens): the next.
+    paid = await shop.create(1000, currency="EUR")
+    assert paid["processor"]["name"] == "SANDBOX"
+    # A rule none of whose accounts takes it: a clear refusal, nothing written.
+    response = await shop.call(
+        "POST",
+        "/payments",
+        {
+            "orderId": "o",
+            "currencyCode": "GBP",
+            "amount": 5,
+            "paymentMethodToken": await shop.tokenize(),
+        },
+    )
+    assert response.status_code == 400 and "stripe-only" in response.json()["error"]["description"]
+    # An account the rules in force name cannot be removed.
+    removed = run_gateway(
+        settings, "processors", "remove", "--merchant", shop_name, "--name", "stripe-main"
+    )
+    assert removed.returncode == 1 and "routing rules in force" in removed.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            "rules: [{name: d, when: {network: [visa]}, accounts: [sandbox]}, " + DEFAULT,
+            "network",
+        ),
+        (
+            "rules: [{name: d, when: {metadata: {country: NO}}, accounts: [sandbox]}, " + DEFAULT,
+            "Expected `str`",
+        ),
+        (
+            "rules: &r [{name: d, accounts: [sandbox]}, *r]",
+            "cannot read|refer to themselves|Expected",
+        ),
+        ("[" * 5000, "cannot read"),
+    ],
+)
+def test_rules_files_that_cannot_be_saved_say_why_without_a_traceback(
+    settings: Settings, tmp_path: Path, text: str, says: str, shop_name: str
+) -> None:
+    import re
+
+    path = write(tmp_path, "rules.yaml", text)
+    refused = run_gateway(settings, "routing", "set", "--merchant", shop_name, str(path))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert re.search(says, refused.stderr), refused.stderr
+
+
+def test_rules_too_large_once_expanded_are_refused(
+    settings: Settings, tmp_path: Path, shop_name: str
+) -> None:
+    many = ", ".join(f"c{n}" for n in range(2000))
+    text = f"rules:\n  - {{name: r0, when: {{customer_id: &ids [{many}]}}, accounts: [sandbox]}}\n"
+    text += "".join(
+        f"  - {{name: r{n}, when: {{customer_id: *ids}}, accounts: [sandbox]}}\n"
+        for n in range(1, 40)
+    )
+    text += "  - {name: default, accounts: [sandbox]}\n"
+    assert len(text) < 32 * 1024  # small as written, large once its aliases are expanded
+    path = write(tmp_path, "rules.yaml", text)
+    refused = run_gateway(settings, "routing", "set", "--merchant", shop_name, str(path))
+    assert refused.returncode == 1 and "KiB once expanded" in refused.stderr, refused.stderr
+
+
+def test_explain_refuses_a_payment_it_cannot_read(
+    settings: Settings, tmp_path: Path, shop_name: str
+) -> None:
+    for text in ('{"currencyCode": "EUR", "amount": "abc"}', "metadata: &m {a: *m}", "[1, 2]"):
+        path = write(tmp_path, "payment.json", text)
+        refused = run_gateway(settings, "routing", "explain", "--merchant", shop_name, str(path))
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
