@@ -41,6 +41,19 @@ class AccountListing:
     kind: str
     settings: dict[str, Any]
     created_at: datetime
+    state: str = "active"
+
+
+async def set_account_state(conn: Connection, merchant_name: str, account: str, state: str) -> None:
+    """Disable an account (no new payment goes to it; its payments' follow-ups still do) or
+    enable it again."""
+    assert state in ("active", "disabled")
+    cur = await conn.execute(
+        Q["set_processor_account_state"],
+        {"merchant_name": merchant_name, "account": account, "state": state},
+    )
+    if await cur.fetchone() is None:
+        raise UnknownProcessorAccount(f"{merchant_name} has no processor account {account!r}")
 
 
 async def add_account(

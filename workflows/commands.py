@@ -90,9 +90,11 @@ class Payments:
             cur = await conn.execute(Q["merchant_routing"], {"merchant_id": command.merchant_id})
             row = await cur.fetchone()
             assert row is not None
-            kind, capture_on_create, account, rules = row
+            kind, capture_on_create, account, rules, account_state = row
             routing = MerchantRouting(
-                Route(kind, account), bool(capture_on_create), routing_rules.rules_of(rules)
+                Route(kind, account, disabled=account_state == "disabled"),
+                bool(capture_on_create),
+                routing_rules.rules_of(rules),
             )
             facts_card = None
             if routing.rules is not None:

@@ -5,11 +5,20 @@
 -- The merchant's settings, with its routing rules in force (NULL: none) in the same round trip.
 SELECT m.processor, m.capture_on_create, m.processor_account,
     (SELECT r.rules FROM routing_rules r WHERE r.merchant_id = m.id
-     ORDER BY r.version DESC LIMIT 1) AS rules
+     ORDER BY r.version DESC LIMIT 1) AS rules,
+    (SELECT a.state FROM processor_accounts a
+     WHERE a.merchant_id = m.id AND a.name = m.processor_account) AS account_state
 FROM merchants m WHERE m.id = %(merchant_id)s;
 
 -- name: processor_account_kind
-SELECT kind FROM processor_accounts WHERE merchant_id = %(merchant_id)s AND name = %(name)s;
+SELECT kind, state FROM processor_accounts
+WHERE merchant_id = %(merchant_id)s AND name = %(name)s;
+
+-- name: set_processor_account_state
+UPDATE processor_accounts a SET state = %(state)s
+FROM merchants m
+WHERE m.name = %(merchant_name)s AND a.merchant_id = m.id AND a.name = %(account)s
+RETURNING a.name;
 
 -- name: save_routing_rules
 -- The next version of the merchant's rules (two saving at once: one fails on the key, and says so).
@@ -361,7 +370,7 @@ UPDATE processor_accounts SET secret_ciphertext = %(secret_ciphertext)s,
 WHERE merchant_id = %(merchant_id)s AND name = %(name)s;
 
 -- name: list_processor_accounts
-SELECT m.name, a.name, a.kind, a.settings, a.created_at
+SELECT m.name, a.name, a.kind, a.settings, a.created_at, a.state
 FROM processor_accounts a JOIN merchants m ON m.id = a.merchant_id
 ORDER BY m.name, a.name;
 

@@ -11,7 +11,7 @@ import msgspec
 
 from processors import registry
 from workflows.db import Connection, Q, jsonb, translated
-from workflows.errors import Conflict, PaymentMethodTokenNotFound
+from workflows.errors import Conflict, PaymentMethodTokenNotFound, ProcessorUnavailable
 from workflows.rules import Decision, Facts, RulesError, RuleSet, evaluate, parse
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 class Route:
     kind: str  # processors.registry
     account: str | None  # None: the built-in processor of that kind
+    disabled: bool = False  # the account takes no new payment
 
 
 @dataclass(frozen=True)
@@ -66,15 +67,28 @@ async def route_for(
     takes the payment's token: a processor's own token only its kind, the gateway's cards only
     kinds without tokens of their own), or the merchant's configured processor."""
     if routing.rules is None:
+        if routing.default.disabled:
+            raise ProcessorUnavailable(
+                f"The merchant's processor account {routing.default.account!r} is disabled."
+            )
         return routing.default, None
     decision = evaluate(routing.rules, facts, draw)
+    disabled = []
     for name in decision.accounts:
         route = await route_of(conn, merchant_id, name)
+        if route.disabled:
+            disabled.append(name)
+            continue
         own = registry.kind(route.kind).own_tokens
         if (own is None and facts.payment_method == "card") or (
             own is not None and token.startswith(own.prefix)
         ):
             return route, decision
+    if disabled:
+        raise ProcessorUnavailable(
+            f"The routing rule {decision.rule!r} has no account for this payment: "
+            f"{', '.join(disabled)} disabled, the others do not take this paymentMethodToken."
+        )
     raise PaymentMethodTokenNotFound(
         f"The routing rule {decision.rule!r} sends payments to "
         f"{', '.join(decision.accounts)}, none of which takes this paymentMethodToken."
@@ -91,7 +105,7 @@ async def route_of(conn: Connection, merchant_id: str, name: str) -> Route:
     row = await cur.fetchone()
     if row is None:  # removed since the rules were saved: the set-up is incomplete
         raise RulesError(f"the routing rules name an account that is gone: {name!r}")
-    return Route(row[0], name)
+    return Route(row[0], name, disabled=row[1] == "disabled")
 
 
 async def known_accounts(conn: Connection, merchant_id: str) -> set[str]:

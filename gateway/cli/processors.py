@@ -9,7 +9,7 @@ import click
 from gateway.cli.common import CommandError, settings, with_connection
 from processors import registry
 from workflows import merchants
-from workflows.accounts import add_account, list_accounts, remove_account
+from workflows.accounts import add_account, list_accounts, remove_account, set_account_state
 from workflows.credentials import CredentialBox
 from workflows.db import Connection
 
@@ -74,15 +74,39 @@ def add(merchant: str, name: str, kind: str, secret_key_env: str, raw_settings: 
 def list_() -> None:
     """List processor accounts (never their secrets)."""
     listing = with_connection(list_accounts)
-    click.echo(f"{'MERCHANT':<20}{'NAME':<20}{'TYPE':<8}{'CREATED':<21}SETTINGS")
+    click.echo(f"{'MERCHANT':<20}{'NAME':<20}{'TYPE':<8}{'STATE':<10}{'CREATED':<21}SETTINGS")
     for account in listing:
         shown = " ".join(f"{key}={value}" for key, value in sorted(account.settings.items()))
         click.echo(
-            f"{account.merchant_name:<20}{account.name:<20}{account.kind:<8}"
+            f"{account.merchant_name:<20}{account.name:<20}{account.kind:<8}{account.state:<10}"
             f"{account.created_at:%Y-%m-%d %H:%M:%S}  {shown}"
         )
     if not listing:
         click.echo("(no processor accounts)")
+
+
+@group.command()
+@click.option("--merchant", required=True)
+@click.option("--name", required=True, help="the account to disable")
+def disable(merchant: str, name: str) -> None:
+    """Send no new payment to an account (its payments' captures and refunds still go to it)."""
+    _set_state(merchant, name, "disabled")
+
+
+@group.command()
+@click.option("--merchant", required=True)
+@click.option("--name", required=True, help="the account to enable again")
+def enable(merchant: str, name: str) -> None:
+    """Let new payments go to a disabled account again."""
+    _set_state(merchant, name, "active")
+
+
+def _set_state(merchant: str, name: str, state: str) -> None:
+    async def work(conn: Connection) -> None:
+        await set_account_state(conn, merchant, name, state)
+
+    with_connection(work)
+    click.echo(f"processor account {name} of {merchant}: {state}")
 
 
 @group.command()

@@ -29,6 +29,8 @@ CREATE TABLE processor_accounts (
     settings          jsonb NOT NULL DEFAULT '{}',  -- the kind's settings, in clear
     -- Which master key sealed them (NULL: an unbound Fernet token from before 0011).
     secret_key_id     text CHECK (secret_key_id ~ '^[0-9a-f]{16}$'),
+    -- disabled: no new payment goes to it; its payments' follow-ups still do.
+    state             text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'disabled')),
     PRIMARY KEY (merchant_id, name)
 );
 ALTER TABLE merchants ADD CONSTRAINT merchants_processor_account_fkey

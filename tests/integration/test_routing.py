@@ -208,3 +208,57 @@ def test_explain_refuses_a_payment_it_cannot_read(
         path = write(tmp_path, "payment.json", text)
         refused = run_gateway(settings, "routing", "explain", "--merchant", shop_name, str(path))
         assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+
+
+async def test_a_disabled_account_takes_no_new_payment_but_keeps_serving_its_own(
+    running: Running, settings: Settings, shop_name: str, db: Any, tmp_path: Path
+) -> None:
+    from workflows.accounts import add_account
+    from workflows.credentials import CredentialBox, new_master_key
+
+    merchant = await merchants.find_merchant(db, shop_name)
+    await add_account(
+        db,
+        CredentialBox(new_master_key()),
+        merchant_id=merchant.id,
+        name="stripe-old",
+        kind="stripe",
+        credentials={"secretKey": "sk_test_" + "y" * 24},
+        settings={},
+    )
+    key = await accounts.create_key(db, kind="merchant", merchant=merchant, mode="sandbox")
+    shop = Shop(running.client, key.secret)
+    rules = "rules:\n  - name: default\n    accounts: [stripe-old, sandbox]\n"
+    path = write(tmp_path, "rules.yaml", rules)
+    assert (
+        run_gateway(settings, "routing", "set", "--merchant", shop_name, str(path)).returncode == 0
+    )
+    disabled = run_gateway(
+        settings, "processors", "disable", "--merchant", shop_name, "--name", "stripe-old"
+    )
+    assert disabled.returncode == 0 and "disabled" in disabled.stdout
+    listing = run_gateway(settings, "processors", "list")
+    line = next(x for x in listing.stdout.splitlines() if "stripe-old" in x)
+    assert "disabled" in line
+    after = await shop.create(1000)
+    assert after["processor"]["name"] == "SANDBOX"  # passed over
+    # A merchant routed straight to a disabled account: refused cleanly, nothing written.
+    routed = run_gateway(settings, "merchants", "configure", shop_name, "--processor", "stripe-old")
+    assert routed.returncode == 0, routed.stderr
+    await db.execute("DELETE FROM routing_rules WHERE merchant_id = %s", (merchant.id,))
+    cur = await db.execute("SELECT count(*) FROM payments WHERE merchant_id = %s", (merchant.id,))
+    count = (await cur.fetchone())[0]
+    refused = await shop.call(
+        "POST",
+        "/payments",
+        {"orderId": "o", "currencyCode": "EUR", "amount": 5, "paymentMethodToken": "pm_card_visa"},
+    )
+    assert refused.status_code == 503 and "disabled" in refused.json()["error"]["description"]
+    cur = await db.execute("SELECT count(*) FROM payments WHERE merchant_id = %s", (merchant.id,))
+    assert (await cur.fetchone())[0] == count
+    enabled = run_gateway(
+        settings, "processors", "enable", "--merchant", shop_name, "--name", "stripe-old"
+    )
+    assert enabled.returncode == 0 and "active" in enabled.stdout
+    unknown = run_gateway(settings, "processors", "disable", "--merchant", shop_name, "--name", "x")
+    assert unknown.returncode == 1 and "no processor account" in unknown.stderr
