@@ -148,3 +148,30 @@ async def history(conn: Connection, merchant_id: str) -> list[RulesVersion]:
 def rules_of(raw: Any) -> RuleSet | None:
     """The rules as stored (already checked when saved)."""
     return None if raw is None else msgspec.convert(raw, RuleSet)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Which rule, and which accounts in which order, a payment would get."""
+
+    facts: Facts
+    version: int | None  # None: no rules (the merchant's configured processor decides)
+    rule: str | None = None
+    # Each way the rule can send it: (percent of payments, accounts in order); one for a list.
+    branches: tuple[tuple[int, tuple[str, ...]], ...] = ()
+
+
+async def explain(conn: Connection, merchant_id: str, facts: Facts) -> Explanation:
+    found = await history(conn, merchant_id)
+    rules = rules_of(found[0].rules) if found else None
+    if rules is None:
+        return Explanation(facts, None)
+    decision = evaluate(rules, facts, 0.0)
+    rule = next(r for r in rules.rules if r.name == decision.rule)
+    if rule.split is None:
+        return Explanation(facts, found[0].version, rule.name, ((100, decision.accounts),))
+    branches = tuple(
+        (part.weight, (part.account, *(p.account for p in rule.split if p is not part)))
+        for part in rule.split
+    )
+    return Explanation(facts, found[0].version, rule.name, branches)

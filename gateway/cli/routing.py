@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +14,6 @@ from gateway.cli.common import CommandError, actor, when, with_connection
 from workflows import merchants, routing
 from workflows.commands import CreatePayment, Payments
 from workflows.db import Connection
-from workflows.rules import Facts, evaluate
 
 
 @click.group("routing")
@@ -105,7 +103,7 @@ def explain(merchant: str, payment_file: Path) -> None:
     except (ValueError, RecursionError):
         raise CommandError(f"{payment_file}: it refers to itself (a YAML alias)") from None
 
-    async def work(conn: Connection) -> tuple[Facts, list[routing.RulesVersion]]:
+    async def work(conn: Connection) -> routing.Explanation:
         found = await merchants.find_merchant(conn, merchant)
         command = CreatePayment(
             merchant_id=found.id,
@@ -118,22 +116,17 @@ def explain(merchant: str, payment_file: Path) -> None:
             metadata=body.metadata,
         )
         card = await Payments.instrument_of(conn, command)
-        return routing.facts_of(command, card), await routing.history(conn, found.id)
+        return await routing.explain(conn, found.id, routing.facts_of(command, card))
 
-    facts, versions = with_connection(work)
-    shown = {k: v for k, v in vars(facts).items() if v not in (None, {})}
+    explained = with_connection(work)
+    shown = {k: v for k, v in vars(explained.facts).items() if v not in (None, {})}
     click.echo(f"payment: {json.dumps(shown, sort_keys=True)}")
-    if not versions:
+    if explained.version is None:
         click.echo("no routing rules: the merchant's configured processor")
         return
-    rules = routing.rules_of(versions[0].rules)
-    assert rules is not None
-    decision = evaluate(rules, facts, random.random())
-    rule = next(r for r in rules.rules if r.name == decision.rule)
-    click.echo(f"rule: {rule.name} (version {versions[0].version})")
-    if rule.split is None:
-        click.echo(f"accounts, in order: {' -> '.join(decision.accounts)}")
+    click.echo(f"rule: {explained.rule} (version {explained.version})")
+    if len(explained.branches) == 1:
+        click.echo(f"accounts, in order: {' -> '.join(explained.branches[0][1])}")
         return
-    for part in rule.split:
-        rest = [p.account for p in rule.split if p.account != part.account]
-        click.echo(f"  {part.weight:>3}%: {' -> '.join([part.account, *rest])}")
+    for weight, accounts in explained.branches:
+        click.echo(f"  {weight:>3}%: {' -> '.join(accounts)}")

@@ -262,3 +262,55 @@ async def test_a_disabled_account_takes_no_new_payment_but_keeps_serving_its_own
     assert enabled.returncode == 0 and "active" in enabled.stdout
     unknown = run_gateway(settings, "processors", "disable", "--merchant", shop_name, "--name", "x")
     assert unknown.returncode == 1 and "no processor account" in unknown.stderr
+
+
+async def test_operators_manage_and_explain_rules_over_http(
+    running: Running, shop_name: str, db: Any
+) -> None:
+    operator = await accounts.create_key(db, kind="operator")
+    admin = {"X-API-KEY": operator.secret}
+    base = f"/admin/routing/{shop_name}"
+    empty = await running.client.get(base, headers=admin)
+    assert empty.status_code == 200 and empty.json()["rules"] is None
+    rules = {
+        "rules": [
+            {"name": "usd", "when": {"currency": ["USD"]}, "accounts": ["manual", "sandbox"]},
+            {
+                "name": "default",
+                "split": [
+                    {"account": "sandbox", "weight": 60},
+                    {"account": "manual", "weight": 40},
+                ],
+            },
+        ]
+    }
+    saved = await running.client.put(base, headers=admin, json=rules)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["version"] == 1
+    assert saved.json()["createdBy"] == f"operator key {operator.id}"
+    bad = {"rules": [{"name": "default", "accounts": ["nowhere"]}]}
+    refused = await running.client.put(base, headers=admin, json=bad)
+    assert refused.status_code == 422 and "nowhere" in refused.json()["error"]["description"]
+    malformed = await running.client.put(base, headers=admin, json={"rules": "x"})
+    assert malformed.status_code == 422
+    history = (await running.client.get(f"{base}/history", headers=admin)).json()["data"]
+    assert [v["version"] for v in history] == [1]  # nothing saved by the refusals
+    usd = await running.client.post(
+        f"{base}/explain", headers=admin, json={"currencyCode": "USD", "amount": 100}
+    )
+    assert usd.json()["rule"] == "usd"
+    assert usd.json()["branches"] == [{"percent": 100, "accounts": ["manual", "sandbox"]}]
+    eur = await running.client.post(
+        f"{base}/explain", headers=admin, json={"currencyCode": "EUR", "amount": 100}
+    )
+    assert eur.json()["branches"] == [
+        {"percent": 60, "accounts": ["sandbox", "manual"]},
+        {"percent": 40, "accounts": ["manual", "sandbox"]},
+    ]
+    missing = await running.client.get("/admin/routing/no-such-shop", headers=admin)
+    assert missing.status_code == 404
+    merchant_key = await accounts.create_key(
+        db, kind="merchant", merchant=await merchants.find_merchant(db, shop_name), mode="sandbox"
+    )
+    as_merchant = await running.client.get(base, headers={"X-API-KEY": merchant_key.secret})
+    assert as_merchant.status_code == 401

@@ -1,5 +1,5 @@
 """The operator API, mounted at /admin: operator keys only; workflow runs to inspect,
-replay and resolve."""
+replay and resolve; merchants' routing rules."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from gateway.api.operator import runs
+from gateway.api.operator import routing, runs
 from gateway.http.handlers import surface
 
 ROUTES: list[BaseRoute] = [
@@ -16,6 +16,10 @@ ROUTES: list[BaseRoute] = [
     Route("/workflows/{id}", runs.show_run, methods=["GET"]),
     Route("/workflows/{id}/replay", runs.replay_run, methods=["POST"]),
     Route("/workflows/{id}/resolve", runs.resolve_run, methods=["POST"]),
+    Route("/routing/{merchant}", routing.show_rules, methods=["GET"]),
+    Route("/routing/{merchant}", routing.replace_rules, methods=["PUT"]),
+    Route("/routing/{merchant}/history", routing.rules_history, methods=["GET"]),
+    Route("/routing/{merchant}/explain", routing.explain_payment, methods=["POST"]),
 ]
 
 
