@@ -27,6 +27,7 @@ from workflows.errors import (
     ProcessorUnavailable,
     TransactionEventNotFound,
 )
+from workflows.instruments import card_behind
 from workflows.model import (
     AuthorizeInput,
     CancelInput,
@@ -98,7 +99,9 @@ class Payments:
             )
             facts_card = None
             if routing.rules is not None:
-                facts_card = await self.instrument_of(conn, command)
+                facts_card = await card_behind(
+                    conn, command.merchant_id, command.payment_method_token, command.mode
+                )
             try:
                 route, decision = await routing_rules.route_for(
                     conn,
@@ -409,26 +412,6 @@ class Payments:
         return view
 
     @staticmethod
-    async def instrument_of(conn: Connection, command: CreatePayment) -> Card | None:
-        """The card behind a token of the gateway's, if it is one (for the routing rules)."""
-        cur = await conn.execute(
-            Q["find_instrument"],
-            {"merchant_id": command.merchant_id, "token": command.payment_method_token},
-        )
-        instrument = await cur.fetchone()
-        if instrument is None or instrument[6] != command.mode:
-            return None
-        network, first6, last4, month, year, holder, _ = instrument
-        return Card(
-            network=network,
-            first6=first6,
-            last4=last4,
-            expiration_month=month,
-            expiration_year=year,
-            cardholder_name=holder,
-        )
-
-    @staticmethod
     async def _card_of(conn: Connection, command: CreatePayment, processor: str) -> Card | None:
         """What the gateway kept of the card behind the token; None for a processor's token."""
         token = command.payment_method_token
@@ -440,7 +423,7 @@ class Payments:
                     f"{own.name} ({own.prefix}...) as paymentMethodToken."
                 )
             return None
-        card = await Payments.instrument_of(conn, command)
+        card = await card_behind(conn, command.merchant_id, token, command.mode)
         if card is None:
             raise PaymentMethodTokenNotFound()
         return card

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from workflows.db import Database, Q
+from workflows.db import Connection, Database, Q
 from workflows.model import Card
 
 
@@ -30,3 +30,21 @@ async def tokenize(db: Database, merchant_id: str, mode: str, card: Card) -> tup
         row = await cur.fetchone()
     assert row is not None
     return token, row[0]
+
+
+async def card_behind(conn: Connection, merchant_id: str, token: str, mode: str) -> Card | None:
+    """The card behind one of the gateway's tokens of the merchant in this mode; None if the token
+    is not one (unknown, another mode, or a processor's own token)."""
+    cur = await conn.execute(Q["find_instrument"], {"merchant_id": merchant_id, "token": token})
+    instrument = await cur.fetchone()
+    if instrument is None or instrument[6] != mode:
+        return None
+    network, first6, last4, month, year, holder, _ = instrument
+    return Card(
+        network=network,
+        first6=first6,
+        last4=last4,
+        expiration_month=month,
+        expiration_year=year,
+        cardholder_name=holder,
+    )

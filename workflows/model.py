@@ -259,6 +259,8 @@ class Run:
     may_have_reached_processor: bool = True
     # Taken over from a holder whose lease ran out, which may still be sending until then.
     quiet_until: datetime | None = None
+    # Of the merchant's request that made it (its idempotency key's), to tell a repeat from reuse.
+    request_fingerprint: bytes | None = None
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,6 +12,7 @@ import msgspec
 from processors import registry
 from workflows.db import Connection, Q, jsonb, translated
 from workflows.errors import Conflict, PaymentMethodTokenNotFound, ProcessorUnavailable
+from workflows.instruments import card_behind
 from workflows.rules import Decision, Facts, RulesError, RuleSet, evaluate, parse
 
 if TYPE_CHECKING:
@@ -44,14 +45,26 @@ class RulesVersion:
 
 
 def facts_of(command: CreatePayment, card: Card | None) -> Facts:
+    return _facts(
+        command.currency_code, command.amount, card, command.customer_id, command.metadata
+    )
+
+
+def _facts(
+    currency: str,
+    amount: int,
+    card: Card | None,
+    customer_id: str | None,
+    metadata: dict[str, Any] | None,
+) -> Facts:
     return Facts(
-        currency=command.currency_code,
-        amount=command.amount,
+        currency=currency,
+        amount=amount,
         payment_method="card" if card is not None else "processor_token",
         network=card.network if card else None,
         first6=card.first6 if card else None,
-        customer_id=command.customer_id,
-        metadata=command.metadata or {},
+        customer_id=customer_id,
+        metadata=metadata or {},
     )
 
 
@@ -113,7 +126,7 @@ async def known_accounts(conn: Connection, merchant_id: str) -> set[str]:
     return {row[0] for row in await cur.fetchall()} | set(registry.BUILTIN)
 
 
-async def save_rules(conn: Connection, merchant_id: str, raw: Any, created_by: str) -> int:
+async def save_rules(conn: Connection, merchant_id: str, raw: Any, created_by: str) -> RulesVersion:
     """Check a rule set and save it as the merchant's next version; RulesError if it is not
     valid (nothing saved)."""
     ruleset = parse(raw, await known_accounts(conn, merchant_id))
@@ -127,7 +140,7 @@ async def save_rules(conn: Connection, merchant_id: str, raw: Any, created_by: s
     except Conflict:
         raise RulesError("the rules were changed at the same time: try again") from None
     assert row is not None
-    return int(row[0])
+    return RulesVersion(int(row[0]), msgspec.to_builtins(ruleset), created_by, row[1])
 
 
 async def accounts_in_force(conn: Connection, merchant_id: str) -> set[str]:
@@ -161,7 +174,19 @@ class Explanation:
     branches: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 
-async def explain(conn: Connection, merchant_id: str, facts: Facts) -> Explanation:
+async def explain(
+    conn: Connection,
+    merchant_id: str,
+    *,
+    currency: str,
+    amount: int,
+    token: str,
+    customer_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Explanation:
+    """How the rules in force would route a sandbox payment with these parts."""
+    card = await card_behind(conn, merchant_id, token, "sandbox")
+    facts = _facts(currency, amount, card, customer_id, metadata)
     found = await history(conn, merchant_id)
     rules = rules_of(found[0].rules) if found else None
     if rules is None:

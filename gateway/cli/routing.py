@@ -12,7 +12,6 @@ import yaml
 
 from gateway.cli.common import CommandError, actor, when, with_connection
 from workflows import merchants, routing
-from workflows.commands import CreatePayment, Payments
 from workflows.db import Connection
 
 
@@ -36,7 +35,6 @@ class _Payment(msgspec.Struct, forbid_unknown_fields=False):
     currencyCode: str
     amount: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
     paymentMethodToken: str = ""
-    orderId: str = ""
     customerId: str | None = None
     metadata: dict[str, Any] | None = None
 
@@ -48,12 +46,12 @@ def set_(merchant: str, rules_file: Path) -> None:
     """Check RULES_FILE (YAML or JSON) and make it the merchant's rules, as a new version."""
     raw = _load(rules_file)
 
-    async def work(conn: Connection) -> int:
+    async def work(conn: Connection) -> routing.RulesVersion:
         found = await merchants.find_merchant(conn, merchant)
         return await routing.save_rules(conn, found.id, raw, actor())
 
-    version = with_connection(work)
-    click.echo(f"merchant {merchant}: routing rules version {version} in force")
+    saved = with_connection(work)
+    click.echo(f"merchant {merchant}: routing rules version {saved.version} in force")
 
 
 @group.command()
@@ -105,18 +103,15 @@ def explain(merchant: str, payment_file: Path) -> None:
 
     async def work(conn: Connection) -> routing.Explanation:
         found = await merchants.find_merchant(conn, merchant)
-        command = CreatePayment(
-            merchant_id=found.id,
-            mode="sandbox",
-            order_id=body.orderId,
-            currency_code=body.currencyCode,
+        return await routing.explain(
+            conn,
+            found.id,
+            currency=body.currencyCode,
             amount=body.amount,
-            payment_method_token=body.paymentMethodToken,
+            token=body.paymentMethodToken,
             customer_id=body.customerId,
             metadata=body.metadata,
         )
-        card = await Payments.instrument_of(conn, command)
-        return await routing.explain(conn, found.id, routing.facts_of(command, card))
 
     explained = with_connection(work)
     shown = {k: v for k, v in vars(explained.facts).items() if v not in (None, {})}

@@ -5,7 +5,8 @@ answer again without acting twice; PaymentIntents move through requires_capture 
 requires_action / succeeded / canceled; Stripe's test PaymentMethods decide authorizations.
 Faults are injected per operation (and "status" for every GET): error statuses, timeouts after
 acting, a held request. `forget_keys()` forgets every Idempotency-Key, as Stripe does after 24 h.
-Every request it receives is checked against Stripe's spec (when ../shared is at hand).
+Every request it receives is checked against Stripe's spec (the subset vendored in
+contracts/stripe/).
 """
 
 from __future__ import annotations

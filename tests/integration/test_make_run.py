@@ -110,6 +110,17 @@ def pay_with(base: str, key: str, **extra: object) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
+def keys_list_beside(data_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """`gateway keys list` run beside the gateway, on the same data directory."""
+    return subprocess.run(
+        [str(REPO_ROOT / ".venv" / "bin" / "gateway"), "keys", "list"],
+        env=embedded_env(data_dir, port),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def servers_of(data_dir: Path) -> list[str]:
     found = subprocess.run(["pgrep", "-af", str(data_dir)], capture_output=True, text=True)
     return [line for line in found.stdout.splitlines() if "pgrep" not in line]
@@ -144,13 +155,7 @@ def test_make_run_serves_the_sandbox_on_embedded_servers_and_stops_cleanly(
     assert now["status"] == "SETTLED"
 
     # A second command beside the running gateway uses the same embedded servers.
-    beside = subprocess.run(
-        [str(REPO_ROOT / ".venv" / "bin" / "gateway"), "keys", "list"],
-        env=embedded_env(data_dir, port),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    beside = keys_list_beside(data_dir, port)
     assert beside.returncode == 0, beside.stderr
     assert accounts.parse_key(sandbox_key)[1] in beside.stdout  # type: ignore[index]
     assert (data_dir / "postgres" / "postmaster.pid").exists()  # still up after `keys list` left
@@ -201,13 +206,7 @@ def test_serve_stops_an_embedded_postgresql_that_another_command_restarted(
     while Path(f"/proc/{first}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     # Another command starts it again (and leaves it running: the gateway still holds it).
-    beside = subprocess.run(
-        [str(REPO_ROOT / ".venv" / "bin" / "gateway"), "keys", "list"],
-        env=embedded_env(data_dir, port),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    beside = keys_list_beside(data_dir, port)
     assert beside.returncode == 0, beside.stderr
     second = postmaster_pid(data_dir)
     assert second is not None and second != first

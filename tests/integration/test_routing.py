@@ -39,6 +39,28 @@ async def shop_name(db: Any) -> str:
     return (await merchants.create_merchant(db, f"rt-{secrets.token_hex(4)}")).name
 
 
+async def shop_of(
+    running: Running, db: Any, shop_name: str, *, stripe_account: str | None = None
+) -> tuple[merchants.Merchant, Shop]:
+    """The merchant's backend (a new sandbox key), with a Stripe account of it added first."""
+    from workflows.accounts import add_account
+    from workflows.credentials import CredentialBox, new_master_key
+
+    merchant = await merchants.find_merchant(db, shop_name)
+    if stripe_account is not None:
+        await add_account(
+            db,
+            CredentialBox(new_master_key()),
+            merchant_id=merchant.id,
+            name=stripe_account,
+            kind="stripe",
+            credentials={"secretKey": "sk_test_" + "x" * 24},
+            settings={},
+        )
+    key = await accounts.create_key(db, kind="merchant", merchant=merchant, mode="sandbox")
+    return merchant, Shop(running.client, key.secret)
+
+
 def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -79,9 +101,7 @@ async def test_rules_are_checked_versioned_shown_and_explained(
 async def test_payments_go_where_the_rules_say(
     running: Running, settings: Settings, shop_name: str, db: Any, tmp_path: Path
 ) -> None:
-    merchant = await merchants.find_merchant(db, shop_name)
-    key = await accounts.create_key(db, kind="merchant", merchant=merchant, mode="sandbox")
-    shop = Shop(running.client, key.secret)
+    _, shop = await shop_of(running, db, shop_name)
     rules = write(tmp_path, "rules.yaml", RULES)
     assert (
         run_gateway(settings, "routing", "set", "--merchant", shop_name, str(rules)).returncode == 0
@@ -107,21 +127,7 @@ async def test_payments_go_where_the_rules_say(
 async def test_an_account_that_cannot_take_the_token_is_passed_over_and_named_rules_keep_it(
     running: Running, settings: Settings, shop_name: str, db: Any, tmp_path: Path
 ) -> None:
-    from workflows.accounts import add_account
-    from workflows.credentials import CredentialBox, new_master_key
-
-    merchant = await merchants.find_merchant(db, shop_name)
-    await add_account(
-        db,
-        CredentialBox(new_master_key()),
-        merchant_id=merchant.id,
-        name="stripe-main",
-        kind="stripe",
-        credentials={"secretKey": "sk_test_" + "x" * 24},
-        settings={},
-    )
-    key = await accounts.create_key(db, kind="merchant", merchant=merchant, mode="sandbox")
-    shop = Shop(running.client, key.secret)
+    _, shop = await shop_of(running, db, shop_name, stripe_account="stripe-main")
     rules = """
 rules:
   - name: stripe-only
@@ -213,21 +219,7 @@ def test_explain_refuses_a_payment_it_cannot_read(
 async def test_a_disabled_account_takes_no_new_payment_but_keeps_serving_its_own(
     running: Running, settings: Settings, shop_name: str, db: Any, tmp_path: Path
 ) -> None:
-    from workflows.accounts import add_account
-    from workflows.credentials import CredentialBox, new_master_key
-
-    merchant = await merchants.find_merchant(db, shop_name)
-    await add_account(
-        db,
-        CredentialBox(new_master_key()),
-        merchant_id=merchant.id,
-        name="stripe-old",
-        kind="stripe",
-        credentials={"secretKey": "sk_test_" + "y" * 24},
-        settings={},
-    )
-    key = await accounts.create_key(db, kind="merchant", merchant=merchant, mode="sandbox")
-    shop = Shop(running.client, key.secret)
+    merchant, shop = await shop_of(running, db, shop_name, stripe_account="stripe-old")
     rules = "rules:\n  - name: default\n    accounts: [stripe-old, sandbox]\n"
     path = write(tmp_path, "rules.yaml", rules)
     assert (

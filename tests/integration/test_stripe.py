@@ -420,6 +420,18 @@ async def test_a_capture_that_may_have_reached_stripe_stays_unknown_when_it_is_u
 # ---------------------------------------------------------------- Stripe forgets keys after 24 h
 
 
+async def run_of(running: Running, payment_id: str, kind: str) -> Any:
+    """The payment's one run of this kind."""
+    [run] = [
+        r for r in await running.services.reads.list_runs(payment_id=payment_id) if r.kind == kind
+    ]
+    return run
+
+
+async def operator_headers(db: Any) -> dict[str, str]:
+    return {"X-API-KEY": (await accounts.create_key(db, kind="operator")).secret}
+
+
 async def a_day_later(db: Any, payment_id: str) -> None:
     """The payment's runs as if first sent 25 hours ago: Stripe has forgotten their keys."""
     await db.execute(
@@ -457,17 +469,12 @@ async def test_a_refund_recovered_after_stripe_forgot_its_key_is_found_not_repea
 async def test_after_24_hours_without_an_answer_nothing_is_resent_and_a_replay_is_refused(
     stripe_gateway: Running, shop: Shop, fake: FakeStripe, db: Any
 ) -> None:
-    operator = await accounts.create_key(db, kind="operator")
-    admin = {"X-API-KEY": operator.secret}
+    admin = await operator_headers(db)
     payment = await lost_refund(shop, fake, db)
     fake.fail("status", *(Fault(status=500) for _ in range(3)))  # Stripe cannot answer
     await stripe_gateway.services.engine.recovery.recover_due()
     assert len(fake.keys["refund"]) == 3 and fake.effects["refund"] == 1
-    [run] = [
-        r
-        for r in await stripe_gateway.services.reads.list_runs(payment_id=payment["id"])
-        if r.kind == "refund"
-    ]
+    run = await run_of(stripe_gateway, payment["id"], "refund")
     assert run.state == "running" and "could not say" in (run.last_error or "")
 
     fake.fail("status", *(Fault(status=500) for _ in range(3)))
@@ -499,11 +506,7 @@ async def test_a_capture_made_in_stripes_dashboard_is_reported_not_taken_as_ours
     answer = await shop.get(payment["id"])
     assert answer["processor"]["amountCaptured"] == 0
     assert "outside the gateway" in answer["statusReason"]["message"]
-    [run] = [
-        r
-        for r in await stripe_gateway.services.reads.list_runs(payment_id=payment["id"])
-        if r.kind == "capture"
-    ]
+    run = await run_of(stripe_gateway, payment["id"], "capture")
     assert run.state == "stuck"
     _, history = await stripe_gateway.services.reads.run_with_history(run.id)
     assert history[-1].event == "reconciliation_needed"
@@ -516,8 +519,16 @@ async def test_a_capture_made_in_stripes_dashboard_is_reported_not_taken_as_ours
 # ---------------------------------------------------------------- several captures of one intent
 
 
-async def settle_all(running: Running, payment_id: str) -> None:
+async def settled_as_stripe_says(
+    running: Running, shop: Shop, fake: FakeStripe, payment_id: str, captured: int, captures: int
+) -> None:
+    """Once every run of the payment is done, the gateway's captured figure is Stripe's."""
     await until_finished(running, payment_id)
+    [intent] = fake.intents.values()
+    after = await shop.get(payment_id)
+    assert after["processor"]["amountCaptured"] == intent["amount_received"] == captured
+    assert fake.effects["capture"] == captures
+    assert_figures_add_up(after)
 
 
 async def test_a_lost_capture_is_never_taken_for_another_capture_of_the_same_amount(
@@ -531,13 +542,8 @@ async def test_a_lost_capture_is_never_taken_for_another_capture_of_the_same_amo
     fake.fail("capture", *(Fault(timeout_after_acting=True) for _ in range(3)))
     await shop.capture(payment["id"], amount=500, final=False)
     assert fake.effects["capture"] == 1
-    await settle_all(stripe_gateway, payment["id"])
-    [intent] = fake.intents.values()
-    after = await shop.get(payment["id"])
     # The gateway's figure is Stripe's, whatever order the recoveries took.
-    assert after["processor"]["amountCaptured"] == intent["amount_received"] == 1000
-    assert fake.effects["capture"] == 2
-    assert_figures_add_up(after)
+    await settled_as_stripe_says(stripe_gateway, shop, fake, payment["id"], 1000, captures=2)
 
 
 async def test_a_capture_refused_after_another_closed_the_intent_is_not_taken_for_it(
@@ -557,25 +563,15 @@ async def test_a_capture_refused_after_another_closed_the_intent_is_not_taken_fo
     assert closing.json()["processor"]["amountCaptured"] == 500
     slow.set()  # A reaches Stripe: payment_intent_unexpected_state
     await first
-    await settle_all(stripe_gateway, payment["id"])
-    [intent] = fake.intents.values()
-    after = await shop.get(payment["id"])
-    assert after["processor"]["amountCaptured"] == intent["amount_received"] == 500
-    assert fake.effects["capture"] == 1
-    assert_figures_add_up(after)
+    await settled_as_stripe_says(stripe_gateway, shop, fake, payment["id"], 500, captures=1)
 
 
 async def test_a_run_whose_lease_merely_ran_out_is_not_resolved_while_its_holder_may_send(
     stripe_gateway: Running, shop: Shop, fake: FakeStripe, db: Any
 ) -> None:
-    operator = await accounts.create_key(db, kind="operator")
-    admin = {"X-API-KEY": operator.secret}
+    admin = await operator_headers(db)
     payment = await lost_refund(shop, fake, db)
-    [run] = [
-        r
-        for r in await stripe_gateway.services.reads.list_runs(payment_id=payment["id"])
-        if r.kind == "refund"
-    ]
+    run = await run_of(stripe_gateway, payment["id"], "refund")
     # A holder that stopped renewing its lease (partitioned) may still be sending the refund.
     await db.execute(
         "UPDATE workflow_runs SET lease_owner = 'elsewhere',"
@@ -594,13 +590,13 @@ async def test_a_run_whose_lease_merely_ran_out_is_not_resolved_while_its_holder
 async def test_an_authorization_awaiting_3ds_cannot_be_resolved_while_stripe_says_pending(
     stripe_gateway: Running, shop: Shop, fake: FakeStripe, db: Any
 ) -> None:
-    operator = await accounts.create_key(db, kind="operator")
+    admin = await operator_headers(db)
     payment = await create(shop, method="pm_card_threeDSecure2Required")
     assert payment["status"] == "PENDING"
     [run] = await stripe_gateway.services.reads.list_runs(payment_id=payment["id"])
     refused = await stripe_gateway.client.post(
         f"/admin/workflows/{run.id}/resolve",
-        headers={"X-API-KEY": operator.secret},
+        headers=admin,
         json={"outcome": "failed"},
     )
     assert refused.status_code == 409 and "still pending" in refused.text
@@ -612,14 +608,9 @@ async def test_an_authorization_awaiting_3ds_cannot_be_resolved_while_stripe_say
 async def test_a_run_taken_over_from_a_lapsed_holder_is_not_resolved_while_it_may_send(
     stripe_gateway: Running, shop: Shop, fake: FakeStripe, db: Any
 ) -> None:
-    operator = await accounts.create_key(db, kind="operator")
-    admin = {"X-API-KEY": operator.secret}
+    admin = await operator_headers(db)
     payment = await lost_refund(shop, fake, db)
-    [run] = [
-        r
-        for r in await stripe_gateway.services.reads.list_runs(payment_id=payment["id"])
-        if r.kind == "refund"
-    ]
+    run = await run_of(stripe_gateway, payment["id"], "refund")
     # Its holder lost its lease (partitioned, still sending); a worker takes the run over on its
     # last recovery and marks it stuck at once.
     await db.execute(

@@ -4,38 +4,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import accounts
 from gateway.api.medusa.errors import INVALID_DATA, NOT_ALLOWED, UNAUTHORIZED, MedusaError
 from gateway.http.auth import authenticate, one_header
-from gateway.http.bodies import read_body
 from gateway.http.errors import InvalidIdempotencyKey
 from gateway.http.idempotency import validate_key
+from gateway.http.merchant import MerchantRequest
 from gateway.services import Services
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class MedusaCall:
-    request: Request
-    principal: accounts.Principal
-    services: Services
-    idempotency_key: str | None
-
-    @property
-    def merchant_id(self) -> str:
-        assert self.principal.merchant_id is not None
-        return self.principal.merchant_id
-
-    async def body(self, model: type[T]) -> T:
-        return await read_body(self.request, model)
+class MedusaCall(MerchantRequest):
+    """A Medusa admin call: its idempotency key is Medusa's `Idempotency-Key` header."""
 
 
 def _token(request: Request) -> str | None:

@@ -173,16 +173,13 @@ async def _keep(call: MedusaCall, key: str, status: int, body: bytes, fp: bytes)
     return Response(body, status_code=status, media_type="application/json")
 
 
-async def _answer(call: MedusaCall, key: str, merchant_key: str | None, fp: bytes) -> Response:
-    """The answer to the request that `key` names: the kept one, or the run's (kept if final)."""
-    if merchant_key is not None:
-        kept = await _kept(call, merchant_key)
-        if kept is not None:
-            if kept[2] is not None and kept[2] != fp:
-                raise _reused()
-            return Response(kept[1], status_code=kept[0], media_type="application/json")
+async def _answer(
+    call: MedusaCall, key: str, merchant_key: str | None, fp: bytes, run: Run | None = None
+) -> Response:
+    """The answer to the request that `key` names, from its run (`run`, or read now; kept if
+    final; if another request kept one first, that one)."""
     engine = call.services.engine
-    run = await engine.payments.run_by_key(call.merchant_id, key)
+    run = run or await engine.payments.run_by_key(call.merchant_id, key)
     if run is None:
         raise MedusaError(409, CONFLICT, "This request is being processed", "invalid_state_error")
     view = await engine.payments.view(call.merchant_id, run.payment_id, events=True)
@@ -214,14 +211,16 @@ async def _keyed(
         key = f"medusa {operation} {uuid.uuid4().hex}"
         await act(RequestKey(key, fp))
         return await _answer(call, key, None, fp)
-    engine = call.services.engine
-    earlier = await engine.payments.run_for_key(call.merchant_id, merchant_key)
-    if earlier is not None:
-        if earlier.fingerprint is not None and bytes(earlier.fingerprint) != fp:
+    kept = await _kept(call, merchant_key)  # a finished request's answer, or a kept refusal
+    if kept is not None:
+        if kept[2] is not None and kept[2] != fp:
             raise _reused()
-        return await _answer(call, merchant_key, merchant_key, fp)
-    if await _kept(call, merchant_key) is not None:  # a kept refusal
-        return await _answer(call, merchant_key, merchant_key, fp)
+        return Response(kept[1], status_code=kept[0], media_type="application/json")
+    earlier = await call.services.engine.payments.run_by_key(call.merchant_id, merchant_key)
+    if earlier is not None:
+        if earlier.request_fingerprint is not None and earlier.request_fingerprint != fp:
+            raise _reused()
+        return await _answer(call, merchant_key, merchant_key, fp, earlier)
     in_progress = MedusaError(
         409, CONFLICT, "A request with this Idempotency-Key is in progress", "invalid_state_error"
     )

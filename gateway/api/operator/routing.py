@@ -15,7 +15,6 @@ from gateway.http.errors import ApiError
 from gateway.http.responses import JSONResponse
 from gateway.services import Services
 from workflows import merchants, routing
-from workflows.commands import CreatePayment, Payments
 from workflows.db import Connection
 from workflows.rules import RulesError, RuleSet
 
@@ -61,12 +60,17 @@ def _version(version: routing.RulesVersion) -> dict[str, Any]:
     }
 
 
-@operator_endpoint
-async def show_rules(request: Request, principal: accounts.Principal) -> Response:
+async def _versions(request: Request) -> tuple[merchants.Merchant, list[routing.RulesVersion]]:
+    """The merchant the path names, and every version of its rules, the latest first."""
     services: Services = request.app.state.services
     async with services.engine.db.connection() as conn:
         merchant = await _merchant(conn, request)
-        found = await routing.history(conn, merchant.id)
+        return merchant, await routing.history(conn, merchant.id)
+
+
+@operator_endpoint
+async def show_rules(request: Request, principal: accounts.Principal) -> Response:
+    merchant, found = await _versions(request)
     body = {"merchant": merchant.name, **(_version(found[0]) if found else {"rules": None})}
     return JSONResponse(body)
 
@@ -79,22 +83,17 @@ async def replace_rules(request: Request, principal: accounts.Principal) -> Resp
     async with services.engine.db.connection() as conn:
         merchant = await _merchant(conn, request)
         try:
-            version = await routing.save_rules(
+            saved = await routing.save_rules(
                 conn, merchant.id, msgspec.to_builtins(ruleset), f"operator key {principal.key_id}"
             )
         except RulesError as error:
             raise RoutingRulesInvalid(str(error)) from None
-        found = await routing.history(conn, merchant.id)
-    assert found and found[0].version == version
-    return JSONResponse({"merchant": merchant.name, **_version(found[0])})
+    return JSONResponse({"merchant": merchant.name, **_version(saved)})
 
 
 @operator_endpoint
 async def rules_history(request: Request, principal: accounts.Principal) -> Response:
-    services: Services = request.app.state.services
-    async with services.engine.db.connection() as conn:
-        merchant = await _merchant(conn, request)
-        found = await routing.history(conn, merchant.id)
+    merchant, found = await _versions(request)
     return JSONResponse({"merchant": merchant.name, "data": [_version(v) for v in found]})
 
 
@@ -104,18 +103,15 @@ async def explain_payment(request: Request, principal: accounts.Principal) -> Re
     payment = await read_body(request, PaymentToExplain)
     async with services.engine.db.connection() as conn:
         merchant = await _merchant(conn, request)
-        command = CreatePayment(
-            merchant_id=merchant.id,
-            mode="sandbox",
-            order_id="",
-            currency_code=payment.currencyCode,
+        explained = await routing.explain(
+            conn,
+            merchant.id,
+            currency=payment.currencyCode,
             amount=payment.amount,
-            payment_method_token=payment.paymentMethodToken,
+            token=payment.paymentMethodToken,
             customer_id=payment.customerId,
             metadata=payment.metadata,
         )
-        card = await Payments.instrument_of(conn, command)
-        explained = await routing.explain(conn, merchant.id, routing.facts_of(command, card))
     return JSONResponse(
         {
             "merchant": merchant.name,

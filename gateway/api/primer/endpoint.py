@@ -21,13 +21,13 @@ from starlette.responses import Response
 
 from gateway import accounts
 from gateway.http.auth import authenticate, one_header
-from gateway.http.bodies import read_body
 from gateway.http.errors import (
     Forbidden,
     Unauthorized,
     UnsupportedApiVersion,
 )
 from gateway.http.idempotency import Claim, IdempotencyScope, fingerprint, validate_key
+from gateway.http.merchant import MerchantRequest
 from gateway.services import Services
 
 SUPPORTED_API_VERSIONS = ("2.4",)
@@ -50,21 +50,9 @@ def api_version(request: Request) -> str:
     return version
 
 
-@dataclass
-class MerchantCall:
-    request: Request
-    principal: accounts.Principal
-    services: Services
+@dataclass(kw_only=True)
+class MerchantCall(MerchantRequest):
     api_version: str
-    idempotency_key: str | None
-
-    @property
-    def merchant_id(self) -> str:
-        assert self.principal.merchant_id is not None
-        return self.principal.merchant_id
-
-    async def body(self, model: type[T]) -> T:
-        return await read_body(self.request, model)
 
     async def once(
         self,
