@@ -23,7 +23,9 @@ class Kind:
     name: str  # as stored and typed by operators, e.g. "stripe"
     display_name: str  # as merchants see it on a payment, e.g. "STRIPE"
     build: Callable[[Resources, Any, Any], Processor]  # (resources, credentials, settings)
-    # None: built in, needs no account; every merchant can route to it.
+    # Every merchant can route to it without an account (built from no credentials or settings).
+    builtin: bool = False
+    # None: a merchant cannot add accounts of the kind.
     credentials: type[msgspec.Struct] | None = None
     settings: type[msgspec.Struct] | None = None
     own_tokens: OwnTokens | None = None
@@ -31,8 +33,13 @@ class Kind:
     checks: Callable[[Any, Any], None] | None = None
 
     @property
-    def builtin(self) -> bool:
-        return self.credentials is None
+    def has_accounts(self) -> bool:
+        return self.credentials is not None
+
+    @property
+    def secret(self) -> bool:
+        """Whether its accounts' credentials hold anything (a secret to be given)."""
+        return bool(self.credentials and self.credentials.__struct_fields__)
 
     def open_credentials(self, plain: str) -> msgspec.Struct:
         """The credentials an account keeps sealed: JSON of `credentials` (accounts added before
@@ -63,8 +70,15 @@ class Kind:
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
-        Kind("sandbox", "SANDBOX", sandbox.build),
-        Kind("manual", "MANUAL", manual.build),
+        Kind(
+            "sandbox",
+            "SANDBOX",
+            sandbox.build,
+            builtin=True,
+            credentials=sandbox.Credentials,
+            settings=sandbox.Settings,
+        ),
+        Kind("manual", "MANUAL", manual.build, builtin=True),
         Kind(
             "stripe",
             "STRIPE",

@@ -28,6 +28,15 @@ status queries about it).
   for 24 h), then forgets it: a repeat is done again, as a new operation. It still answers status
   questions about what it did.
 - `sandbox_status_unavailable`: status questions cannot be answered (they time out).
+
+A merchant may also add sandbox processor accounts (`gateway processors add --type sandbox`), each
+its own simulated processor, whose settings give it a behaviour, so that every routing and
+fallback path can be tried without a network:
+
+- `authorize`: `by_card` (the test cards above, the default), `soft_decline` (every authorization
+  declined, DO_NOT_HONOR, a soft decline) or `hard_decline` (LOST_OR_STOLEN_CARD, a hard one).
+- `unreachable`: `true`: the account is down, every call fails before reaching it (a 503).
+- `times_out`: `true`: authorizations are done, then time out (the outcome unknown until asked).
 """
 
 from __future__ import annotations
@@ -37,8 +46,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from processors.base import (
@@ -76,13 +86,24 @@ DECLINED = StatusReason(
     DeclineCode.DECLINED,
     "Declined by the issuer (sandbox test card)",
 )
+SOFT_DECLINED = StatusReason(
+    StatusReasonType.ISSUER_DECLINED,
+    DeclineType.SOFT_DECLINE,
+    DeclineCode.DO_NOT_HONOR,
+    "Do not honor (sandbox account set to soft_decline)",
+)
+HARD_DECLINED = StatusReason(
+    StatusReasonType.ISSUER_DECLINED,
+    DeclineType.HARD_DECLINE,
+    DeclineCode.LOST_OR_STOLEN_CARD,
+    "Lost or stolen card (sandbox account set to hard_decline)",
+)
 FAILED = StatusReason(
     StatusReasonType.APPLICATION_ERROR,
     None,
     DeclineCode.ERROR,
     "The processor failed to handle the request (sandbox test card)",
 )
-_REASONS = {Outcome.DECLINED: DECLINED, Outcome.FAILED: FAILED}
 
 _RECORD_CALL = """
 INSERT INTO sandbox_calls (reference, id, processor_key, verb, amount)
@@ -135,6 +156,18 @@ WHERE processor_key = %(processor_key)s AND NOT forgotten
 _SETTLE = "UPDATE sandbox_operations SET settled = true WHERE processor_key = %(processor_key)s"
 
 
+class Credentials(msgspec.Struct, frozen=True, kw_only=True):
+    """A sandbox account has no secret."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A sandbox account's behaviour (the module's docstring)."""
+
+    authorize: Literal["by_card", "soft_decline", "hard_decline"] = "by_card"
+    unreachable: bool = False
+    times_out: bool = False
+
+
 @dataclass(frozen=True)
 class Triggers:
     fault_on: str | None = None
@@ -177,8 +210,18 @@ class Triggers:
 class SandboxProcessor:
     capabilities = Capabilities(multicapture=True)
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, settings: Settings | None = None) -> None:
         self._pool = pool
+        self._settings = settings or Settings()
+        declined = {"soft_decline": SOFT_DECLINED, "hard_decline": HARD_DECLINED}
+        self._reasons = {
+            Outcome.DECLINED: declined.get(self._settings.authorize, DECLINED),
+            Outcome.FAILED: FAILED,
+        }
+
+    def _reachable(self) -> None:
+        if self._settings.unreachable:
+            raise TransientError("sandbox: 503 Service Unavailable (account set unreachable)")
 
     def key_lifetime(self, call: Call) -> timedelta | None:
         seconds = Triggers.of(call.metadata).key_lifetime_seconds
@@ -187,9 +230,14 @@ class SandboxProcessor:
     async def authorize(self, call: Call) -> Result:
         card = call.card
         outcome = Outcome.FAILED
-        if card is not None:
+        if self._settings.authorize != "by_card":
+            outcome = Outcome.DECLINED
+        elif card is not None:
             outcome = _BY_FIRST6_LAST4.get((card.first6, card.last4), Outcome.FAILED)
-        return await self._operate("authorize", call, outcome)
+        result = await self._operate("authorize", call, outcome)
+        if self._settings.times_out:
+            raise OutcomeUnknown("sandbox: timed out after doing the work (account set times_out)")
+        return result
 
     async def capture(self, call: Call) -> Result:
         settling = Triggers.of(call.metadata).async_settlement
@@ -204,6 +252,7 @@ class SandboxProcessor:
         return await self._operate("refund", call, Outcome.REFUNDED)
 
     async def status(self, call: Call) -> Result:
+        self._reachable()
         triggers = Triggers.of(call.metadata)
         number = await self._received(f"status:{call.verb}", call, triggers)
         if triggers.status_unavailable and triggers.apply_to(call.verb):
@@ -219,9 +268,10 @@ class SandboxProcessor:
         outcome = Outcome(row[0])
         if outcome is Outcome.SETTLING:
             outcome = Outcome.CAPTURED  # asked after the fact: settled
-        return Result(outcome, row[1], _REASONS.get(outcome))
+        return Result(outcome, row[1], self._reasons.get(outcome))
 
     async def _operate(self, verb: str, call: Call, outcome: Outcome) -> Result:
+        self._reachable()
         triggers = Triggers.of(call.metadata)
         counted = triggers.counted and triggers.apply_to(verb)
         # Calls counted for a trigger are recorded (and counted) first, on their own.
@@ -260,7 +310,7 @@ class SandboxProcessor:
         done = Outcome(row[0])
         if done is Outcome.SETTLING and row[2]:
             done = Outcome.CAPTURED
-        return Result(done, row[1], _REASONS.get(done))
+        return Result(done, row[1], self._reasons.get(done))
 
     async def _received(self, verb: str, call: Call, triggers: Triggers) -> int:
         """Record the call; return its number among the calls its triggers count (0: none)."""
@@ -293,5 +343,5 @@ class SandboxProcessor:
             raise OutcomeUnknown(f"sandbox: timed out after doing the work (call {number})")
 
 
-def build(resources: Resources, credentials: Any, settings: Any) -> SandboxProcessor:
-    return SandboxProcessor(resources.pool)
+def build(resources: Resources, credentials: Any, settings: Settings | None) -> SandboxProcessor:
+    return SandboxProcessor(resources.pool, settings)

@@ -21,6 +21,7 @@ from workflows.credentials import (
     CredentialBox,
     CredentialError,
     MissingMasterKey,
+    Sealed,
     binding,
 )
 from workflows.db import Connection, Database, Q, jsonb, translated
@@ -69,7 +70,7 @@ async def add_account(
     """Add an account of `kind`; its credentials and settings are checked against the kind's."""
     try:
         found = registry.kind(kind)
-        if found.builtin:
+        if not found.has_accounts:
             raise AccountError(f"{kind} is built in: it needs no account")
         assert found.credentials is not None
         sealed_credentials = msgspec.convert(credentials, found.credentials)
@@ -82,10 +83,13 @@ async def add_account(
         raise AccountError(str(error)) from None
     if name in registry.KINDS:
         raise AccountError(f"{name!r} is the name of a built-in processor: choose another name")
-    sealed = box.seal(
-        msgspec.json.encode(sealed_credentials).decode(),
-        bound_to=binding(merchant_id, name, kind, msgspec.to_builtins(checked)),
-    )
+    # A kind whose accounts hold no secret (sandbox) has nothing to seal: no master key needed.
+    sealed = Sealed(b"", None)
+    if found.secret:
+        sealed = box.seal(
+            msgspec.json.encode(sealed_credentials).decode(),
+            bound_to=binding(merchant_id, name, kind, msgspec.to_builtins(checked)),
+        )
     try:
         with translated():
             await conn.execute(
@@ -223,7 +227,7 @@ class ProcessorDirectory:
         stored_kind, settings, sealed, key_id = row
         found = registry.kind(stored_kind)
         bound = binding(merchant_id, account, stored_kind, settings)
-        plain = self._box.open(sealed, key_id, bound_to=bound)
+        plain = self._box.open(sealed, key_id, bound_to=bound) if found.secret else "{}"
         credentials, checked = found.open_credentials(plain), found.read_settings(settings)
         found.check(credentials, checked)
         processor = found.build(self._resources, credentials, checked)

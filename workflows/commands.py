@@ -103,7 +103,7 @@ class Payments:
                     conn, command.merchant_id, command.payment_method_token, command.mode
                 )
             try:
-                route, decision = await routing_rules.route_for(
+                routes, decision = await routing_rules.route_for(
                     conn,
                     command.merchant_id,
                     routing,
@@ -113,8 +113,8 @@ class Payments:
                 )
             except RulesError as error:
                 raise ProcessorUnavailable(str(error)) from None
+            route, passed_over = await self._runner.first_usable(command.merchant_id, routes, conn)
             processor, account = route.kind, route.account
-            await self._runner.processor(command.merchant_id, processor, account, conn)
             card = await self._card_of(conn, command, processor)
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
@@ -153,6 +153,8 @@ class Payments:
                     "order_id": command.order_id,
                     "reason": None,
                     "processor_status": PaymentStatus.PENDING,
+                    "processor": processor,
+                    "processor_account": account,
                 },
             )
             inserted = await cur.fetchone()
@@ -164,6 +166,7 @@ class Payments:
                     capture_on_create=capture_on_create,
                     rule=decision.rule if decision else None,
                     accounts=list(decision.accounts) if decision else [],
+                    passed_over=passed_over,
                 ),
                 payment=from_row(Payment, inserted),
                 sale_processor_id=None,
@@ -288,6 +291,8 @@ class Payments:
                     "order_id": order_id or payment.order_id,
                     "reason": reason,
                     "processor_status": PaymentStatus.PENDING,
+                    "processor": payment.processor,
+                    "processor_account": payment.processor_account,
                 },
             )
             return Plan(

@@ -92,7 +92,7 @@ def binding(merchant_id: str, account: str, kind: str, settings: Any) -> Binding
 @dataclass(frozen=True)
 class Sealed:
     ciphertext: bytes
-    key_id: str  # which master key sealed it
+    key_id: str | None  # which master key sealed it (None: nothing sealed)
 
 
 class _MasterKey:

@@ -128,6 +128,8 @@ class AuthorizeInput(_Record, frozen=True):
     capture_on_create: bool = False
     rule: str | None = None  # the routing rule that chose the account (None: no rules)
     accounts: list[str] = msgspec.field(default_factory=list)  # as the rule ordered them
+    # Accounts of the rule that could not be tried when the payment was created, and why.
+    passed_over: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class CaptureInput(_Record, frozen=True):
@@ -212,6 +214,9 @@ class Transaction(msgspec.Struct, frozen=True, kw_only=True):
     status_reason: StatusReason | None
     outcome_unknown: bool
     created_at: datetime
+    # The account that handled it (None: rows from before migration 0018, the payment's).
+    processor: str | None = None
+    processor_account: str | None = None
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):

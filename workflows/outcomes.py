@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 from msgspec.structs import replace
 
-from processors.base import DeclineCode, Outcome, Result, StatusReason, StatusReasonType
+from processors.base import (
+    DeclineCode,
+    DeclineType,
+    Outcome,
+    Result,
+    StatusReason,
+    StatusReasonType,
+)
 from workflows import lifecycle
 from workflows.model import (
     CancelInput,
@@ -110,6 +117,38 @@ class Changes:
     transaction: TransactionChange | None = None
     event: EventChange | None = None
     refunded_of_capture: tuple[int, int] | None = None  # (released, refunded) of its capture
+
+
+def falls_back(result: Result) -> bool:
+    """Whether an authorization's answer lets the next account try: a definite "not
+    authorized" (a failure before the processor accepted it, or a "did not happen") that is not a
+    decline, or a soft decline. A hard decline (stolen card, fraud, invalid number), or a decline
+    whose kind is not said, stays final: the card is not shopped around."""
+    if result.outcome in (Outcome.FAILED, Outcome.NOT_FOUND):
+        return True
+    return (
+        result.outcome is Outcome.DECLINED
+        and result.reason is not None
+        and result.reason.decline_type is DeclineType.SOFT_DECLINE
+    )
+
+
+def fell_back(run: Run, payment: Payment, result: Result) -> Changes:
+    """An attempt ended by `result` (which `falls_back`) with an account left to try: its SALE
+    takes the answer, the payment stays pending (its status reason cleared), and the run goes on
+    with the next attempt."""
+    if result.outcome is Outcome.NOT_FOUND:
+        result = Result(Outcome.FAILED, reason=_NOT_FOUND)
+    status, reason = _refused_status(result), _reason(result)
+    return Changes(
+        state=RunState.RUNNING,
+        recovery_point=RecoveryPoint.CALL_PROCESSOR,
+        retry_after_seconds=0,
+        history_event="fell_back",
+        outcome=_outcome(result),
+        payment=replace(payment, status_reason=None, required_action=None),
+        transaction=TransactionChange(status, reason, result.processor_transaction_id),
+    )
 
 
 def decide(

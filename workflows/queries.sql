@@ -103,9 +103,9 @@ WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 
 -- name: insert_transaction
 INSERT INTO transactions (merchant_id, id, payment_id, type, amount, currency_code, order_id,
-    reason, processor_status)
+    reason, processor_status, processor, processor_account)
 VALUES (%(merchant_id)s, %(id)s, %(payment_id)s, %(type)s, %(amount)s, %(currency_code)s,
-    %(order_id)s, %(reason)s, %(processor_status)s);
+    %(order_id)s, %(reason)s, %(processor_status)s, %(processor)s, %(processor_account)s);
 
 -- name: lock_capture_event
 SELECT id, amount, refunded, refund_reserved FROM transaction_events
@@ -214,8 +214,45 @@ WITH finished AS (
 SELECT id FROM finished;
 
 -- name: run_key_age
-SELECT greatest(clock_timestamp() - created_at, interval '0') FROM workflow_runs
-WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+SELECT greatest(clock_timestamp() - coalesce(key_created_at, created_at), interval '0')
+FROM workflow_runs WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: tried_accounts
+-- The accounts a payment's authorization has been tried on (each attempt is a SALE).
+SELECT DISTINCT coalesce(t.processor_account, t.processor, p.processor_account, p.processor)
+FROM transactions t JOIN payments p ON p.merchant_id = t.merchant_id AND p.id = t.payment_id
+WHERE t.merchant_id = %(merchant_id)s AND t.payment_id = %(payment_id)s AND t.type = 'SALE';
+
+-- name: next_attempt
+-- Phase 3 of an attempt that a soft decline or a definite failure ended, with an account left
+-- to try, right after record_outcome in the same transaction: the next attempt's SALE, the
+-- payment moved to that account, and the run given the attempt's new processor key. The lease
+-- is kept by the process that recorded (it goes on with the attempt) or, given back, the run is
+-- due for any worker now.
+WITH sale AS (
+    INSERT INTO transactions (merchant_id, id, payment_id, type, amount, currency_code,
+        order_id, processor_status, processor, processor_account)
+    SELECT merchant_id, %(transaction_id)s, id, 'SALE', amount, currency_code, order_id,
+        'PENDING', %(processor)s, %(processor_account)s
+    FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(payment_id)s
+), moved AS (
+    UPDATE payments SET processor = %(processor)s, processor_account = %(processor_account)s,
+        processor_merchant_id = %(processor_merchant_id)s, updated_at = now()
+    WHERE merchant_id = %(merchant_id)s AND id = %(payment_id)s
+)
+UPDATE workflow_runs SET
+    transaction_id = %(transaction_id)s, processor_key = %(processor_key)s, key_created_at = now(),
+    may_have_reached_processor = false, recoveries = 0, quiet_until = NULL,
+    recovery_point = 'call_processor', outcome = NULL, last_error = NULL,
+    lease_owner = %(lease_owner)s,
+    lease_expires_at = CASE WHEN %(lease_owner)s::text IS NOT NULL
+        THEN now() + make_interval(secs => %(lease_seconds)s) END,
+    next_attempt_at = CASE WHEN %(lease_owner)s::text IS NOT NULL
+        THEN now() + make_interval(secs => %(lease_seconds)s) ELSE now() END,
+    updated_at = now()
+WHERE merchant_id = %(merchant_id)s AND id = %(run_id)s AND state = 'running'
+  AND lease_owner IS NULL
+RETURNING *;
 
 -- name: claim_due_runs
 -- Any number of workers on any number of machines: each due run goes to exactly one of them.
@@ -360,6 +397,7 @@ SELECT merchant_id, name, kind, settings, secret_ciphertext, secret_key_id
 FROM processor_accounts
 WHERE (secret_key_id IS DISTINCT FROM %(key_id)s
        OR substring(secret_ciphertext FROM 1 FOR 3) <> %(format)s::bytea)
+  AND octet_length(secret_ciphertext) > 0  -- a kind without secrets (sandbox) has nothing sealed
   AND (%(merchant_id)s::text IS NULL OR merchant_id = %(merchant_id)s)
 ORDER BY merchant_id, name
 FOR UPDATE;

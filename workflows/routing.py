@@ -3,6 +3,7 @@ when it has some, else its configured processor. Rules are saved as versions (ev
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,11 @@ class Route:
     kind: str  # processors.registry
     account: str | None  # None: the built-in processor of that kind
     disabled: bool = False  # the account takes no new payment
+
+    @property
+    def name(self) -> str:
+        """As the rules name it: the account's name, or the built-in processor's."""
+        return self.account or self.kind
 
 
 @dataclass(frozen=True)
@@ -75,28 +81,22 @@ async def route_for(
     facts: Facts,
     draw: float,
     token: str,
-) -> tuple[Route, Decision | None]:
-    """The route of a payment with these facts: by the rules (the first of their accounts that
-    takes the payment's token: a processor's own token only its kind, the gateway's cards only
-    kinds without tokens of their own), or the merchant's configured processor."""
+) -> tuple[list[Route], Decision | None]:
+    """The routes a payment with these facts may take, in the order to try them: by the rules
+    (those of their accounts that are enabled and take the payment's token), or the merchant's
+    configured processor."""
     if routing.rules is None:
         if routing.default.disabled:
             raise ProcessorUnavailable(
                 f"The merchant's processor account {routing.default.account!r} is disabled."
             )
-        return routing.default, None
+        return [routing.default], None
     decision = evaluate(routing.rules, facts, draw)
-    disabled = []
-    for name in decision.accounts:
-        route = await route_of(conn, merchant_id, name)
-        if route.disabled:
-            disabled.append(name)
-            continue
-        own = registry.kind(route.kind).own_tokens
-        if (own is None and facts.payment_method == "card") or (
-            own is not None and token.startswith(own.prefix)
-        ):
-            return route, decision
+    routes, disabled = await routes_of(
+        conn, merchant_id, decision.accounts, token, facts.payment_method
+    )
+    if routes:
+        return routes, decision
     if disabled:
         raise ProcessorUnavailable(
             f"The routing rule {decision.rule!r} has no account for this payment: "
@@ -106,6 +106,32 @@ async def route_for(
         f"The routing rule {decision.rule!r} sends payments to "
         f"{', '.join(decision.accounts)}, none of which takes this paymentMethodToken."
     )
+
+
+async def routes_of(
+    conn: Connection, merchant_id: str, names: Sequence[str], token: str, payment_method: str
+) -> tuple[list[Route], list[str]]:
+    """The named accounts that can take a payment, in order (a processor's own token only its
+    kind, the gateway's cards only kinds without tokens of their own), and those disabled.
+    An account removed since the rules were saved is passed over."""
+    routes, disabled = [], []
+    for name in names:
+        try:
+            route = await route_of(conn, merchant_id, name)
+        except RulesError:
+            continue
+        if route.disabled:
+            disabled.append(name)
+        elif takes(route, token, payment_method):
+            routes.append(route)
+    return routes, disabled
+
+
+def takes(route: Route, token: str, payment_method: str) -> bool:
+    own = registry.kind(route.kind).own_tokens
+    if own is None:
+        return payment_method == "card"
+    return token.startswith(own.prefix)
 
 
 async def route_of(conn: Connection, merchant_id: str, name: str) -> Route:

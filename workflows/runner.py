@@ -38,7 +38,7 @@ from tenacity import (
 
 from processors.base import Call, Outcome, Processor, Result
 from processors.errors import CallFailed, Misconfigured, OutcomeUnknown, TransientError
-from workflows import outcomes
+from workflows import outcomes, routing
 from workflows.credentials import CredentialError
 from workflows.db import Connection, Database, Q, jsonb
 from workflows.errors import (
@@ -51,9 +51,11 @@ from workflows.errors import (
     RunNotReplayable,
 )
 from workflows.model import (
+    AuthorizeInput,
     CaptureInput,
     Event,
     Payment,
+    PaymentStatus,
     PaymentView,
     Run,
     RunInput,
@@ -62,6 +64,7 @@ from workflows.model import (
     Transaction,
     from_row,
 )
+from workflows.routing import Route
 
 log = structlog.get_logger("workflows.runner")
 
@@ -117,10 +120,18 @@ class Plan:
 
 
 Planner = Callable[[Connection], Awaitable[Plan]]
+# What a pass of a run leaves: the payment (if asked for), and the run again if it fell back to
+# another account, whose next attempt the same holder drives on.
+Passed = tuple[PaymentView | None, Run | None]
 
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def processor_key(merchant_id: str, kind: RunKind) -> str:
+    """A new processor idempotency key for one attempt of a run."""
+    return f"{merchant_id}:{kind}:{secrets.token_urlsafe(18)}"
 
 
 def honours(lifetime: timedelta | None, age: timedelta) -> bool:
@@ -291,7 +302,7 @@ class Runner:
                         "transaction_id": planned.transaction_id,
                         "capture_event_id": planned.capture_event_id,
                         # Committed before the first call, sent on every retry and recovery.
-                        "processor_key": f"{merchant_id}:{kind}:{secrets.token_urlsafe(18)}",
+                        "processor_key": processor_key(merchant_id, kind),
                         "lease_owner": owner,
                         "lease_seconds": self.config.lease_seconds,
                         "history_id": uuid.uuid4(),
@@ -325,6 +336,7 @@ class Runner:
         operator: bool = False,
     ) -> PaymentView | None:
         """Phases 2 and 3 of a run whose lease `owner` holds; the payment afterwards if `view`.
+        An authorization that falls back to another account goes on with the next attempt.
 
         `plan` is what phase 1 saw of the payment; a recovery reads it anew, and when an earlier
         call may have reached the processor, asks it first (status-first): a definite answer is
@@ -332,6 +344,17 @@ class Runner:
         processor still honours the key. Otherwise the outcome stays unknown, and an operator's
         replay (`operator`) is refused with `KeyForgotten`.
         """
+        while True:
+            shown, following = await self._pass(run, owner, plan, view, events, operator)
+            if following is None:
+                return shown
+            # The attempt fell back to the next account: its attempt, by this process.
+            run, plan = following, None
+
+    async def _pass(
+        self, run: Run, owner: str, plan: Plan | None, view: bool, events: bool, operator: bool
+    ) -> Passed:
+        """One pass of `drive` over the run's current attempt."""
         processor, call = await self._prepare(run, plan)
         if run.recovery_point.asks_status:
             return await self._call(
@@ -487,7 +510,7 @@ class Runner:
         status_only: bool = False,
         view: bool,
         events: bool,
-    ) -> PaymentView | None:
+    ) -> Passed:
         """Phase 2 (the call, retried while nothing definite came back) and phase 3.
 
         A retry after a call that may have reached the processor, once the processor no longer
@@ -600,9 +623,14 @@ class Runner:
         events: bool,
         asked: Call | None = None,
         resolved: dict[str, Any] | None = None,
-    ) -> PaymentView | None:
+    ) -> Passed:
         """Phase 3: the payment locked, the answer's changes (outcomes.decide) in one statement,
         and (for the edge's answer) the payment read back in the same transaction.
+
+        An authorization's answer that falls back (outcomes.falls_back), with an account of its
+        rule left to try, ends this attempt only: the run is given the next attempt (its SALE,
+        its account, its new processor key) in the same transaction, and returned, its lease
+        kept by `owner`, to be driven on (a resolution gives it to the worker instead).
 
         `asked`: the answer is a status question's, read against this call's figures; if the
         payment's captures or refunds moved since, it is no answer (asked again later), or for
@@ -618,15 +646,27 @@ class Runner:
                     )
                 error = OutcomeUnknown("the payment changed while the processor was asked")
                 result = None
-            changes = outcomes.decide(
-                run,
-                payment,
-                outcomes.UNREACHABLE if never_reached else result,
-                recovery_backoff_seconds=self.config.recovery_backoff_seconds,
-                poll_seconds=self.config.settlement_poll_seconds,
-            )
+            answer = outcomes.UNREACHABLE if never_reached else result
+            following = None
+            if answer is not None and self._may_fall_back(run, payment, answer):
+                following = await self._next_route(conn, run, payment)
+            if following is not None:
+                changes = outcomes.fell_back(run, payment, answer)  # type: ignore[arg-type]
+            else:
+                changes = outcomes.decide(
+                    run,
+                    payment,
+                    answer,
+                    recovery_backoff_seconds=self.config.recovery_backoff_seconds,
+                    poll_seconds=self.config.settlement_poll_seconds,
+                )
             failure = None if error is None else f"{type(error).__name__}: {error}"
             detail: dict[str, Any] = {"attempts": attempts}
+            if following is not None:
+                detail["account"] = payment.processor_account or payment.processor
+                detail["next_account"] = following[0].name
+                if following[1]:
+                    detail["passed_over"] = following[1]
             if asked is not None:
                 detail["asked_status"] = True  # the answer of a status question, nothing re-sent
             if resolved is not None:
@@ -684,7 +724,12 @@ class Runner:
                 },
             )
             recorded = await cur.fetchone() is not None
-            if view:
+            next_run = None
+            if recorded and following is not None:
+                next_run = await self._next_attempt(
+                    conn, run, following[0], owner if resolved is None else None
+                )
+            if view and next_run is None:
                 shown = await read_view(
                     conn,
                     run.merchant_id,
@@ -696,7 +741,89 @@ class Runner:
             log.warning("processor_outcome_unknown", run_id=run.id, error=str(error))
         if recorded and result is not None and result.outcome is Outcome.MISMATCH:
             log.error("reconciliation_needed", run_id=run.id, payment_id=run.payment_id)
-        return shown
+        if next_run is not None:
+            log.info("authorization_fell_back", run_id=run.id, account=following[0].name)  # type: ignore[index]
+            return None, next_run if resolved is None else None
+        return shown, None
+
+    @staticmethod
+    def _may_fall_back(run: Run, payment: Payment, answer: Result) -> bool:
+        """An authorization still pending, whose attempt ended in a way that lets another
+        account try, and whose rule named accounts after this one."""
+        return (
+            run.kind is RunKind.AUTHORIZE
+            and payment.status is PaymentStatus.PENDING
+            and isinstance(run.input, AuthorizeInput)
+            and len(run.input.accounts) > 1
+            and outcomes.falls_back(answer)
+        )
+
+    async def _next_route(
+        self, conn: Connection, run: Run, payment: Payment
+    ) -> tuple[Route, dict[str, str]] | None:
+        """The account to try next: the first of the rule's accounts after the current one, not
+        tried yet, still able to take the payment, whose connector can be built."""
+        assert isinstance(run.input, AuthorizeInput)
+        cur = await conn.execute(
+            Q["tried_accounts"], {"merchant_id": run.merchant_id, "payment_id": run.payment_id}
+        )
+        tried = {row[0] for row in await cur.fetchall()}
+        names = run.input.accounts
+        current = payment.processor_account or payment.processor
+        later = names[names.index(current) + 1 :] if current in names else []
+        routes, _ = await routing.routes_of(
+            conn,
+            run.merchant_id,
+            [name for name in later if name not in tried],
+            payment.payment_method_token,
+            "card" if payment.card is not None else "processor_token",
+        )
+        if not routes:
+            return None
+        try:
+            return await self.first_usable(run.merchant_id, routes, conn)
+        except ProcessorUnavailable:
+            return None
+
+    async def first_usable(
+        self, merchant_id: str, routes: list[Route], conn: Connection
+    ) -> tuple[Route, dict[str, str]]:
+        """The first of the routes whose connector can be built, and those passed over (why);
+        ProcessorUnavailable if none can."""
+        passed_over: dict[str, str] = {}
+        for route in routes:
+            try:
+                await self.processor(merchant_id, route.kind, route.account, conn)
+            except ProcessorUnavailable as error:
+                passed_over[route.name] = str(error)
+                continue
+            return route, passed_over
+        raise ProcessorUnavailable("; ".join(f"{name}: {why}" for name, why in passed_over.items()))
+
+    async def _next_attempt(
+        self, conn: Connection, run: Run, route: Route, owner: str | None
+    ) -> Run:
+        """The run with its next attempt, written: a new SALE on `route`'s account and a new
+        processor key; its lease kept by `owner` (None: due for any worker now)."""
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            Q["next_attempt"],
+            {
+                "merchant_id": run.merchant_id,
+                "run_id": run.id,
+                "payment_id": run.payment_id,
+                "transaction_id": new_id("txn"),
+                "processor": route.kind,
+                "processor_account": route.account,
+                "processor_merchant_id": route.account or run.merchant_id,
+                "processor_key": processor_key(run.merchant_id, run.kind),
+                "lease_owner": owner,
+                "lease_seconds": self.config.lease_seconds,
+            },
+        )
+        row = await cur.fetchone()
+        assert row is not None  # record_outcome, just before, left it running and unheld
+        return from_row(Run, row)
 
     # ---------------------------------------------------------------- reads of a run
 

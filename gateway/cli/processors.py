@@ -13,7 +13,7 @@ from workflows.accounts import add_account, list_accounts, remove_account, set_a
 from workflows.credentials import CredentialBox
 from workflows.db import Connection
 
-ACCOUNT_KINDS = [name for name, kind in registry.KINDS.items() if not kind.builtin]
+ACCOUNT_KINDS = [name for name, kind in registry.KINDS.items() if kind.has_accounts]
 
 
 @click.group("processors")
@@ -27,9 +27,9 @@ def group() -> None:
 @click.option("--type", "kind", required=True, type=click.Choice(ACCOUNT_KINDS))
 @click.option(
     "--secret-key-env",
-    required=True,
     metavar="VAR",
-    help="environment variable holding the secret key (never pass secrets as arguments)",
+    help="environment variable holding the secret key (never pass secrets as arguments); "
+    "sandbox accounts have none",
 )
 @click.option(
     "--setting",
@@ -38,11 +38,21 @@ def group() -> None:
     metavar="NAME=VALUE",
     help="a setting of the kind, e.g. apiBaseUrl=https://... or multicapture=true (repeatable)",
 )
-def add(merchant: str, name: str, kind: str, secret_key_env: str, raw_settings: tuple[str]) -> None:
-    """Add a processor account to a merchant (its secret encrypted with GATEWAY_SECRET_KEY)."""
-    secret = os.environ.get(secret_key_env, "")
-    if not secret:
-        raise CommandError(f"the environment variable {secret_key_env} is not set or empty")
+def add(
+    merchant: str, name: str, kind: str, secret_key_env: str | None, raw_settings: tuple[str]
+) -> None:
+    """Add a processor account to a merchant (its secret encrypted with GATEWAY_SECRET_KEY).
+
+    A sandbox account is a simulated processor of its own, its behaviour set by settings:
+    authorize=by_card|soft_decline|hard_decline, unreachable=true, times_out=true."""
+    credentials: dict[str, str] = {}
+    if registry.kind(kind).secret:
+        if not secret_key_env:
+            raise CommandError(f"a {kind} account needs --secret-key-env")
+        secret = os.environ.get(secret_key_env, "")
+        if not secret:
+            raise CommandError(f"the environment variable {secret_key_env} is not set or empty")
+        credentials = {"secretKey": secret}
     kind_settings: dict[str, str] = {}
     for item in raw_settings:
         key, sep, value = item.partition("=")
@@ -59,7 +69,7 @@ def add(merchant: str, name: str, kind: str, secret_key_env: str, raw_settings: 
             merchant_id=found.id,
             name=name,
             kind=kind,
-            credentials={"secretKey": secret},
+            credentials=credentials,
             settings=kind_settings,
         )
 

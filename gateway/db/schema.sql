@@ -189,6 +189,9 @@ CREATE TABLE transactions (
     outcome_unknown          boolean NOT NULL DEFAULT false,
     created_at               timestamptz NOT NULL DEFAULT now(),
     updated_at               timestamptz NOT NULL DEFAULT now(),
+    -- The processor account that handled it (NULL: rows from before 0018, the payment's).
+    processor                text,
+    processor_account        text,
     PRIMARY KEY (merchant_id, id),
     FOREIGN KEY (merchant_id, payment_id) REFERENCES payments (merchant_id, id)
 );
@@ -257,6 +260,8 @@ CREATE TABLE workflow_runs (
     -- Taken over from a holder whose lease ran out: it may still be sending until then.
     quiet_until      timestamptz,
     may_have_reached_processor boolean NOT NULL DEFAULT false,
+    -- When processor_key was made, if not with the run (an authorization's next attempt).
+    key_created_at   timestamptz,
     PRIMARY KEY (merchant_id, id),
     UNIQUE (merchant_id, processor_key),
     FOREIGN KEY (merchant_id, payment_id) REFERENCES payments (merchant_id, id),

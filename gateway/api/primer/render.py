@@ -11,6 +11,7 @@ from datetime import datetime
 import msgspec
 
 from gateway.api.primer import schemas
+from processors import registry
 from workflows import model
 
 
@@ -113,6 +114,11 @@ def transaction(
         reason = status_reason(t.status_reason)
     elif t.outcome_unknown:
         reason = schemas.StatusReason(type="GATEWAY_TIMEOUT")
+    # Each attempt of an authorization that fell back names the account that handled it.
+    name, merchant_id = view.processor_name, p.processor_merchant_id
+    if t.processor is not None:
+        name = registry.display_name(t.processor)
+        merchant_id = t.processor_account or p.merchant_id
     return schemas.TransactionOverview(
         id=t.id,
         date=_date(t.created_at),
@@ -120,9 +126,9 @@ def transaction(
         currencyCode=t.currency_code,
         transactionType=t.type.value,
         type=t.type.value,
-        processorName=view.processor_name,
-        processor=view.processor_name,
-        processorMerchantId=p.processor_merchant_id,
+        processorName=name,
+        processor=name,
+        processorMerchantId=merchant_id,
         processorStatus=t.processor_status.value,
         status=t.processor_status.value,
         cardTokenType=_card_token_type(p),

@@ -1,0 +1,255 @@
+"""Fallback: an authorization refused by one processor account is tried on the next, only where
+that cannot move money twice. Each account here is a sandbox account with its own behaviour."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.settings import Settings
+from tests.integration.conftest import Running, SomeMerchant
+from tests.integration.shop import Shop
+from workflows import routing
+from workflows.accounts import add_account
+from workflows.credentials import CredentialBox
+from workflows.runner import Runner
+
+BEHAVIOURS: dict[str, dict[str, Any]] = {
+    "soft": {"authorize": "soft_decline"},
+    "soft2": {"authorize": "soft_decline"},
+    "hard": {"authorize": "hard_decline"},
+    "down": {"unreachable": True},
+    "ok": {},
+    "ok2": {},
+    "slow-ok": {"timesOut": True},
+    "slow-soft": {"timesOut": True, "authorize": "soft_decline"},
+}
+
+
+@pytest.fixture
+async def routed(db: Any, settings: Settings, merchant: SomeMerchant) -> Any:
+    """Route the merchant's payments to accounts in the order given."""
+    box = CredentialBox(settings.secret_key)
+    for name, behaviour in BEHAVIOURS.items():
+        await add_account(
+            db,
+            box,
+            merchant_id=merchant.id,
+            name=name,
+            kind="sandbox",
+            credentials={},
+            settings=behaviour,
+        )
+
+    async def route(*accounts: str) -> None:
+        await routing.save_rules(
+            db, merchant.id, {"rules": [{"name": "all", "accounts": list(accounts)}]}, "test"
+        )
+
+    return route
+
+
+def sales(payment: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each SALE as (the account that handled it, its status)."""
+    return [
+        (t["processorMerchantId"], t["processorStatus"])
+        for t in payment["transactions"]
+        if t["transactionType"] == "SALE"
+    ]
+
+
+async def authorize_keys(db: Any, payment_id: str) -> list[str]:
+    """The processor keys of the authorization calls the sandbox received, in order."""
+    cur = await db.execute(
+        "SELECT processor_key FROM sandbox_calls WHERE reference = %s AND verb = 'authorize' "
+        "ORDER BY at",
+        (payment_id,),
+    )
+    keys: list[str] = []
+    for (key,) in await cur.fetchall():
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+async def authorize_operations(db: Any, payment_id: str) -> int:
+    cur = await db.execute(
+        "SELECT count(*) FROM sandbox_operations WHERE reference = %s AND verb = 'authorize'",
+        (payment_id,),
+    )
+    return int((await cur.fetchone())[0])
+
+
+async def history(running: Running, payment_id: str) -> list[Any]:
+    [run] = [
+        r
+        for r in await running.services.reads.list_runs(payment_id=payment_id)
+        if r.kind == "authorize"
+    ]
+    return (await running.services.reads.run_with_history(run.id))[1]
+
+
+async def test_a_soft_decline_is_authorized_on_the_next_account_and_follow_ups_go_there(
+    running: Running, shop: Shop, routed: Any, db: Any
+) -> None:
+    await routed("soft", "ok")
+    payment = await shop.create(2500)
+    assert payment["status"] == "AUTHORIZED"
+    assert payment["processor"]["processorMerchantId"] == "ok"
+    shown = await shop.get(payment["id"])
+    assert sales(shown) == [("soft", "DECLINED"), ("ok", "AUTHORIZED")]
+    declined = shown["transactions"][0]["processorStatusReason"]
+    assert (declined["declineType"], declined["code"]) == ("SOFT_DECLINE", "DO_NOT_HONOR")
+    # Two attempts, each with its own processor key, each done once.
+    keys = await authorize_keys(db, payment["id"])
+    assert len(keys) == 2 and keys[0] != keys[1]
+    assert await authorize_operations(db, payment["id"]) == 2
+    events = [h.event for h in await history(running, payment["id"])]
+    assert events == ["started", "fell_back", "succeeded"]
+
+    # The capture and the refund go to the account that authorized: its authorization's id.
+    captured = (await shop.capture(payment["id"])).json()
+    assert captured["status"] == "SETTLED"
+    refunded = await shop.refund(payment["id"], amount=500)
+    assert refunded.status_code == 200, refunded.text
+    authorized_id = shown["transactions"][1]["processorTransactionId"]
+    cur = await db.execute(
+        "SELECT verb, processor_transaction_id FROM sandbox_operations "
+        "WHERE reference = %s AND verb = 'capture'",
+        (payment["id"],),
+    )
+    assert await cur.fetchall() == [("capture", authorized_id)]
+    final = await shop.get(payment["id"])
+    refund = [t for t in final["transactions"] if t["transactionType"] == "REFUND"]
+    assert [(t["processorMerchantId"], t["processorStatus"]) for t in refund] == [("ok", "SETTLED")]
+
+
+async def test_a_hard_decline_is_final(shop: Shop, routed: Any, db: Any) -> None:
+    await routed("hard", "ok")
+    payment = await shop.create(2500)
+    assert payment["status"] == "DECLINED"
+    assert payment["statusReason"]["declineType"] == "HARD_DECLINE"
+    assert sales(await shop.get(payment["id"])) == [("hard", "DECLINED")]
+    assert len(await authorize_keys(db, payment["id"])) == 1  # the next account never called
+
+
+async def test_an_unreachable_account_is_passed_to_the_next(shop: Shop, routed: Any) -> None:
+    await routed("down", "ok")
+    payment = await shop.create(2500)
+    assert payment["status"] == "AUTHORIZED"
+    assert sales(await shop.get(payment["id"])) == [("down", "FAILED"), ("ok", "AUTHORIZED")]
+
+
+async def test_when_every_account_refuses_the_last_reason_is_the_payments(
+    running: Running, shop: Shop, routed: Any
+) -> None:
+    await routed("soft", "down", "soft2")
+    payment = await shop.create(2500)
+    assert payment["status"] == "DECLINED"
+    assert payment["statusReason"]["code"] == "DO_NOT_HONOR"
+    shown = await shop.get(payment["id"])
+    assert sales(shown) == [("soft", "DECLINED"), ("down", "FAILED"), ("soft2", "DECLINED")]
+    events = [h.event for h in await history(running, payment["id"])]
+    assert events == ["started", "fell_back", "fell_back", "failed"]
+
+
+async def test_an_unknown_outcome_is_resolved_before_any_other_account_is_called(
+    running: Running, shop: Shop, routed: Any, db: Any
+) -> None:
+    # The first account authorized, but its answer was lost: the next is never called.
+    await routed("slow-ok", "ok")
+    lost = await shop.create(2500)
+    assert lost["status"] == "PENDING"
+    assert lost["statusReason"]["type"] == "GATEWAY_TIMEOUT"
+    assert len(await authorize_keys(db, lost["id"])) == 1
+    await running.services.engine.recovery.recover_due()
+    authorized = await shop.get(lost["id"])
+    assert authorized["status"] == "AUTHORIZED"
+    assert sales(authorized) == [("slow-ok", "AUTHORIZED")]
+    assert len(await authorize_keys(db, lost["id"])) == 1
+
+    # The first account declined (softly) and its answer was lost: once the processor says so,
+    # and only then, the next account tries.
+    await routed("slow-soft", "ok")
+    declined = await shop.create(2500)
+    assert declined["status"] == "PENDING"
+    assert len(await authorize_keys(db, declined["id"])) == 1
+    await running.services.engine.recovery.recover_due()
+    moved = await shop.get(declined["id"])
+    assert moved["status"] == "AUTHORIZED"
+    assert sales(moved) == [("slow-soft", "DECLINED"), ("ok", "AUTHORIZED")]
+    assert len(await authorize_keys(db, declined["id"])) == 2
+
+
+async def test_a_repeated_request_does_not_repeat_a_finished_attempt(
+    shop: Shop, routed: Any, db: Any
+) -> None:
+    await routed("soft", "ok")
+    body = {
+        "orderId": "o-77",
+        "currencyCode": "EUR",
+        "amount": 2500,
+        "paymentMethodToken": await shop.tokenize(),
+    }
+    first = (await shop.call("POST", "/payments", body, key="order-77")).json()
+    again = (await shop.call("POST", "/payments", body, key="order-77")).json()["error"]
+    assert again["errorId"] == "IdempotencyKeyAlreadyExists"
+    assert (again["paymentId"], again["paymentStatus"]) == (first["id"], "AUTHORIZED")
+    assert await authorize_operations(db, first["id"]) == 2
+    assert len(await authorize_keys(db, first["id"])) == 2
+
+
+class ProcessDied(Exception):
+    """Stands for the process dying between two attempts."""
+
+
+async def test_a_crash_between_two_attempts_resumes_without_repeating_the_first(
+    running: Running,
+    shop: Shop,
+    merchant: SomeMerchant,
+    routed: Any,
+    db: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await routed("soft", "ok")
+    passes = 0
+    original = Runner._pass
+
+    async def dies_before_the_second_attempt(self: Runner, *args: Any) -> Any:
+        nonlocal passes
+        passes += 1
+        if passes == 2:
+            raise ProcessDied()
+        return await original(self, *args)
+
+    monkeypatch.setattr(Runner, "_pass", dies_before_the_second_attempt)
+    response = await shop.call(
+        "POST",
+        "/payments",
+        {
+            "orderId": "o-crash",
+            "currencyCode": "EUR",
+            "amount": 2500,
+            "paymentMethodToken": await shop.tokenize(),
+        },
+    )
+    assert response.status_code == 500
+    monkeypatch.undo()
+    cur = await db.execute(
+        "SELECT id FROM payments WHERE merchant_id = %s AND order_id = 'o-crash'", (merchant.id,)
+    )
+    [(payment_id,)] = await cur.fetchall()
+    assert len(await authorize_keys(db, payment_id)) == 1
+    # The dead process's lease runs out (made so here, not waited for); a worker resumes.
+    await db.execute(
+        "UPDATE workflow_runs SET lease_expires_at = now() - interval '1 second', "
+        "next_attempt_at = now() WHERE payment_id = %s",
+        (payment_id,),
+    )
+    await running.services.engine.recovery.recover_due()
+    resumed = await shop.get(payment_id)
+    assert resumed["status"] == "AUTHORIZED"
+    assert sales(resumed) == [("soft", "DECLINED"), ("ok", "AUTHORIZED")]
+    assert await authorize_operations(db, payment_id) == 2  # the first attempt not repeated
+    assert len(await authorize_keys(db, payment_id)) == 2
