@@ -10,6 +10,7 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from gateway.circuits import RedisCircuits
 from gateway.db import create_pool
 from gateway.http.idempotency import FinishedLookup, IdempotencyGuard, Record
 from gateway.http.throttle import AuthThrottle
@@ -17,6 +18,7 @@ from gateway.logging import get_logger
 from gateway.settings import Settings, previous_secret_keys
 from processors.base import Resources
 from workflows.accounts import ProcessorDirectory
+from workflows.circuits import CircuitConfig, Circuits, LocalCircuits
 from workflows.credentials import CredentialBox
 from workflows.db import Database
 from workflows.engine import Engine, EngineConfig
@@ -49,7 +51,17 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
-def build_engine(pool: AsyncConnectionPool, settings: Settings) -> Engine:
+def circuit_config(settings: Settings) -> CircuitConfig:
+    return CircuitConfig(
+        failures=settings.circuit_failures,
+        window_seconds=settings.circuit_window_seconds,
+        cool_off_seconds=settings.circuit_cool_off_seconds,
+    )
+
+
+def build_engine(
+    pool: AsyncConnectionPool, settings: Settings, circuits: Circuits | None = None
+) -> Engine:
     # One pooled HTTP client for every processor connector of this process.
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0),
@@ -59,7 +71,12 @@ def build_engine(pool: AsyncConnectionPool, settings: Settings) -> Engine:
         Resources(pool=pool, http=http),
         CredentialBox(settings.secret_key, previous_secret_keys(settings)),
     )
-    return Engine(pool, directory, engine_config(settings))
+    return Engine(
+        pool,
+        directory,
+        engine_config(settings),
+        circuits or LocalCircuits(circuit_config(settings)),
+    )
 
 
 @asynccontextmanager
@@ -123,7 +140,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with open_pool(settings) as pool:
         await _report_unusable_accounts(pool, settings)
         redis = open_redis(settings)
-        engine = build_engine(pool, settings)
+        engine = build_engine(pool, settings, RedisCircuits(redis, circuit_config(settings)))
         guard = IdempotencyGuard(
             pool,
             redis,

@@ -64,6 +64,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     workflow_recovery_backoff_seconds: Annotated[int, Meta(ge=0, le=86400)] = 5
     workflow_max_recoveries: Annotated[int, Meta(ge=0, le=1000)] = 5
     settlement_poll_seconds: Annotated[int, Meta(ge=0, le=86400)] = 5
+    # Each processor account's circuit breaker: this many failed calls within the window open
+    # it; new payments then pass over the account for the cool-off, then one probe is let through.
+    circuit_failures: Annotated[int, Meta(ge=1, le=100_000)] = 5
+    circuit_window_seconds: Annotated[float, Meta(gt=0, le=86400)] = 30.0
+    circuit_cool_off_seconds: Annotated[float, Meta(gt=0, le=86400)] = 30.0
     # Master key (Fernet) that encrypts processor secrets at rest. Never logged.
     secret_key: str | None = None
     # Older master keys, comma-separated: still read, until `gateway secret-key rotate` has

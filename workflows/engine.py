@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from psycopg_pool import AsyncConnectionPool
 
+from workflows.circuits import Circuits
 from workflows.commands import Payments
 from workflows.db import Database
 from workflows.reads import Reads
@@ -27,10 +28,12 @@ class Engine:
         pool: AsyncConnectionPool,
         processors: ProcessorDirectory,
         config: EngineConfig | None = None,
+        circuits: Circuits | None = None,
     ) -> None:
         self.db = Database(pool)
         self._processors = processors
-        runner = Runner(self.db, processors, config or EngineConfig())
+        runner = Runner(self.db, processors, config or EngineConfig(), circuits)
+        self.circuits = runner.circuits
         self.config = runner.config
         self.owner = runner.owner
         self.reads = Reads(self.db)

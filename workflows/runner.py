@@ -39,6 +39,7 @@ from tenacity import (
 from processors.base import Call, Outcome, Processor, Result
 from processors.errors import CallFailed, Misconfigured, OutcomeUnknown, TransientError
 from workflows import outcomes, routing
+from workflows.circuits import Circuits, LocalCircuits, Watched
 from workflows.credentials import CredentialError
 from workflows.db import Connection, Database, Q, jsonb
 from workflows.errors import (
@@ -251,10 +252,17 @@ async def read_view(
 
 
 class Runner:
-    def __init__(self, db: Database, processors: ProcessorDirectory, config: EngineConfig) -> None:
+    def __init__(
+        self,
+        db: Database,
+        processors: ProcessorDirectory,
+        config: EngineConfig,
+        circuits: Circuits | None = None,
+    ) -> None:
         self._db = db
         self._processors = processors
         self.config = config
+        self.circuits = circuits or LocalCircuits()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
     async def processor(
@@ -413,9 +421,11 @@ class Runner:
                 age = await self._key_age(conn, run)
         else:
             payment, sale = plan.payment, plan.sale_processor_id
-        processor = await self.processor(
+        connector = await self.processor(
             payment.merchant_id, payment.processor, payment.processor_account
         )
+        account = payment.processor_account or payment.processor
+        processor = Watched(connector, self.circuits, payment.merchant_id, account)
         call = Call(
             processor_key=run.processor_key,
             reference=payment.id,
@@ -788,16 +798,26 @@ class Runner:
     async def first_usable(
         self, merchant_id: str, routes: list[Route], conn: Connection
     ) -> tuple[Route, dict[str, str]]:
-        """The first of the routes whose connector can be built, and those passed over (why);
-        ProcessorUnavailable if none can."""
+        """The first of the routes whose connector can be built and whose circuit is not open,
+        and those passed over (why); ProcessorUnavailable if no connector can be built. When
+        every route that can be built has its circuit open, the first of them is tried anyway:
+        there is nowhere else to send the payment."""
         passed_over: dict[str, str] = {}
+        shunned: list[Route] = []
         for route in routes:
             try:
                 await self.processor(merchant_id, route.kind, route.account, conn)
             except ProcessorUnavailable as error:
                 passed_over[route.name] = str(error)
                 continue
+            if not await self.circuits.allows(merchant_id, route.name):
+                passed_over[route.name] = "circuit open: failing calls, cooling off"
+                shunned.append(route)
+                continue
             return route, passed_over
+        if shunned:
+            del passed_over[shunned[0].name]
+            return shunned[0], passed_over
         raise ProcessorUnavailable("; ".join(f"{name}: {why}" for name, why in passed_over.items()))
 
     async def _next_attempt(

@@ -28,12 +28,17 @@ async def live(request: Request) -> Response:
 
 async def ready(request: Request) -> Response:
     services: Services = request.app.state.services
-    postgres, redis = await asyncio.gather(_postgres_ok(services), _redis_ok(services))
+    postgres, redis, circuits = await asyncio.gather(
+        _postgres_ok(services), _redis_ok(services), _circuits(services)
+    )
     body = {
         "status": "ready" if postgres else "unavailable",
         "postgres": "ok" if postgres else "unavailable",
         "redis": "ok" if redis else "unavailable",
         "redisFailures": services.idempotency.redis_failures,
+        # Processor accounts whose circuit breaker is open or half-open (new payments pass over
+        # them); a detail, not a reason to be unready.
+        "circuits": circuits,
     }
     return JSONResponse(body, status_code=200 if postgres else 503)
 
@@ -46,6 +51,23 @@ async def _postgres_ok(services: Services) -> bool:
         return True
     except Exception:
         return False
+
+
+async def _circuits(services: Services) -> list[dict[str, object]]:
+    try:
+        async with asyncio.timeout(_CHECK_TIMEOUT_SECONDS):
+            found = await services.engine.circuits.report()
+    except Exception:
+        return []
+    return [
+        {
+            "merchantId": c.merchant_id,
+            "account": c.account,
+            "state": c.state.value,
+            "openForSeconds": round(c.open_for_seconds, 1),
+        }
+        for c in found
+    ]
 
 
 async def _redis_ok(services: Services) -> bool:

@@ -6,10 +6,12 @@ import os
 
 import click
 
-from gateway.cli.common import CommandError, settings, with_connection
+from gateway.cli.common import CommandError, settings, with_connection, with_engine
+from gateway.services import Services
 from processors import registry
 from workflows import merchants
 from workflows.accounts import add_account, list_accounts, remove_account, set_account_state
+from workflows.circuits import CircuitReport
 from workflows.credentials import CredentialBox
 from workflows.db import Connection
 
@@ -93,6 +95,29 @@ def list_() -> None:
         )
     if not listing:
         click.echo("(no processor accounts)")
+
+
+@group.command()
+@click.option("--merchant", help="only this merchant's accounts")
+def health(merchant: str | None) -> None:
+    """The accounts whose circuit breaker is open (new payments pass over them) or half-open
+    (one payment is let through as a probe), as every gateway process sees them."""
+
+    async def work(services: Services) -> list[CircuitReport]:
+        merchant_id = None
+        if merchant is not None:
+            async with services.engine.db.connection() as conn:
+                merchant_id = (await merchants.find_merchant(conn, merchant)).id
+        return await services.engine.circuits.report(merchant_id)
+
+    found = with_engine(work)
+    if not found:
+        click.echo("every processor account's circuit is closed")
+        return
+    click.echo(f"{'MERCHANT':<24}{'ACCOUNT':<20}{'STATE':<11}OPEN FOR")
+    for circuit in found:
+        left = f"{circuit.open_for_seconds:.0f} s" if circuit.open_for_seconds else "-"
+        click.echo(f"{circuit.merchant_id:<24}{circuit.account:<20}{circuit.state.value:<11}{left}")
 
 
 @group.command()
