@@ -215,6 +215,8 @@ async def _create(
                 "order_id": "bench",
                 "reason": None,
                 "processor_status": "PENDING",
+                "processor": "sandbox",
+                "processor_account": None,
             },
         ),
     ]
