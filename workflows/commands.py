@@ -113,9 +113,20 @@ class Payments:
                 )
             except RulesError as error:
                 raise ProcessorUnavailable(str(error)) from None
-            route, passed_over = await self._runner.first_usable(command.merchant_id, routes, conn)
-            processor, account = route.kind, route.account
-            card = await self._card_of(conn, command, processor)
+            held = decision is not None and not decision.accounts
+            passed_over: dict[str, str] = {}
+            if held:
+                # Sent nowhere yet: recorded with the merchant's configured processor, which
+                # POST /payments/{id}/authorize replaces with the one it names.
+                route = routing.default
+                card = await self._held_card(conn, command)
+            else:
+                route, passed_over = await self._runner.first_usable(
+                    command.merchant_id, routes, conn
+                )
+                card = await self._card_of(
+                    conn, command.merchant_id, command.payment_method_token, command.mode, route
+                )
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 Q["insert_payment"],
@@ -132,33 +143,13 @@ class Payments:
                     "metadata": jsonb(command.metadata),
                     "payment_options": jsonb(command.payment_options),
                     "payment_method_token": command.payment_method_token,
-                    "card_token_type": "PROCESSOR_TOKEN" if card is None else "CARD_PAN",
-                    "card": jsonb(card),
-                    "card_last4": card.last4 if card else None,
-                    "processor": processor,
-                    "processor_account": account,
-                    "processor_merchant_id": account or command.merchant_id,
-                },
-            )
-            sale_id = new_id("txn")
-            await conn.execute(
-                Q["insert_transaction"],
-                {
-                    "merchant_id": command.merchant_id,
-                    "id": sale_id,
-                    "payment_id": payment_id,
-                    "type": TransactionType.SALE,
-                    "amount": command.amount,
-                    "currency_code": command.currency_code,
-                    "order_id": command.order_id,
-                    "reason": None,
-                    "processor_status": PaymentStatus.PENDING,
-                    "processor": processor,
-                    "processor_account": account,
+                    **_placed(command.merchant_id, route, card),
                 },
             )
             inserted = await cur.fetchone()
             assert inserted is not None
+            payment = from_row(Payment, inserted)
+            sale_id = "" if held else await _insert_sale(conn, payment, route)
             return Plan(
                 amount=command.amount,
                 transaction_id=sale_id,
@@ -168,8 +159,9 @@ class Payments:
                     accounts=list(decision.accounts) if decision else [],
                     passed_over=passed_over,
                 ),
-                payment=from_row(Payment, inserted),
+                payment=payment,
                 sale_processor_id=None,
+                held=held,
             )
 
         run, owner, planned = await self._runner.start(
@@ -179,6 +171,83 @@ class Payments:
             command.idempotency,
             plan,
             target="",
+        )
+        if planned.held:
+            return await self.view(command.merchant_id, payment_id, events=events)
+        view = await self._runner.drive(run, owner, planned, view=True, events=events)
+        assert view is not None
+        captured = await self.capture_on_create(run, view.payment.status, events=events)
+        return captured or view
+
+    async def authorize_on(
+        self,
+        merchant_id: str,
+        payment_id: str,
+        *,
+        processor_merchant_id: str,
+        processor_name: str | None = None,
+        idempotency: RequestKey | None = None,
+        events: bool = False,
+    ) -> PaymentView:
+        """Authorize a payment its routing rule held, on the processor the merchant names (as
+        payments show it: processorMerchantId, and the processor's name if that is not enough),
+        with no fallback: the merchant chose the processor."""
+
+        async def plan(conn: Connection) -> Plan:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["lock_payment_with_sale"], {"merchant_id": merchant_id, "id": payment_id}
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise PaymentNotFound()
+            payment = from_row(Payment, row)
+            try:
+                lifecycle.check_authorize(payment, attempted=row["sale_id"] is not None)
+            except PaymentError as refusal:
+                if idempotency is not None:
+                    repeat = await keyed_run(conn, merchant_id, idempotency)
+                    if repeat is not None:
+                        raise repeat from None
+                raise refusal
+            route = await routing_rules.named_route(
+                conn, merchant_id, processor_merchant_id, processor_name
+            )
+            if not routing_rules.takes(
+                route,
+                payment.payment_method_token,
+                "card" if payment.card is not None else "processor_token",
+            ):
+                raise PaymentMethodTokenNotFound(
+                    f"{registry.display_name(route.kind)} does not take this payment's "
+                    "paymentMethodToken.",
+                    payment_id=payment.id,
+                    payment_status=payment.status,
+                )
+            await self._runner.processor(merchant_id, route.kind, route.account, conn)
+            card = await self._card_of(
+                conn, merchant_id, payment.payment_method_token, payment.mode, route
+            )
+            await cur.execute(
+                Q["place_payment"],
+                {"merchant_id": merchant_id, "id": payment.id, **_placed(merchant_id, route, card)},
+            )
+            placed = await cur.fetchone()
+            assert placed is not None
+            payment = from_row(Payment, placed)
+            found = await conn.execute(Q["merchant_routing"], {"merchant_id": merchant_id})
+            settings = await found.fetchone()
+            assert settings is not None
+            return Plan(
+                amount=payment.amount,
+                transaction_id=await _insert_sale(conn, payment, route),
+                input=AuthorizeInput(capture_on_create=bool(settings[1]), accounts=[route.name]),
+                payment=payment,
+                sale_processor_id=None,
+            )
+
+        run, owner, planned = await self._runner.start(
+            RunKind.AUTHORIZE, merchant_id, payment_id, idempotency, plan, target=payment_id
         )
         view = await self._runner.drive(run, owner, planned, view=True, events=events)
         assert view is not None
@@ -225,7 +294,9 @@ class Payments:
         events: bool = False,
     ) -> PaymentView:
         async def plan(conn: Connection, payment: Payment, sale: tuple[str, str | None]) -> Plan:
-            lifecycle.check_cancel(payment, authorization_known=sale[1] is not None)
+            lifecycle.check_cancel(
+                payment, authorization_known=sale[1] is not None, held=sale[0] is None
+            )
             updated = await _update_payment(conn, payment, captures_closed=True)
             return Plan(
                 amount=0,
@@ -417,21 +488,70 @@ class Payments:
         return view
 
     @staticmethod
-    async def _card_of(conn: Connection, command: CreatePayment, processor: str) -> Card | None:
+    async def _card_of(
+        conn: Connection, merchant_id: str, token: str, mode: str, route: Route
+    ) -> Card | None:
         """What the gateway kept of the card behind the token; None for a processor's token."""
-        token = command.payment_method_token
-        own = registry.kind(processor).own_tokens
+        own = registry.kind(route.kind).own_tokens
         if own is not None:
             if not token.startswith(own.prefix):
                 raise PaymentMethodTokenNotFound(
-                    f"This merchant's payments go to {registry.display_name(processor)}: pass "
+                    f"This merchant's payments go to {registry.display_name(route.kind)}: pass "
                     f"{own.name} ({own.prefix}...) as paymentMethodToken."
                 )
             return None
-        card = await card_behind(conn, command.merchant_id, token, command.mode)
+        card = await card_behind(conn, merchant_id, token, mode)
         if card is None:
             raise PaymentMethodTokenNotFound()
         return card
+
+    @staticmethod
+    async def _held_card(conn: Connection, command: CreatePayment) -> Card | None:
+        """A held payment's card (None: a processor's own token), before any processor is
+        chosen: the token must be the gateway's, or look like one a processor issues."""
+        token = command.payment_method_token
+        card = await card_behind(conn, command.merchant_id, token, command.mode)
+        if card is not None:
+            return card
+        if any(
+            k.own_tokens and token.startswith(k.own_tokens.prefix) for k in registry.KINDS.values()
+        ):
+            return None
+        raise PaymentMethodTokenNotFound()
+
+
+def _placed(merchant_id: str, route: Route, card: Card | None) -> dict[str, Any]:
+    """A payment's columns for the account it goes to, and the card it takes there."""
+    return {
+        "card_token_type": "PROCESSOR_TOKEN" if card is None else "CARD_PAN",
+        "card": jsonb(card),
+        "card_last4": card.last4 if card else None,
+        "processor": route.kind,
+        "processor_account": route.account,
+        "processor_merchant_id": route.account or merchant_id,
+    }
+
+
+async def _insert_sale(conn: Connection, payment: Payment, route: Route) -> str:
+    """The SALE of an authorization's first attempt, on `route`'s account."""
+    sale_id = new_id("txn")
+    await conn.execute(
+        Q["insert_transaction"],
+        {
+            "merchant_id": payment.merchant_id,
+            "id": sale_id,
+            "payment_id": payment.id,
+            "type": TransactionType.SALE,
+            "amount": payment.amount,
+            "currency_code": payment.currency_code,
+            "order_id": payment.order_id,
+            "reason": None,
+            "processor_status": PaymentStatus.PENDING,
+            "processor": route.kind,
+            "processor_account": route.account,
+        },
+    )
+    return sale_id
 
 
 async def _update_payment(conn: Connection, payment: Payment, **changes: Any) -> Payment:

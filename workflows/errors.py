@@ -43,6 +43,18 @@ class InvalidPaymentStatus(PaymentError):
     """The payment's status does not allow this operation."""
 
 
+class PaymentAlreadyAuthorized(InvalidPaymentStatus):
+    """The payment has already been authorized."""
+
+
+class MerchantAccountNotFound(PaymentError):
+    """The merchant has no processor account with this processor merchant id."""
+
+
+class MerchantAccountConflict(PaymentError):
+    """More than one processor account has this processor merchant id: name the processor."""
+
+
 class UnprocessableCaptureAmount(PaymentError):
     """The capture amount is more than what is left to capture."""
 

@@ -6,6 +6,7 @@
 - cancel: from PENDING, AUTHORIZED, or PARTIALLY_SETTLED after a non-final capture: CANCELLED; a
   partially settled payment stays PARTIALLY_SETTLED and the uncaptured rest is released.
 - refund: from SETTLED or PARTIALLY_SETTLED; the status stays, amountRefunded grows.
+- authorize on a named processor: only a payment its routing rule held (PENDING, never sent).
 
 Amounts in flight count (`capture_reserved`, `refund_reserved`): the checks here give the
 merchant a precise error; the database's CHECK constraints make passing a limit impossible even
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from workflows.errors import (
     InvalidPaymentStatus,
+    PaymentAlreadyAuthorized,
     PaymentAlreadyRefunded,
     UnprocessableCaptureAmount,
     UnprocessableRefundAmount,
@@ -52,9 +54,41 @@ def capture_amount(payment: Payment, requested: int | None) -> int:
     return amount
 
 
-def check_cancel(payment: Payment, *, authorization_known: bool) -> None:
+AUTHORIZED_STATUSES = frozenset(
+    {
+        PaymentStatus.AUTHORIZED,
+        PaymentStatus.SETTLING,
+        PaymentStatus.PARTIALLY_SETTLED,
+        PaymentStatus.SETTLED,
+    }
+)
+
+
+def check_authorize(payment: Payment, *, attempted: bool) -> None:
+    """Only a payment never sent to a processor (held by its routing rule) is authorized on
+    the processor the merchant names."""
+    if payment.status in AUTHORIZED_STATUSES:
+        raise PaymentAlreadyAuthorized(payment_id=payment.id, payment_status=payment.status)
+    if payment.status is not PaymentStatus.PENDING:
+        raise _refuse(payment, "authorized")
+    if attempted:
+        raise InvalidPaymentStatus(
+            "The authorization of this payment is already in progress.",
+            payment_id=payment.id,
+            payment_status=payment.status,
+        )
+
+
+def check_cancel(payment: Payment, *, authorization_known: bool, held: bool = False) -> None:
     if payment.status not in CANCELLABLE_STATUSES or payment.captures_closed:
         raise _refuse(payment, "cancelled")
+    if held:
+        raise InvalidPaymentStatus(
+            "This payment was held by its routing rule and never sent to a processor: there is "
+            "nothing to cancel (authorize it with POST /payments/{id}/authorize, or leave it).",
+            payment_id=payment.id,
+            payment_status=payment.status,
+        )
     if not authorization_known:
         # The authorization's answer has not come back (in flight, or its outcome unknown):
         # there is nothing at the processor to void yet, and voiding nothing would leave the

@@ -71,6 +71,15 @@ LEFT JOIN LATERAL (
 WHERE p.merchant_id = %(merchant_id)s AND p.id = %(id)s
 FOR UPDATE OF p;
 
+-- name: place_payment
+-- A held payment, authorized on the processor the merchant named: its account and card, as
+-- insert_payment would have written them.
+UPDATE payments SET processor = %(processor)s, processor_account = %(processor_account)s,
+    processor_merchant_id = %(processor_merchant_id)s, card_token_type = %(card_token_type)s,
+    card = %(card)s, card_last4 = %(card_last4)s, updated_at = now()
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s
+RETURNING *;
+
 -- name: get_payment
 SELECT * FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 
@@ -123,21 +132,30 @@ WHERE merchant_id = %(merchant_id)s AND payment_id = %(payment_id)s AND type = '
 ORDER BY created_at DESC LIMIT 1;
 
 -- name: insert_run
--- The run, and the first line of its history, in one statement.
+-- The run, and the first line of its history, in one statement. A held payment's run (no
+-- lease owner) is finished as it is written: nothing is to be sent.
 WITH run AS (
     INSERT INTO workflow_runs (merchant_id, id, payment_id, kind, idempotency_key, target,
         request_fingerprint, input, amount, transaction_id, capture_event_id, processor_key,
-        state, recovery_point, lease_owner, lease_expires_at, next_attempt_at)
+        state, recovery_point, lease_owner, lease_expires_at, next_attempt_at, outcome)
     VALUES (%(merchant_id)s, %(id)s, %(payment_id)s, %(kind)s, %(idempotency_key)s, %(target)s,
         %(request_fingerprint)s,
         %(input)s, %(amount)s, %(transaction_id)s, %(capture_event_id)s, %(processor_key)s,
-        'running', 'call_processor', %(lease_owner)s,
-        now() + make_interval(secs => %(lease_seconds)s),
-        now() + make_interval(secs => %(lease_seconds)s))
+        CASE WHEN %(lease_owner)s::text IS NULL THEN 'succeeded' ELSE 'running' END::run_state,
+        CASE WHEN %(lease_owner)s::text IS NULL THEN 'finished' ELSE 'call_processor' END,
+        %(lease_owner)s,
+        CASE WHEN %(lease_owner)s::text IS NOT NULL
+            THEN now() + make_interval(secs => %(lease_seconds)s) END,
+        CASE WHEN %(lease_owner)s::text IS NOT NULL
+            THEN now() + make_interval(secs => %(lease_seconds)s) END,
+        CASE WHEN %(lease_owner)s::text IS NULL THEN '{"outcome": "HELD"}'::jsonb END)
     RETURNING *
 ), started AS (
     INSERT INTO workflow_history (merchant_id, run_id, id, event, detail)
-    SELECT merchant_id, id, %(history_id)s, 'started', %(history_detail)s FROM run
+    SELECT merchant_id, id, %(history_id)s,
+        CASE WHEN %(lease_owner)s::text IS NULL THEN 'held' ELSE 'started' END,
+        %(history_detail)s
+    FROM run
 )
 SELECT * FROM run;
 

@@ -12,7 +12,13 @@ import msgspec
 
 from processors import registry
 from workflows.db import Connection, Q, jsonb, translated
-from workflows.errors import Conflict, PaymentMethodTokenNotFound, ProcessorUnavailable
+from workflows.errors import (
+    Conflict,
+    MerchantAccountConflict,
+    MerchantAccountNotFound,
+    PaymentMethodTokenNotFound,
+    ProcessorUnavailable,
+)
 from workflows.instruments import card_behind
 from workflows.rules import Decision, Facts, RulesError, RuleSet, evaluate, parse
 
@@ -92,6 +98,8 @@ async def route_for(
             )
         return [routing.default], None
     decision = evaluate(routing.rules, facts, draw)
+    if not decision.accounts:
+        return [], decision  # held: the merchant names the processor later
     routes, disabled = await routes_of(
         conn, merchant_id, decision.accounts, token, facts.payment_method
     )
@@ -145,6 +153,40 @@ async def route_of(conn: Connection, merchant_id: str, name: str) -> Route:
     if row is None:  # removed since the rules were saved: the set-up is incomplete
         raise RulesError(f"the routing rules name an account that is gone: {name!r}")
     return Route(row[0], name, disabled=row[1] == "disabled")
+
+
+async def named_route(
+    conn: Connection, merchant_id: str, processor_merchant_id: str, name: str | None
+) -> Route:
+    """The route a merchant names as payments show it: `processorMerchantId` (an account's name,
+    or the merchant's own id for the built-in processors) and, where that is not enough, the
+    processor's name (e.g. SANDBOX)."""
+    found: list[Route] = []
+    if processor_merchant_id == merchant_id:
+        found = [Route(kind, None) for kind in registry.BUILTIN]
+    else:
+        cur = await conn.execute(
+            Q["processor_account_kind"], {"merchant_id": merchant_id, "name": processor_merchant_id}
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            found = [Route(row[0], processor_merchant_id, disabled=row[1] == "disabled")]
+    if name is not None:
+        found = [r for r in found if registry.display_name(r.kind) == name.upper()]
+    if not found:
+        raise MerchantAccountNotFound(
+            f"No processor account has processorMerchantId {processor_merchant_id!r}"
+            + (f" and name {name!r}." if name else ".")
+        )
+    if len(found) > 1:
+        names = ", ".join(registry.display_name(r.kind) for r in found)
+        raise MerchantAccountConflict(
+            f"More than one processor has processorMerchantId {processor_merchant_id!r} "
+            f"({names}): give processor.name too."
+        )
+    if found[0].disabled:
+        raise ProcessorUnavailable(f"The processor account {found[0].account!r} is disabled.")
+    return found[0]
 
 
 async def known_accounts(conn: Connection, merchant_id: str) -> set[str]:

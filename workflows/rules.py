@@ -4,7 +4,9 @@ A rule set is an ordered list of rules; the first whose conditions match a payme
 the last rule is the default (it must match everything). A rule's action is an ordered list of
 processor accounts to try, or a weighted split whose chosen account is followed by the others as
 fallbacks (in the order written). Accounts are named as the merchant's processor accounts are, or
-as a built-in processor (`sandbox`, `manual`).
+as a built-in processor (`sandbox`, `manual`). An empty list (`accounts: []`) holds the payment:
+it is created PENDING and sent nowhere, until the merchant authorizes it on a processor it names
+(`POST /payments/{id}/authorize`).
 
 Conditions (all optional; a rule with none matches every payment), combined with `match: all`
 (the default) or `match: any`:
@@ -85,7 +87,8 @@ class Facts:
 @dataclass(frozen=True)
 class Decision:
     rule: str
-    accounts: tuple[str, ...]  # to try in this order: the first, then the fallbacks
+    # To try in this order: the first, then the fallbacks (none: the payment is held).
+    accounts: tuple[str, ...]
     why: str  # e.g. "split: 30 of 100 -> stripe-eu"
 
 
@@ -117,8 +120,8 @@ def validate(ruleset: RuleSet, known_accounts: set[str]) -> None:
         if (rule.accounts is None) == (rule.split is None):
             raise RulesError(f"{where}: give either `accounts` or `split`")
         targets = rule.accounts or [part.account for part in rule.split or []]
-        if not targets:
-            raise RulesError(f"{where}: no account to send payments to")
+        if not targets and rule.split is not None:
+            raise RulesError(f"{where}: a split needs accounts")
         if len(set(targets)) != len(targets):
             raise RulesError(f"{where}: an account is named twice")
         unknown = [name for name in targets if name not in known_accounts]

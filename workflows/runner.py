@@ -118,6 +118,9 @@ class Plan:
     payment: Payment  # as phase 1 saw it (locked)
     sale_processor_id: str | None  # the processor's id of the authorization, for follow-ups
     capture_event_id: uuid.UUID | None = None
+    # A payment held by its routing rule: the run records the request, finished, and nothing
+    # is sent (POST /payments/{id}/authorize sends it later, as a run of its own).
+    held: bool = False
 
 
 Planner = Callable[[Connection], Awaitable[Plan]]
@@ -311,7 +314,7 @@ class Runner:
                         "capture_event_id": planned.capture_event_id,
                         # Committed before the first call, sent on every retry and recovery.
                         "processor_key": processor_key(merchant_id, kind),
-                        "lease_owner": owner,
+                        "lease_owner": None if planned.held else owner,
                         "lease_seconds": self.config.lease_seconds,
                         "history_id": uuid.uuid4(),
                         "history_detail": jsonb(detail),

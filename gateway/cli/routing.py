@@ -121,7 +121,11 @@ def explain(merchant: str, payment_file: Path) -> None:
         return
     click.echo(f"rule: {explained.rule} (version {explained.version})")
     if len(explained.branches) == 1:
-        click.echo(f"accounts, in order: {' -> '.join(explained.branches[0][1])}")
+        accounts = explained.branches[0][1]
+        if not accounts:
+            click.echo("held: sent to no processor (POST /payments/{id}/authorize names one)")
+            return
+        click.echo(f"accounts, in order: {' -> '.join(accounts)}")
         return
     for weight, accounts in explained.branches:
         click.echo(f"  {weight:>3}%: {' -> '.join(accounts)}")

@@ -253,3 +253,67 @@ async def test_a_crash_between_two_attempts_resumes_without_repeating_the_first(
     assert sales(resumed) == [("soft", "DECLINED"), ("ok", "AUTHORIZED")]
     assert await authorize_operations(db, payment_id) == 2  # the first attempt not repeated
     assert len(await authorize_keys(db, payment_id)) == 2
+
+
+async def test_a_held_payment_is_authorized_on_the_processor_the_merchant_names(
+    shop: Shop, merchant: SomeMerchant, routed: Any, db: Any
+) -> None:
+    await routed("ok")  # the accounts, then rules of this test's own
+    await routing.save_rules(
+        db,
+        merchant.id,
+        {
+            "rules": [
+                {"name": "hold-large", "when": {"amount": {"min": 100000}}, "accounts": []},
+                {"name": "default", "accounts": ["ok"]},
+            ]
+        },
+        "test",
+    )
+    held = await shop.create(150000)
+    assert held["status"] == "PENDING" and held["transactions"] == []
+    assert "processor" not in held  # sent to no processor yet
+    refused = await shop.cancel(held["id"])
+    assert refused.json()["error"]["errorId"] == "InvalidPaymentStatus"
+    assert "held by its routing rule" in refused.json()["error"]["description"]
+
+    async def authorize(payment_id: str, **processor: str) -> Any:
+        return await shop.call(
+            "POST", f"/payments/{payment_id}/authorize", {"processor": processor}
+        )
+
+    unknown = await authorize(held["id"], processorMerchantId="nowhere")
+    assert (unknown.status_code, unknown.json()["error"]["errorId"]) == (
+        400,
+        "MerchantAccountNotFound",
+    )
+    # The merchant's own id names every built-in processor: which one must be said.
+    ambiguous = await authorize(held["id"], processorMerchantId=merchant.id)
+    assert ambiguous.json()["error"]["errorId"] == "MerchantAccountConflict"
+    missing = await shop.call("POST", f"/payments/{held['id']}/authorize", {})
+    assert missing.status_code == 422
+    assert (
+        missing.json()["error"]["validationErrors"][0]["model"] == "PaymentAuthorizationAPIRequest"
+    )
+    assert (await shop.get(held["id"]))["transactions"] == []  # nothing changed
+
+    authorized = await authorize(held["id"], processorMerchantId="ok2")
+    assert authorized.status_code == 200, authorized.text
+    body = authorized.json()
+    assert body["status"] == "AUTHORIZED"
+    assert body["processor"]["processorMerchantId"] == "ok2"
+    assert sales(body) == [("ok2", "AUTHORIZED")]
+    again = await authorize(held["id"], processorMerchantId="ok2")
+    assert again.json()["error"]["errorId"] == "PaymentAlreadyAuthorized"
+    assert len(await authorize_keys(db, held["id"])) == 1
+    captured = (await shop.capture(held["id"])).json()
+    assert captured["status"] == "SETTLED" and captured["processor"]["processorMerchantId"] == "ok2"
+
+    on_builtin = await shop.create(200000)
+    named = await authorize(on_builtin["id"], processorMerchantId=merchant.id, name="SANDBOX")
+    assert named.json()["status"] == "AUTHORIZED"
+    assert named.json()["processor"]["name"] == "SANDBOX"
+    # A payment a rule placed is not authorized again elsewhere.
+    placed = await shop.create(2500)
+    elsewhere = await authorize(placed["id"], processorMerchantId="ok2")
+    assert elsewhere.json()["error"]["errorId"] == "PaymentAlreadyAuthorized"

@@ -80,6 +80,9 @@ def shape(error: ApiError, diagnostics_id: str) -> tuple[int, bytes]:
 _DOMAIN: dict[type[domain.PaymentError], tuple[int, str]] = {
     domain.PaymentNotFound: (404, NOT_FOUND),
     domain.InvalidPaymentStatus: (400, NOT_ALLOWED),
+    domain.PaymentAlreadyAuthorized: (400, NOT_ALLOWED),
+    domain.MerchantAccountNotFound: (400, INVALID_DATA),
+    domain.MerchantAccountConflict: (400, INVALID_DATA),
     domain.UnprocessableCaptureAmount: (400, NOT_ALLOWED),
     domain.UnprocessableRefundAmount: (400, INVALID_DATA),
     domain.PaymentAlreadyRefunded: (400, INVALID_DATA),

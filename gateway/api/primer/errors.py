@@ -62,6 +62,21 @@ class TransactionEventNotFound(ApiError):
     error_id = "TransactionEventNotFound"
 
 
+class PaymentAlreadyAuthorized(ApiError):
+    status = 400
+    error_id = "PaymentAlreadyAuthorized"
+
+
+class MerchantAccountNotFound(ApiError):
+    status = 400
+    error_id = "MerchantAccountNotFound"
+
+
+class MerchantAccountConflict(ApiError):
+    status = 400
+    error_id = "MerchantAccountConflict"
+
+
 class ProcessorUnavailable(ApiError):
     """The payment's processor cannot be used right now; nothing was done."""
 
@@ -74,6 +89,9 @@ _DOMAIN: dict[type[domain.PaymentError], type[ApiError]] = {
     domain.ProcessorUnavailable: ProcessorUnavailable,
     domain.PaymentNotFound: PaymentNotFound,
     domain.InvalidPaymentStatus: InvalidPaymentStatus,
+    domain.PaymentAlreadyAuthorized: PaymentAlreadyAuthorized,
+    domain.MerchantAccountNotFound: MerchantAccountNotFound,
+    domain.MerchantAccountConflict: MerchantAccountConflict,
     domain.UnprocessableCaptureAmount: UnprocessableCaptureAmount,
     domain.UnprocessableRefundAmount: UnprocessableRefundAmount,
     domain.PaymentAlreadyRefunded: PaymentAlreadyRefunded,

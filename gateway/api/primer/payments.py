@@ -21,6 +21,7 @@ from gateway.api.primer.endpoint import MerchantCall, merchant_endpoint
 from gateway.api.primer.schemas import (
     Expand,
     ListQuery,
+    PaymentAuthorizationAPIRequest,
     PaymentCancelAPIRequest,
     PaymentCaptureAPIRequest,
     PaymentCreationAPIRequest,
@@ -134,6 +135,26 @@ async def create_payment(call: MerchantCall) -> Response:
         return _answer(view, claim, body.expand)
 
     return await call.once("create", body, work, durable=False)
+
+
+@merchant_endpoint("transactions:authorize")
+async def authorize_payment(call: MerchantCall) -> Response:
+    """A payment its routing rule held, authorized on the processor the merchant names."""
+    payment_id = _payment_id(call)
+    body = await call.body(PaymentAuthorizationAPIRequest)
+
+    async def work(claim: Claim) -> Response:
+        view = await call.services.engine.payments.authorize_on(
+            call.merchant_id,
+            payment_id,
+            processor_merchant_id=body.processor.processorMerchantId,
+            processor_name=body.processor.name,
+            idempotency=_request_key(claim),
+            events=bool(body.expand),
+        )
+        return _answer(view, claim, body.expand)
+
+    return await call.once("authorize", body, work, target=payment_id, durable=False)
 
 
 @merchant_endpoint("transactions:capture")

@@ -82,11 +82,15 @@ def payment(view: model.PaymentView, *, expand_events: bool = False) -> schemas.
             paymentType=options.payment_type if options else None,
             authorizationType=options.authorization_type if options else None,
         ),
-        processor=schemas.Processor(
-            name=view.processor_name,
-            processorMerchantId=p.processor_merchant_id,
-            amountCaptured=p.amount_captured,
-            amountRefunded=p.amount_refunded,
+        processor=(
+            schemas.Processor(
+                name=view.processor_name,
+                processorMerchantId=p.processor_merchant_id,
+                amountCaptured=p.amount_captured,
+                amountRefunded=p.amount_refunded,
+            )
+            if view.transactions  # none: held by its routing rule, sent to no processor yet
+            else None
         ),
         statusReason=status_reason(p.status_reason) if p.status_reason else None,
         requiredAction=(

@@ -89,6 +89,20 @@ class PaymentCaptureAPIRequest(
     expand: Expand | None = None
 
 
+class AuthorizationProcessor(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """PaymentAuthorizationRequestProcessorAPISchema."""
+
+    processorMerchantId: Text255
+    name: Text255 | None = None
+
+
+class PaymentAuthorizationAPIRequest(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    processor: AuthorizationProcessor
+    expand: Expand | None = None
+
+
 class PaymentCancelAPIRequest(
     msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
 ):
@@ -239,7 +253,7 @@ class PaymentAPIResponse(_Out, kw_only=True, omit_defaults=True):
     order: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     paymentMethod: PaymentMethod
-    processor: Processor
+    processor: Processor | None = None  # none yet: held by its routing rule, sent nowhere
     statusReason: StatusReason | None = None
     requiredAction: RequiredAction | None = None
     transactions: list[TransactionOverview]
