@@ -104,6 +104,7 @@ class Card(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defau
     expiration_month: str
     expiration_year: str
     cardholder_name: str | None = msgspec.field(default=None, name="holder")
+    issuer_country: str | None = None  # ISO 3166 alpha-2, where known (BIN data)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,15 @@ TEST_CARDS: dict[str, tuple[str, Outcome]] = {
     "4000000000000010": ("VISA", Outcome.FAILED),
     "5100000000000016": ("MASTERCARD", Outcome.FAILED),
 }
+# The sandbox's BIN data: the issuer country of its test cards (by their first six digits).
+ISSUER_COUNTRIES = {
+    "411111": "US",
+    "424242": "US",
+    "525252": "GB",
+    "555555": "DE",
+    "400000": "FR",
+    "510000": "NL",
+}
 # The sandbox never sees a card number: it knows a test card by what the gateway kept of it.
 _BY_FIRST6_LAST4 = {
     (number[:6], number[-4:]): outcome for number, (_, outcome) in TEST_CARDS.items()

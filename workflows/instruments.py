@@ -25,6 +25,7 @@ async def tokenize(db: Database, merchant_id: str, mode: str, card: Card) -> tup
                 "expiration_month": card.expiration_month,
                 "expiration_year": card.expiration_year,
                 "cardholder_name": card.cardholder_name,
+                "issuer_country": card.issuer_country,
             },
         )
         row = await cur.fetchone()
@@ -39,7 +40,7 @@ async def card_behind(conn: Connection, merchant_id: str, token: str, mode: str)
     instrument = await cur.fetchone()
     if instrument is None or instrument[6] != mode:
         return None
-    network, first6, last4, month, year, holder, _ = instrument
+    network, first6, last4, month, year, holder, _, issuer_country = instrument
     return Card(
         network=network,
         first6=first6,
@@ -47,4 +48,5 @@ async def card_behind(conn: Connection, merchant_id: str, token: str, mode: str)
         expiration_month=month,
         expiration_year=year,
         cardholder_name=holder,
+        issuer_country=issuer_country,
     )

@@ -35,14 +35,15 @@ WHERE merchant_id = %(merchant_id)s ORDER BY version DESC;
 SELECT name FROM processor_accounts WHERE merchant_id = %(merchant_id)s;
 
 -- name: find_instrument
-SELECT network, first6, last4, expiration_month, expiration_year, cardholder_name, mode
+SELECT network, first6, last4, expiration_month, expiration_year, cardholder_name, mode,
+    issuer_country
 FROM payment_instruments WHERE merchant_id = %(merchant_id)s AND token = %(token)s;
 
 -- name: create_instrument
 INSERT INTO payment_instruments (merchant_id, token, mode, network, first6, last4,
-    expiration_month, expiration_year, cardholder_name)
+    expiration_month, expiration_year, cardholder_name, issuer_country)
 VALUES (%(merchant_id)s, %(token)s, %(mode)s, %(network)s, %(first6)s, %(last4)s,
-    %(expiration_month)s, %(expiration_year)s, %(cardholder_name)s)
+    %(expiration_month)s, %(expiration_year)s, %(cardholder_name)s, %(issuer_country)s)
 RETURNING created_at;
 
 -- name: insert_payment

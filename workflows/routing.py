@@ -58,7 +58,12 @@ class RulesVersion:
 
 def facts_of(command: CreatePayment, card: Card | None) -> Facts:
     return _facts(
-        command.currency_code, command.amount, card, command.customer_id, command.metadata
+        command.currency_code,
+        command.amount,
+        card,
+        command.customer_id,
+        command.metadata,
+        command.order_details,
     )
 
 
@@ -68,7 +73,9 @@ def _facts(
     card: Card | None,
     customer_id: str | None,
     metadata: dict[str, Any] | None,
+    order: dict[str, Any] | None,
 ) -> Facts:
+    country = (order or {}).get("countryCode")
     return Facts(
         currency=currency,
         amount=amount,
@@ -77,6 +84,8 @@ def _facts(
         first6=card.first6 if card else None,
         customer_id=customer_id,
         metadata=metadata or {},
+        issuer_country=card.issuer_country if card else None,
+        order_country=country if isinstance(country, str) else None,
     )
 
 
@@ -251,10 +260,11 @@ async def explain(
     token: str,
     customer_id: str | None = None,
     metadata: dict[str, Any] | None = None,
+    order: dict[str, Any] | None = None,
 ) -> Explanation:
     """How the rules in force would route a sandbox payment with these parts."""
     card = await card_behind(conn, merchant_id, token, "sandbox")
-    facts = _facts(currency, amount, card, customer_id, metadata)
+    facts = _facts(currency, amount, card, customer_id, metadata, order)
     found = await history(conn, merchant_id)
     rules = rules_of(found[0].rules) if found else None
     if rules is None:

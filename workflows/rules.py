@@ -14,6 +14,8 @@ Conditions (all optional; a rule with none matches every payment), combined with
     currency: [EUR, USD]        amount: {min: 100, max: 50000}   (minor units, both inclusive)
     network: [VISA]             bin: ["411111", "5555"]          (prefixes of the first six digits)
     customer_id: [cus_1]        payment_method: [card, processor_token]
+    issuer_country: [US, GB]    (the card's, where known)
+    order_country: [DE]         (the order's countryCode)
     metadata: {channel: web}    (each key must hold that text)
 
 Evaluation reads only the payment's facts (`Facts`) and a number in [0, 1) for a split, so it can
@@ -49,6 +51,8 @@ class Conditions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_d
     bin: list[Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,6}$")]] | None = None
     customer_id: list[str] | None = None
     payment_method: list[Literal["card", "processor_token"]] | None = None
+    issuer_country: list[Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]] | None = None
+    order_country: list[Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]] | None = None
     # Values are text, as YAML must be told ("NO" unquoted is false): compared exactly.
     metadata: dict[str, str] | None = None
 
@@ -82,6 +86,8 @@ class Facts:
     first6: str | None = None
     customer_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    issuer_country: str | None = None  # where known
+    order_country: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +167,10 @@ def _holds(conditions: Conditions | None, facts: Facts) -> list[bool]:
         checks.append(facts.customer_id is not None and facts.customer_id in conditions.customer_id)
     if conditions.payment_method is not None:
         checks.append(facts.payment_method in conditions.payment_method)
+    if conditions.issuer_country is not None:
+        checks.append(facts.issuer_country in conditions.issuer_country)
+    if conditions.order_country is not None:
+        checks.append(facts.order_country in conditions.order_country)
     if conditions.metadata is not None:
         checks.append(
             all(

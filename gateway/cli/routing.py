@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import click
 import msgspec
 import yaml
 
+from gateway.api.operator.routing import PaymentToExplain
 from gateway.cli.common import CommandError, actor, when, with_connection
 from workflows import merchants, routing
 from workflows.db import Connection
@@ -27,16 +28,6 @@ def _load(path: Path) -> Any:
         raise CommandError(f"cannot read {path}: {error}") from None
     except RecursionError:
         raise CommandError(f"cannot read {path}: it is nested too deeply") from None
-
-
-class _Payment(msgspec.Struct, forbid_unknown_fields=False):
-    """What `explain` reads of a POST /payments body."""
-
-    currencyCode: str
-    amount: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-    paymentMethodToken: str = ""
-    customerId: str | None = None
-    metadata: dict[str, Any] | None = None
 
 
 @group.command("set")
@@ -95,7 +86,7 @@ def explain(merchant: str, payment_file: Path) -> None:
     """Which rule, and which accounts in which order, a payment (a POST /payments body, as
     JSON) would get under the rules in force."""
     try:
-        body = msgspec.convert(_load(payment_file), _Payment)
+        body = msgspec.convert(_load(payment_file), PaymentToExplain)
     except msgspec.ValidationError as error:
         raise CommandError(f"{payment_file}: {error}") from None
     except (ValueError, RecursionError):
@@ -111,6 +102,7 @@ def explain(merchant: str, payment_file: Path) -> None:
             token=body.paymentMethodToken,
             customer_id=body.customerId,
             metadata=body.metadata,
+            order=body.order,
         )
 
     explained = with_connection(work)

@@ -107,6 +107,8 @@ CREATE TABLE payment_instruments (
     expiration_year  text NOT NULL CHECK (expiration_year ~ '^[0-9]{4}$'),
     cardholder_name  text,
     created_at       timestamptz NOT NULL DEFAULT now(),
+    -- Where known (BIN data): for routing rules.
+    issuer_country   text CHECK (issuer_country ~ '^[A-Z]{2}$'),
     PRIMARY KEY (merchant_id, token)
 );
 

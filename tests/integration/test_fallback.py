@@ -317,3 +317,27 @@ async def test_a_held_payment_is_authorized_on_the_processor_the_merchant_names(
     placed = await shop.create(2500)
     elsewhere = await authorize(placed["id"], processorMerchantId="ok2")
     assert elsewhere.json()["error"]["errorId"] == "PaymentAlreadyAuthorized"
+
+
+async def test_rules_route_by_the_cards_issuer_country_and_the_orders_country(
+    shop: Shop, merchant: SomeMerchant, routed: Any, db: Any
+) -> None:
+    await routed("ok")
+    await routing.save_rules(
+        db,
+        merchant.id,
+        {
+            "rules": [
+                {"name": "gb-cards", "when": {"issuer_country": ["GB"]}, "accounts": ["ok2"]},
+                {"name": "de-orders", "when": {"order_country": ["DE"]}, "accounts": ["soft"]},
+                {"name": "default", "accounts": ["ok"]},
+            ]
+        },
+        "test",
+    )
+    british = await shop.create(1000, card="5252525252525258")  # the sandbox's BIN data: GB
+    assert british["processor"]["processorMerchantId"] == "ok2"
+    german = await shop.create(1000, order={"countryCode": "DE"})
+    assert german["processor"]["processorMerchantId"] == "soft"
+    elsewhere = await shop.create(1000, order={"countryCode": "FR"})
+    assert elsewhere["processor"]["processorMerchantId"] == "ok"

@@ -52,6 +52,9 @@ def test_the_first_matching_rule_decides_and_the_default_catches_the_rest() -> N
         ({"metadata": {"channel": "web"}}, {"metadata": {"channel": "web"}}, {"metadata": {}}),
         ({"amount": {"min": 100, "max": 200}}, {"amount": 200}, {"amount": 201}),
         ({"amount": {"min": 100, "max": 200}}, {"amount": 100}, {"amount": 99}),
+        ({"issuer_country": ["US"]}, {"issuer_country": "US"}, {"issuer_country": "GB"}),
+        ({"issuer_country": ["US"]}, {"issuer_country": "US"}, {"issuer_country": None}),
+        ({"order_country": ["DE"]}, {"order_country": "DE"}, {"order_country": None}),
     ],
 )
 def test_each_condition(when: dict[str, Any], hit: dict[str, Any], miss: dict[str, Any]) -> None:
@@ -118,6 +121,8 @@ def test_a_split_chooses_by_weight_and_falls_back_to_the_others() -> None:
         ([{"name": "a", "accounts": ["adyen"]}, {"name": "a", "accounts": ["adyen"]}], "unique"),
         ([{"name": "a", "when": {"amount": {"min": -1}}, "accounts": ["adyen"]}], ">= 0"),
         ([{"name": "a", "when": {"colour": ["red"]}, "accounts": ["adyen"]}], "colour"),
+        ([{"name": "a", "when": {"order_country": ["Germany"]}, "accounts": []}], "order_country"),
+        ([{"name": "a", "split": []}], "a split needs accounts"),
     ],
 )
 def test_invalid_rules_are_refused_saying_why(rules: list[Any], says: str) -> None:

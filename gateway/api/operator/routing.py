@@ -41,6 +41,7 @@ class PaymentToExplain(msgspec.Struct, frozen=True):
     paymentMethodToken: Annotated[str, msgspec.Meta(max_length=255)] = ""
     customerId: Annotated[str, msgspec.Meta(max_length=255)] | None = None
     metadata: dict[str, Any] | None = None
+    order: dict[str, Any] | None = None  # its countryCode, for order_country
 
 
 async def _merchant(conn: Connection, request: Request) -> merchants.Merchant:
@@ -111,6 +112,7 @@ async def explain_payment(request: Request, principal: accounts.Principal) -> Re
             token=payment.paymentMethodToken,
             customer_id=payment.customerId,
             metadata=payment.metadata,
+            order=payment.order,
         )
     return JSONResponse(
         {

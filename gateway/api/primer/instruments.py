@@ -17,7 +17,7 @@ from gateway.api.primer.schemas import CardDetails, PaymentInstrument
 from gateway.http.errors import ApiError, validation_error
 from gateway.http.responses import JSONResponse
 from processors.cards import luhn_valid, network_of
-from processors.sandbox import TEST_CARDS
+from processors.sandbox import ISSUER_COUNTRIES, TEST_CARDS
 from workflows import instruments
 from workflows.model import Card
 
@@ -55,6 +55,7 @@ async def create_instrument(call: MerchantCall) -> Response:
         expiration_month=card.expirationMonth,
         expiration_year=card.expirationYear,
         cardholder_name=card.cardholderName,
+        issuer_country=ISSUER_COUNTRIES.get(card.number[:6]),
     )
     assert call.principal.mode is not None
     token, created_at = await instruments.tokenize(
