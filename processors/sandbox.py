@@ -36,7 +36,7 @@ fallback path can be tried without a network:
 - `authorize`: `by_card` (the test cards above, the default), `soft_decline` (every authorization
   declined, DO_NOT_HONOR, a soft decline) or `hard_decline` (LOST_OR_STOLEN_CARD, a hard one).
 - `unreachable`: `true`: the account is down, every call fails before reaching it (a 503).
-- `times_out`: `true`: authorizations are done, then time out (the outcome unknown until asked).
+- `timesOut`: `true`: authorizations are done, then time out (the outcome unknown until asked).
 """
 
 from __future__ import annotations
@@ -169,8 +169,11 @@ class Credentials(msgspec.Struct, frozen=True, kw_only=True):
     """A sandbox account has no secret."""
 
 
-class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """A sandbox account's behaviour (the module's docstring)."""
+class Settings(
+    msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True
+):
+    """A sandbox account's behaviour (the module's docstring); a setting it does not know is
+    refused, not ignored."""
 
     authorize: Literal["by_card", "soft_decline", "hard_decline"] = "by_card"
     unreachable: bool = False
@@ -245,7 +248,7 @@ class SandboxProcessor:
             outcome = _BY_FIRST6_LAST4.get((card.first6, card.last4), Outcome.FAILED)
         result = await self._operate("authorize", call, outcome)
         if self._settings.times_out:
-            raise OutcomeUnknown("sandbox: timed out after doing the work (account set times_out)")
+            raise OutcomeUnknown("sandbox: timed out after doing the work (account set timesOut)")
         return result
 
     async def capture(self, call: Call) -> Result:

@@ -46,7 +46,7 @@ def add(
     """Add a processor account to a merchant (its secret encrypted with GATEWAY_SECRET_KEY).
 
     A sandbox account is a simulated processor of its own, its behaviour set by settings:
-    authorize=by_card|soft_decline|hard_decline, unreachable=true, times_out=true."""
+    authorize=by_card|soft_decline|hard_decline, unreachable=true, timesOut=true."""
     credentials: dict[str, str] = {}
     if registry.kind(kind).secret:
         if not secret_key_env:
@@ -77,7 +77,9 @@ def add(
 
     with_connection(work)
     click.echo(
-        f"added {kind} account {name} to {merchant} (secret encrypted); route payments to it "
+        f"added {kind} account {name} to {merchant}"
+        + (" (secret encrypted)" if registry.kind(kind).secret else "")
+        + "; route payments to it "
         f"with: gateway merchants configure {merchant} --processor {name}"
     )
 
