@@ -81,7 +81,7 @@ class Payments:
         self._db = db
         self._runner = runner
         # A number in [0, 1) for the routing rules' splits (a test passes a seeded one).
-        self._draw = draw or random.random
+        self.draw = draw or random.random
 
     async def authorize(self, command: CreatePayment, *, events: bool = False) -> PaymentView:
         """Create and authorize a payment (and capture it, if the merchant says so)."""
@@ -108,7 +108,7 @@ class Payments:
                     command.merchant_id,
                     routing,
                     routing_rules.facts_of(command, facts_card),
-                    self._draw(),
+                    self.draw(),
                     command.payment_method_token,
                 )
             except RulesError as error:

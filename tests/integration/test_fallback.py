@@ -3,6 +3,8 @@ that cannot move money twice. Each account here is a sandbox account with its ow
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -341,3 +343,37 @@ async def test_rules_route_by_the_cards_issuer_country_and_the_orders_country(
     assert german["processor"]["processorMerchantId"] == "soft"
     elsewhere = await shop.create(1000, order={"countryCode": "FR"})
     assert elsewhere["processor"]["processorMerchantId"] == "ok"
+
+
+async def test_a_weighted_split_sends_each_account_its_share(
+    running: Running, shop: Shop, merchant: SomeMerchant, routed: Any, db: Any
+) -> None:
+    await routed("ok")
+    await routing.save_rules(
+        db,
+        merchant.id,
+        {
+            "rules": [
+                {
+                    "name": "split",
+                    "split": [{"account": "ok", "weight": 70}, {"account": "ok2", "weight": 30}],
+                }
+            ]
+        },
+        "test",
+    )
+    running.services.engine.payments.draw = random.Random(20261202).random  # a fixed seed
+    token = await shop.tokenize()
+    chosen: Counter[str] = Counter()
+    for number in range(300):
+        body = {
+            "orderId": f"o-{number}",
+            "currencyCode": "EUR",
+            "amount": 100,
+            "paymentMethodToken": token,
+        }
+        payment = (await shop.call("POST", "/payments", body)).json()
+        assert payment["status"] == "AUTHORIZED"
+        chosen[payment["processor"]["processorMerchantId"]] += 1
+    assert set(chosen) == {"ok", "ok2"}
+    assert abs(chosen["ok"] / 300 - 0.7) < 0.08, chosen  # within tolerance of 70/30
