@@ -174,10 +174,7 @@ class Payments:
         )
         if planned.held:
             return await self.view(command.merchant_id, payment_id, events=events)
-        view = await self._runner.drive(run, owner, planned, view=True, events=events)
-        assert view is not None
-        captured = await self.capture_on_create(run, view.payment.status, events=events)
-        return captured or view
+        return await self._driven(run, owner, planned, events)
 
     async def authorize_on(
         self,
@@ -193,23 +190,8 @@ class Payments:
         payments show it: processorMerchantId, and the processor's name if that is not enough),
         with no fallback: the merchant chose the processor."""
 
-        async def plan(conn: Connection) -> Plan:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                Q["lock_payment_with_sale"], {"merchant_id": merchant_id, "id": payment_id}
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise PaymentNotFound()
-            payment = from_row(Payment, row)
-            try:
-                lifecycle.check_authorize(payment, attempted=row["sale_id"] is not None)
-            except PaymentError as refusal:
-                if idempotency is not None:
-                    repeat = await keyed_run(conn, merchant_id, idempotency)
-                    if repeat is not None:
-                        raise repeat from None
-                raise refusal
+        async def plan(conn: Connection, payment: Payment, sale: tuple[str, str | None]) -> Plan:
+            lifecycle.check_authorize(payment, attempted=sale[0] is not None)
             route = await routing_rules.named_route(
                 conn, merchant_id, processor_merchant_id, processor_name
             )
@@ -228,6 +210,7 @@ class Payments:
             card = await self._card_of(
                 conn, merchant_id, payment.payment_method_token, payment.mode, route
             )
+            cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 Q["place_payment"],
                 {"merchant_id": merchant_id, "id": payment.id, **_placed(merchant_id, route, card)},
@@ -246,13 +229,10 @@ class Payments:
                 sale_processor_id=None,
             )
 
-        run, owner, planned = await self._runner.start(
-            RunKind.AUTHORIZE, merchant_id, payment_id, idempotency, plan, target=payment_id
+        # Its processor is the one named, not the one recorded while it was held.
+        return await self._follow_up(
+            RunKind.AUTHORIZE, merchant_id, payment_id, idempotency, plan, events, placed=False
         )
-        view = await self._runner.drive(run, owner, planned, view=True, events=events)
-        assert view is not None
-        captured = await self.capture_on_create(run, view.payment.status, events=events)
-        return captured or view
 
     async def capture(
         self,
@@ -452,7 +432,13 @@ class Payments:
         idempotency: RequestKey | None,
         plan: Any,
         events: bool,
+        *,
+        placed: bool = True,
     ) -> PaymentView:
+        """Phase 1 of an operation on an existing payment: `plan` with the payment locked and its
+        SALE (id and processor id; None: held, never sent). `placed`: the payment's processor
+        is the one to call (its connector is checked first)."""
+
         async def locked_plan(conn: Connection) -> Plan:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
@@ -462,9 +448,10 @@ class Payments:
             if row is None:
                 raise PaymentNotFound()
             payment = from_row(Payment, row)
-            await self._runner.processor(
-                merchant_id, payment.processor, payment.processor_account, conn
-            )
+            if placed:
+                await self._runner.processor(
+                    merchant_id, payment.processor, payment.processor_account, conn
+                )
             try:
                 planned: Plan = await plan(
                     conn, payment, (row["sale_id"], row["sale_processor_id"])
@@ -483,9 +470,15 @@ class Payments:
         run, owner, planned = await self._runner.start(
             kind, merchant_id, payment_id, idempotency, locked_plan, target=payment_id
         )
+        return await self._driven(run, owner, planned, events)
+
+    async def _driven(self, run: Run, owner: str, planned: Plan, events: bool) -> PaymentView:
+        """Phases 2 and 3 of a run just started; the payment as they left it (an authorization
+        then captured, if the merchant captures on create)."""
         view = await self._runner.drive(run, owner, planned, view=True, events=events)
         assert view is not None
-        return view
+        captured = await self.capture_on_create(run, view.payment.status, events=events)
+        return captured or view
 
     @staticmethod
     async def _card_of(
