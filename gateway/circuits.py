@@ -2,9 +2,10 @@
 gateway process and worker sees one state per account.
 
 Each account has a hash `gw:circuit:{merchant}:account` (open_until, probe_until, in ms) and a
-sorted set `...:failures` of the failures within the window; the `{merchant}` hash tag keeps
-both in one Redis Cluster slot. A circuit that opens is also listed in `gw:circuits:opened`, for
-reports (written only when one opens; read by /health/ready and `gateway processors health`).
+sorted set `...:failures` of the failures within the window, and a hash `...:calls` of the calls
+per second; the `{merchant}` hash tag keeps them in one Redis Cluster slot. A circuit that
+opens is also listed in `gw:circuits:opened`, for reports (written only when one opens; read by
+/health/ready and `gateway processors health`).
 Each decision is one Lua script (atomic), on the caller's clock (a breaker needs seconds, not
 clock agreement to the millisecond). While Redis cannot be reached each process keeps its own
 circuits (`LocalCircuits`): the same rules, not shared.
@@ -42,25 +43,46 @@ return 2
 """
 # KEYS: hash, failures. ARGV: now (ms), ok (1/0), window (ms), cool-off (ms), failures to open,
 # a unique member, how long an untouched circuit is kept (ms). Returns 1 when the circuit opens.
+# KEYS: hash, failures, calls (per second). ARGV: now (ms), ok (1/0), window (ms), cool-off (ms),
+# failures to open, a unique member, how long an untouched circuit is kept (ms), the failure rate
+# to open. Returns 1 when the circuit opens (the rules of workflows/circuits.py's Circuit).
 _RECORD = """
 local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[3])
 local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
-if ARGV[2] == '1' then
-  if open_until ~= 0 and now >= open_until then redis.call('DEL', KEYS[1], KEYS[2]) end
-  return 0
+local function count()
+  redis.call('HINCRBY', KEYS[3], math.floor(now / 1000), 1)
+  redis.call('PEXPIRE', KEYS[3], window + 1000)
 end
-if open_until ~= 0 and now < open_until then return 0 end
 local function open()
+  redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HSET', KEYS[1], 'open_until', now + tonumber(ARGV[4]), 'probe_until', 0)
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[7]))
-  redis.call('DEL', KEYS[2])
   return 1
 end
-if open_until ~= 0 then return open() end
+if ARGV[2] == '1' then
+  if open_until == 0 then count()
+  elseif now >= open_until then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) end
+  return 0
+end
+if open_until ~= 0 then
+  if now < open_until then return 0 end
+  return open()
+end
+count()
 redis.call('ZADD', KEYS[2], now, ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
-redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]))
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return open() end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+redis.call('PEXPIRE', KEYS[2], window)
+local failed = redis.call('ZCARD', KEYS[2])
+if failed < tonumber(ARGV[5]) then return 0 end
+local oldest = math.floor((now - window) / 1000)
+local calls = 0
+local counts = redis.call('HGETALL', KEYS[3])
+for i = 1, #counts, 2 do
+  if tonumber(counts[i]) > oldest then calls = calls + tonumber(counts[i + 1])
+  else redis.call('HDEL', KEYS[3], counts[i]) end
+end
+if failed >= tonumber(ARGV[8]) * calls then return open() end
 return 0
 """
 
@@ -82,7 +104,7 @@ class RedisCircuits:
     @staticmethod
     def _keys(merchant_id: str, account: str) -> list[str]:
         base = f"{_PREFIX}{{{merchant_id}}}:{account}"
-        return [base, base + ":failures"]
+        return [base, base + ":failures", base + ":calls"]
 
     def _ms(self, seconds: float) -> int:
         return int(seconds * 1000)
@@ -112,6 +134,7 @@ class RedisCircuits:
                     # Kept while it matters: open, then half-open for a while (unprobed, it
                     # closes by itself when the key expires).
                     self._ms(2 * config.cool_off_seconds + config.window_seconds),
+                    config.failure_rate,
                 ],
             )
             if int(opened):

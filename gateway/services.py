@@ -56,6 +56,7 @@ def circuit_config(settings: Settings) -> CircuitConfig:
         failures=settings.circuit_failures,
         window_seconds=settings.circuit_window_seconds,
         cool_off_seconds=settings.circuit_cool_off_seconds,
+        failure_rate=settings.circuit_failure_rate,
     )
 
 

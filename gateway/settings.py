@@ -69,6 +69,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     circuit_failures: Annotated[int, Meta(ge=1, le=100_000)] = 5
     circuit_window_seconds: Annotated[float, Meta(gt=0, le=86400)] = 30.0
     circuit_cool_off_seconds: Annotated[float, Meta(gt=0, le=86400)] = 30.0
+    # ...and only if the failures are at least this share of the account's calls in the window.
+    circuit_failure_rate: Annotated[float, Meta(gt=0, le=1)] = 0.5
     # Master key (Fernet) that encrypts processor secrets at rest. Never logged.
     secret_key: str | None = None
     # Older master keys, comma-separated: still read, until `gateway secret-key rotate` has

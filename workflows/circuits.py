@@ -2,10 +2,12 @@
 failing, and tries it again after a cool-off.
 
 A call that gets no proper answer (`CallFailed`: refused, 5xx, timeout) is a failure; any answer,
-a decline included, is a success. `failures` failures within `window_seconds` open the account's
-circuit: for `cool_off_seconds` the routing passes over it (when the rule has another account
-to try; an account that is the only one left is tried anyway, since failing the payment at the
-gateway is the outage a breaker exists to route around). Then the circuit is half-open: one
+a decline included, is a success. `failures` failures within `window_seconds`, if they are also at
+least `failure_rate` of the account's calls in the window (a busy, healthy account's scattered
+failures do not open it), open the account's circuit: for `cool_off_seconds` the routing passes
+over it (when the rule has another account to try; an account that is the only one left is tried
+anyway, since failing the payment at the gateway is the outage a breaker exists to route
+around). Then the circuit is half-open: one
 payment is let through as a probe (one per cool-off); its success closes the circuit, its
 failure opens it again. Captures, cancels, refunds and status questions always go to their
 account (only it can do them), and count too.
@@ -32,6 +34,7 @@ class CircuitConfig:
     failures: int = 5
     window_seconds: float = 30.0
     cool_off_seconds: float = 30.0
+    failure_rate: float = 0.5  # of the calls within the window
 
 
 class CircuitState(enum.StrEnum):
@@ -67,6 +70,7 @@ class Circuit:
     """One account's circuit, as kept in a process (the Redis store keeps the same fields)."""
 
     failures: list[float] = field(default_factory=list)  # when, within the window
+    calls: dict[int, int] = field(default_factory=dict)  # calls per second, within the window
     open_until: float | None = None  # set: open until then, half-open after
     probe_until: float = 0.0  # a half-open circuit's probe was let through, until then
 
@@ -88,19 +92,34 @@ class Circuit:
         state = self.state(now)
         if ok:
             if state is CircuitState.HALF_OPEN:
-                self.failures, self.open_until, self.probe_until = [], None, 0.0
+                self._close()
+            elif state is CircuitState.CLOSED:
+                self._count(now, config)
             return
         if state is CircuitState.OPEN:
             return
         if state is CircuitState.HALF_OPEN:
             self._open(now, config)
             return
+        calls = self._count(now, config)
         self.failures = [t for t in self.failures if t > now - config.window_seconds] + [now]
-        if len(self.failures) >= config.failures:
+        failed = len(self.failures)
+        if failed >= config.failures and failed >= config.failure_rate * calls:
             self._open(now, config)
 
+    def _count(self, now: float, config: CircuitConfig) -> int:
+        """Count a call; the calls within the window."""
+        oldest = int(now - config.window_seconds)
+        self.calls = {second: n for second, n in self.calls.items() if second > oldest}
+        self.calls[int(now)] = self.calls.get(int(now), 0) + 1
+        return sum(self.calls.values())
+
+    def _close(self) -> None:
+        self.failures, self.calls, self.open_until, self.probe_until = [], {}, None, 0.0
+
     def _open(self, now: float, config: CircuitConfig) -> None:
-        self.failures, self.open_until, self.probe_until = [], now + config.cool_off_seconds, 0.0
+        self._close()
+        self.open_until = now + config.cool_off_seconds
 
 
 class LocalCircuits:
@@ -120,12 +139,7 @@ class LocalCircuits:
         return self._of(merchant_id, account).allows(self.clock(), self.config)
 
     async def record(self, merchant_id: str, account: str, *, ok: bool) -> None:
-        circuit = self._of(merchant_id, account)
-        circuit.record(self.clock(), ok, self.config)
-        if not ok or circuit.open_until is not None:
-            return
-        if not circuit.failures:  # closed with nothing counted: nothing to keep
-            self._circuits.pop((merchant_id, account), None)
+        self._of(merchant_id, account).record(self.clock(), ok, self.config)
 
     async def report(self, merchant_id: str | None = None) -> list[CircuitReport]:
         now = self.clock()

@@ -41,6 +41,7 @@ from workflows.model import (
     RefundInput,
     Run,
     RunKind,
+    RunOutcome,
     RunState,
     TransactionType,
     from_row,
@@ -72,6 +73,10 @@ class KeyedRun:
     payment_id: str
     payment_status: str
     fingerprint: bytes | None  # of the request that made it (None: runs from before 0005)
+
+
+# The outcome of a held payment's creation: sent nowhere.
+HELD = RunOutcome(outcome="HELD")
 
 
 class Payments:
@@ -161,7 +166,7 @@ class Payments:
                 ),
                 payment=payment,
                 sale_processor_id=None,
-                held=held,
+                unsent=HELD if held else None,
             )
 
         run, owner, planned = await self._runner.start(
@@ -172,7 +177,7 @@ class Payments:
             plan,
             target="",
         )
-        if planned.held:
+        if planned.unsent:
             return await self.view(command.merchant_id, payment_id, events=events)
         return await self._driven(run, owner, planned, events)
 
@@ -274,9 +279,20 @@ class Payments:
         events: bool = False,
     ) -> PaymentView:
         async def plan(conn: Connection, payment: Payment, sale: tuple[str, str | None]) -> Plan:
-            lifecycle.check_cancel(
-                payment, authorization_known=sale[1] is not None, held=sale[0] is None
-            )
+            held = sale[0] is None
+            lifecycle.check_cancel(payment, authorization_known=sale[1] is not None, held=held)
+            if held:  # sent to no processor: cancelled here, nothing to void
+                updated = await _update_payment(
+                    conn, payment, status=PaymentStatus.CANCELLED, captures_closed=True
+                )
+                return Plan(
+                    amount=0,
+                    transaction_id="",
+                    input=CancelInput(reason=reason, was_closed=False),
+                    payment=updated,
+                    sale_processor_id=None,
+                    unsent=RunOutcome(outcome=PaymentStatus.CANCELLED.value),
+                )
             updated = await _update_payment(conn, payment, captures_closed=True)
             return Plan(
                 amount=0,
@@ -441,21 +457,24 @@ class Payments:
 
         async def locked_plan(conn: Connection) -> Plan:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                Q["lock_payment_with_sale"], {"merchant_id": merchant_id, "id": payment_id}
-            )
+            await cur.execute(Q["lock_payment"], {"merchant_id": merchant_id, "id": payment_id})
             row = await cur.fetchone()
             if row is None:
                 raise PaymentNotFound()
             payment = from_row(Payment, row)
+            # Read after the lock, in a statement of its own: one joined to the lock would see
+            # the SALEs as they were before it waited (READ COMMITTED re-reads only the locked
+            # row), missing an authorization's answer or a fallback's new attempt.
+            found = await conn.execute(
+                Q["sale_transaction"], {"merchant_id": merchant_id, "payment_id": payment_id}
+            )
+            sale = await found.fetchone() or (None, None)
             if placed:
                 await self._runner.processor(
                     merchant_id, payment.processor, payment.processor_account, conn
                 )
             try:
-                planned: Plan = await plan(
-                    conn, payment, (row["sale_id"], row["sale_processor_id"])
-                )
+                planned: Plan = await plan(conn, payment, (sale[0], sale[1]))
             except PaymentError as refusal:
                 # A repeat of a request already done is answered as a repeat, not judged by
                 # the rules again (it may have closed the payment to itself). Looked up now,
@@ -470,6 +489,8 @@ class Payments:
         run, owner, planned = await self._runner.start(
             kind, merchant_id, payment_id, idempotency, locked_plan, target=payment_id
         )
+        if planned.unsent:
+            return await self.view(merchant_id, payment_id, events=events)
         return await self._driven(run, owner, planned, events)
 
     async def _driven(self, run: Run, owner: str, planned: Plan, events: bool) -> PaymentView:

@@ -80,15 +80,11 @@ def check_authorize(payment: Payment, *, attempted: bool) -> None:
 
 
 def check_cancel(payment: Payment, *, authorization_known: bool, held: bool = False) -> None:
+    """`held`: sent to no processor (its routing rule held it): cancelled with nothing to void."""
     if payment.status not in CANCELLABLE_STATUSES or payment.captures_closed:
         raise _refuse(payment, "cancelled")
     if held:
-        raise InvalidPaymentStatus(
-            "This payment was held by its routing rule and never sent to a processor: there is "
-            "nothing to cancel (authorize it with POST /payments/{id}/authorize, or leave it).",
-            payment_id=payment.id,
-            payment_status=payment.status,
-        )
+        return
     if not authorization_known:
         # The authorization's answer has not come back (in flight, or its outcome unknown):
         # there is nothing at the processor to void yet, and voiding nothing would leave the

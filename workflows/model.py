@@ -266,6 +266,8 @@ class Run:
     quiet_until: datetime | None = None
     # Of the merchant's request that made it (its idempotency key's), to tell a repeat from reuse.
     request_fingerprint: bytes | None = None
+    # The processor account its transaction went to, as read for operators (None: not read).
+    account: str | None = None
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):

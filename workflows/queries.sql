@@ -59,19 +59,6 @@ RETURNING *;
 -- name: lock_payment
 SELECT * FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
 
--- name: lock_payment_with_sale
--- Phase 1 of a follow-up: the payment, locked, with its SALE transaction (whose processor id
--- the call needs).
-SELECT p.*, s.id AS sale_id, s.processor_transaction_id AS sale_processor_id
-FROM payments p
-LEFT JOIN LATERAL (
-    SELECT id, processor_transaction_id FROM transactions t
-    WHERE t.merchant_id = p.merchant_id AND t.payment_id = p.id AND t.type = 'SALE'
-    ORDER BY t.created_at DESC LIMIT 1
-) s ON true
-WHERE p.merchant_id = %(merchant_id)s AND p.id = %(id)s
-FOR UPDATE OF p;
-
 -- name: place_payment
 -- A held payment, authorized on the processor the merchant named: its account and card, as
 -- insert_payment would have written them.
@@ -127,14 +114,22 @@ FOR UPDATE;
 UPDATE transaction_events SET refund_reserved = refund_reserved + %(amount)s
 WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 
+-- name: transaction_account
+-- The account a run's transaction went to (NULL kind: a row from before 0018, the payment's).
+SELECT processor, processor_account FROM transactions
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
 -- name: sale_transaction
+-- The SALE in force (an authorization that fell back has several: the last attempt's), read
+-- after the payment's lock in a statement of its own.
 SELECT id, processor_transaction_id FROM transactions
 WHERE merchant_id = %(merchant_id)s AND payment_id = %(payment_id)s AND type = 'SALE'
 ORDER BY created_at DESC LIMIT 1;
 
 -- name: insert_run
--- The run, and the first line of its history, in one statement. A held payment's run (no
--- lease owner) is finished as it is written: nothing is to be sent.
+-- The run, and the first line of its history, in one statement. A run with nothing to send
+-- (no lease owner: a held payment's authorization, its cancel) is finished as it is written,
+-- with its outcome.
 WITH run AS (
     INSERT INTO workflow_runs (merchant_id, id, payment_id, kind, idempotency_key, target,
         request_fingerprint, input, amount, transaction_id, capture_event_id, processor_key,
@@ -149,14 +144,11 @@ WITH run AS (
             THEN now() + make_interval(secs => %(lease_seconds)s) END,
         CASE WHEN %(lease_owner)s::text IS NOT NULL
             THEN now() + make_interval(secs => %(lease_seconds)s) END,
-        CASE WHEN %(lease_owner)s::text IS NULL THEN '{"outcome": "HELD"}'::jsonb END)
+        %(outcome)s)
     RETURNING *
 ), started AS (
     INSERT INTO workflow_history (merchant_id, run_id, id, event, detail)
-    SELECT merchant_id, id, %(history_id)s,
-        CASE WHEN %(lease_owner)s::text IS NULL THEN 'held' ELSE 'started' END,
-        %(history_detail)s
-    FROM run
+    SELECT merchant_id, id, %(history_id)s, %(event)s, %(history_detail)s FROM run
 )
 SELECT * FROM run;
 
@@ -345,7 +337,11 @@ INSERT INTO workflow_history (merchant_id, run_id, id, event, detail)
 VALUES (%(merchant_id)s, %(run_id)s, %(history_id)s, %(event)s, %(detail)s);
 
 -- name: get_run
-SELECT * FROM workflow_runs WHERE id = %(id)s;
+-- With the account its transaction went to (an authorization's: its current attempt's).
+SELECT r.*, coalesce(t.processor_account, t.processor) AS account
+FROM workflow_runs r
+LEFT JOIN transactions t ON t.merchant_id = r.merchant_id AND t.id = r.transaction_id
+WHERE r.id = %(id)s;
 
 -- name: run_history
 SELECT at, event, detail FROM workflow_history

@@ -61,6 +61,7 @@ from workflows.model import (
     Run,
     RunInput,
     RunKind,
+    RunOutcome,
     RunState,
     Transaction,
     from_row,
@@ -118,9 +119,9 @@ class Plan:
     payment: Payment  # as phase 1 saw it (locked)
     sale_processor_id: str | None  # the processor's id of the authorization, for follow-ups
     capture_event_id: uuid.UUID | None = None
-    # A payment held by its routing rule: the run records the request, finished, and nothing
-    # is sent (POST /payments/{id}/authorize sends it later, as a run of its own).
-    held: bool = False
+    # Nothing to send: phase 1 did it all (a payment its routing rule holds is created; a held
+    # payment is cancelled). The run records the request, finished with this outcome.
+    unsent: RunOutcome | None = None
 
 
 Planner = Callable[[Connection], Awaitable[Plan]]
@@ -314,7 +315,9 @@ class Runner:
                         "capture_event_id": planned.capture_event_id,
                         # Committed before the first call, sent on every retry and recovery.
                         "processor_key": processor_key(merchant_id, kind),
-                        "lease_owner": None if planned.held else owner,
+                        "lease_owner": None if planned.unsent else owner,
+                        "outcome": jsonb(planned.unsent),
+                        "event": "nothing_to_send" if planned.unsent else "started",
                         "lease_seconds": self.config.lease_seconds,
                         "history_id": uuid.uuid4(),
                         "history_detail": jsonb(detail),
@@ -422,13 +425,23 @@ class Runner:
                 payment = await self._payment_of(conn, run, lock=False)
                 sale = await self._sale_processor_id(conn, payment)
                 age = await self._key_age(conn, run)
+                # The account of the run's own transaction: the one its key was sent to.
+                found = await conn.execute(
+                    Q["transaction_account"],
+                    {"merchant_id": run.merchant_id, "id": run.transaction_id},
+                )
+                kind, account = await found.fetchone() or (None, None)
+            if kind is not None:
+                payment = msgspec.structs.replace(
+                    payment, processor=kind, processor_account=account
+                )
         else:
             payment, sale = plan.payment, plan.sale_processor_id
         connector = await self.processor(
             payment.merchant_id, payment.processor, payment.processor_account
         )
-        account = payment.processor_account or payment.processor
-        processor = Watched(connector, self.circuits, payment.merchant_id, account)
+        name = payment.processor_account or payment.processor
+        processor = Watched(connector, self.circuits, payment.merchant_id, name)
         call = Call(
             processor_key=run.processor_key,
             reference=payment.id,
@@ -451,7 +464,9 @@ class Runner:
     async def resolve(self, run: Run, owner: str, stated: bool | None, by: str) -> None:
         """An operator's resolution of a run whose outcome is unknown, to a definite outcome:
         the processor is asked first, and its definite answer wins; without one, the operator's
-        `stated` outcome (True: it happened) is applied. Nothing is ever re-sent. The run's
+        `stated` outcome (True: it happened) is applied. The operation is never re-sent (an
+        authorization resolved as not done may go on, by the worker, to its rule's next account,
+        as one declined would: a new attempt, with a new key). The run's
         reservation is applied or released, and its history names `by`."""
         processor, call = await self._prepare(run, None)
         asked, error = await self._ask(run, owner, processor, call)
@@ -766,6 +781,8 @@ class Runner:
         return (
             run.kind is RunKind.AUTHORIZE
             and payment.status is PaymentStatus.PENDING
+            # A cancel under way (it closes captures first): nothing may be authorized after it.
+            and not payment.captures_closed
             and isinstance(run.input, AuthorizeInput)
             and len(run.input.accounts) > 1
             and outcomes.falls_back(answer)

@@ -57,6 +57,8 @@ def show(run_id: str) -> None:
     click.echo(f"  state {run.state}, recovery point {run.recovery_point}, amount {run.amount}")
     click.echo(f"  processor calls {run.attempts}, recoveries {run.recoveries}")
     click.echo(f"  processor key {run.processor_key}")
+    if run.account:
+        click.echo(f"  processor account {run.account}")
     if run.state is RunState.RUNNING:
         click.echo(f"  lease {run.lease_owner or '-'} until {when(run.lease_expires_at)}")
         click.echo(f"  next attempt {when(run.next_attempt_at)}")
@@ -114,7 +116,9 @@ def resolve(run_id: str, outcome: str | None) -> int:
 
     The processor is asked first and its definite answer is applied; when it cannot answer
     (or its figures differ from the gateway's), check the payment at the processor and give
-    --outcome. The run's reservation is applied (succeeded) or released (failed).
+    --outcome. The run's reservation is applied (succeeded) or released (failed). An
+    authorization resolved as failed goes on to its routing rule's next account, if it has one
+    (a new attempt, with a new key, by the worker).
     """
 
     async def work(services: Services) -> int:
@@ -125,7 +129,10 @@ def resolve(run_id: str, outcome: str | None) -> int:
             click.echo(f"gateway: refused: {error}", err=True)
             return 1
         status = await services.engine.payments.status(run.merchant_id, run.payment_id)
-        click.echo(f"resolved {run.id}: {run.state} (payment {run.payment_id} is {status})")
+        then = ""
+        if run.state == "running":
+            then = "; the worker tries its routing rule's next account"
+        click.echo(f"resolved {run.id}: {run.state} (payment {run.payment_id} is {status}){then}")
         return 0
 
     return with_engine(work)

@@ -106,3 +106,16 @@ async def test_payments_pass_over_an_account_whose_circuit_is_open(
     assert shown.returncode == 0, shown.stderr
     line = next(line for line in shown.stdout.splitlines() if merchant.id in line)
     assert line.split()[1:3] == ["down", "open"]
+
+
+async def test_redis_weighs_failures_against_the_accounts_calls(settings: Settings) -> None:
+    clock = Clock()
+    circuits = RedisCircuits(Redis.from_url(settings.redis_url), CONFIG, clock)
+    merchant = f"mer_{secrets.token_hex(6)}"
+    for call in range(100):  # 5% of 100 calls within the window fail
+        clock.now += 0.05
+        await circuits.record(merchant, "busy", ok=call % 20 != 0)
+    assert await circuits.allows(merchant, "busy")
+    for _ in range(100):
+        await circuits.record(merchant, "busy", ok=False)
+    assert not await circuits.allows(merchant, "busy")

@@ -3,6 +3,7 @@ that cannot move money twice. Each account here is a sandbox account with its ow
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 import pytest
 
 from gateway.settings import Settings
+from processors.base import Call, Outcome, Result
+from processors.errors import OutcomeUnknown
+from processors.sandbox import SandboxProcessor
 from tests.integration.conftest import Running, SomeMerchant
 from tests.integration.shop import Shop
 from workflows import routing
@@ -275,9 +279,12 @@ async def test_a_held_payment_is_authorized_on_the_processor_the_merchant_names(
     held = await shop.create(150000)
     assert held["status"] == "PENDING" and held["transactions"] == []
     assert "processor" not in held  # sent to no processor yet
-    refused = await shop.cancel(held["id"])
-    assert refused.json()["error"]["errorId"] == "InvalidPaymentStatus"
-    assert "held by its routing rule" in refused.json()["error"]["description"]
+    # A held payment is cancelled with nothing to void.
+    other = await shop.create(100000)
+    cancelled = await shop.cancel(other["id"])
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "CANCELLED"
+    assert len(await authorize_keys(db, other["id"])) == 0
 
     async def authorize(payment_id: str, **processor: str) -> Any:
         return await shop.call(
@@ -377,3 +384,126 @@ async def test_a_weighted_split_sends_each_account_its_share(
         chosen[payment["processor"]["processorMerchantId"]] += 1
     assert set(chosen) == {"ok", "ok2"}
     assert abs(chosen["ok"] / 300 - 0.7) < 0.08, chosen  # within tolerance of 70/30
+
+
+async def test_two_authorizations_of_a_held_payment_at_once_authorize_it_once(
+    shop: Shop, merchant: SomeMerchant, routed: Any, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second waits on the payment's lock while the first places it; once it has the lock
+    it must see the first's SALE (a read joined to the lock would not)."""
+    await routed("ok")
+    await routing.save_rules(db, merchant.id, {"rules": [{"name": "hold", "accounts": []}]}, "t")
+    held = await shop.create(150000)
+    original = routing.named_route
+    first = True
+
+    async def holds_the_lock_until_the_other_waits(*args: Any) -> Any:
+        nonlocal first
+        if first:
+            first = False
+            for _ in range(2000):  # a bound, not a clock: until the other request waits on us
+                cur = await db.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                )
+                if (await cur.fetchone())[0]:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the second authorization never waited on the payment's lock")
+        return await original(*args)
+
+    monkeypatch.setattr(routing, "named_route", holds_the_lock_until_the_other_waits)
+
+    async def authorize(account: str) -> Any:
+        return await shop.call(
+            "POST",
+            f"/payments/{held['id']}/authorize",
+            {"processor": {"processorMerchantId": account}},
+        )
+
+    answers = await asyncio.gather(authorize("ok"), authorize("ok2"))
+    assert sorted(a.status_code for a in answers) == [200, 400]
+    refused = next(a for a in answers if a.status_code == 400).json()["error"]
+    assert refused["errorId"] in ("InvalidPaymentStatus", "PaymentAlreadyAuthorized")
+    assert await authorize_operations(db, held["id"]) == 1
+    assert len(sales(await shop.get(held["id"]))) == 1
+
+
+async def test_no_fallback_authorizes_a_payment_whose_cancel_is_under_way(
+    running: Running, shop: Shop, routed: Any, db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As with Stripe: the first account's authorization waits for 3-D Secure; the merchant
+    cancels, and the void's answer is lost; the processor then says the authorization is over
+    (FAILED). That is not a reason to authorize on the next account: the merchant cancelled."""
+    voided = False
+    authorize, status, cancel = (
+        SandboxProcessor.authorize,
+        SandboxProcessor.status,
+        SandboxProcessor.cancel,
+    )
+
+    def plays_3ds(processor: SandboxProcessor) -> bool:
+        return processor._settings.authorize == "hard_decline"  # the "hard" account, here
+
+    async def awaits_3ds(self: SandboxProcessor, call: Call) -> Result:
+        if plays_3ds(self):
+            return Result(Outcome.PENDING, "pi_3ds", None, "3DS_AUTHENTICATION")
+        return await authorize(self, call)
+
+    async def over_once_voided(self: SandboxProcessor, call: Call) -> Result:
+        if plays_3ds(self) and call.verb == "authorize":
+            return Result(Outcome.FAILED if voided else Outcome.PENDING, "pi_3ds")
+        return await status(self, call)
+
+    async def voids_and_loses_the_answer(self: SandboxProcessor, call: Call) -> Result:
+        nonlocal voided
+        if plays_3ds(self):
+            voided = True
+            raise OutcomeUnknown("voided; the answer was lost")
+        return await cancel(self, call)
+
+    monkeypatch.setattr(SandboxProcessor, "authorize", awaits_3ds)
+    monkeypatch.setattr(SandboxProcessor, "status", over_once_voided)
+    monkeypatch.setattr(SandboxProcessor, "cancel", voids_and_loses_the_answer)
+    await routed("hard", "ok")
+    payment = await shop.create(2500)
+    assert payment["status"] == "PENDING"
+    await shop.cancel(payment["id"])
+    assert voided
+    await db.execute(
+        "UPDATE workflow_runs SET next_attempt_at = now() "
+        "WHERE payment_id = %s AND state = 'running'",
+        (payment["id"],),
+    )
+    await running.services.engine.recovery.recover_due()
+    shown = await shop.get(payment["id"])
+    assert [account for account, _ in sales(shown)] == ["hard"]  # no second attempt
+    assert await authorize_operations(db, payment["id"]) == 0  # (the "hard" one keeps no ledger)
+
+
+async def test_an_attempt_an_operator_resolves_as_not_done_goes_on_to_the_next_account(
+    running: Running, shop: Shop, routed: Any, db: Any
+) -> None:
+    await routed("slow-soft", "ok")
+    # The first account's answer is lost and it cannot answer status questions either.
+    payment = await shop.create(2500, metadata={"sandbox_status_unavailable": True})
+    assert payment["status"] == "PENDING"
+    [run] = [r for r in await running.services.reads.list_runs(payment_id=payment["id"])]
+    for _ in range(20):  # a bound, not a clock: until the recoveries give up
+        if (await running.services.reads.run(run.id)).state == "stuck":
+            break
+        await db.execute(
+            "UPDATE workflow_runs SET next_attempt_at = now() WHERE id = %s AND state = 'running'",
+            (run.id,),
+        )
+        await running.services.engine.recovery.recover_due()
+    else:
+        pytest.fail("the run never got stuck")
+    assert len(await authorize_keys(db, payment["id"])) == 1  # the next account never called
+
+    resolved = await running.services.engine.recovery.resolve(run.id, happened=False, by="test")
+    assert resolved.state == "running"  # on to the next attempt, for the worker
+    await running.services.engine.recovery.recover_due()
+    shown = await shop.get(payment["id"])
+    assert shown["status"] == "AUTHORIZED"
+    assert sales(shown) == [("slow-soft", "FAILED"), ("ok", "AUTHORIZED")]

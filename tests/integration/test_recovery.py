@@ -268,10 +268,11 @@ async def test_a_replay_that_cannot_be_done_leaves_the_run_stuck_as_it_was(
     await strict_shop.capture(payment["id"])
     await strict_shop.refund(payment["id"], amount=200)
     run = await until_stuck(strict, payment["id"], "refund")
-    # Its processor cannot be used now (an account that is gone).
-    await db.execute(
-        "UPDATE payments SET processor_account = 'gone' WHERE id = %s", (payment["id"],)
-    )
+    # Its processor cannot be used now (an account that is gone; a run's transaction names it).
+    for table, column in (("payments", "id"), ("transactions", "payment_id")):
+        await db.execute(
+            f"UPDATE {table} SET processor_account = 'gone' WHERE {column} = %s", (payment["id"],)
+        )
     failed = await strict.client.post(f"/admin/workflows/{run.id}/replay", headers=admin)
     assert failed.status_code == 409, failed.text
     assert "could not be done" in failed.json()["error"]["description"]
@@ -279,7 +280,10 @@ async def test_a_replay_that_cannot_be_done_leaves_the_run_stuck_as_it_was(
     assert (shown["state"], shown["leaseOwner"]) == ("stuck", None)
     assert shown["history"][-1]["event"] == "replay_failed"
     # Once it can be used again, the replay does it, once.
-    await db.execute("UPDATE payments SET processor_account = NULL WHERE id = %s", (payment["id"],))
+    for table, column in (("payments", "id"), ("transactions", "payment_id")):
+        await db.execute(
+            f"UPDATE {table} SET processor_account = NULL WHERE {column} = %s", (payment["id"],)
+        )
     replayed = await strict.client.post(f"/admin/workflows/{run.id}/replay", headers=admin)
     assert replayed.status_code == 200 and replayed.json()["state"] == "succeeded"
     assert (await strict_shop.get(payment["id"]))["processor"]["amountRefunded"] == 200

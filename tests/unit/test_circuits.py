@@ -55,8 +55,11 @@ def test_it_opens_exactly_when_the_window_holds_enough_failures(
     steps: list[tuple[int, bool]],
 ) -> None:
     """Against a model: while closed, the circuit opens on the failure that makes `failures`
-    within the window; it never lets a payment through while open."""
-    circuit, now, window = Circuit(), 0.0, []
+    within the window, if they are `failure_rate` of the calls within it too; it never lets a
+    payment through while open."""
+    circuit, now = Circuit(), 0.0
+    failures: list[float] = []
+    calls: list[float] = []
     for gap, ok in steps:
         now += gap
         state = circuit.state(now)
@@ -64,12 +67,23 @@ def test_it_opens_exactly_when_the_window_holds_enough_failures(
             assert not circuit.allows(now, CONFIG)
         if state is not CircuitState.CLOSED:
             circuit.record(now, ok, CONFIG)
-            window = []
+            failures, calls = [], []
             continue
+        calls = [t for t in calls if int(t) > int(now - CONFIG.window_seconds)] + [now]
         if not ok:
-            window = [t for t in window if t > now - CONFIG.window_seconds] + [now]
+            failures = [t for t in failures if t > now - CONFIG.window_seconds] + [now]
         circuit.record(now, ok, CONFIG)
-        expected = len(window) >= CONFIG.failures
+        expected = not ok and len(failures) >= max(CONFIG.failures, 0.5 * len(calls))
         assert (circuit.state(now) is CircuitState.OPEN) == expected
         if expected:
-            window = []
+            failures, calls = [], []
+
+
+def test_a_busy_accounts_scattered_failures_do_not_open_it() -> None:
+    circuit = Circuit()
+    for call in range(100):  # 100 calls in 10 s, 5 of them failing: 5% of the calls
+        circuit.record(call / 10, call % 20 != 0, CONFIG)
+    assert circuit.state(10) is CircuitState.CLOSED
+    for _ in range(100):  # then the account goes down: failures become the calls' majority
+        circuit.record(10, False, CONFIG)
+    assert circuit.state(10) is CircuitState.OPEN

@@ -78,10 +78,10 @@ async def _run_phases(
     async with conn.transaction():
         for name, params in first_phase:
             cur = await conn.execute(Q[name], params)
-            if name == "lock_payment_with_sale":  # a follow-up finds its SALE with the lock
+            if name == "sale_transaction":  # a follow-up finds its SALE after the lock
                 row = await cur.fetchone()
-                assert row is not None and cur.description is not None
-                sale_id = row[[c.name for c in cur.description].index("sale_id")]
+                assert row is not None
+                sale_id = row[0]
         assert sale_id is not None
         await conn.execute(
             Q["insert_run"],
@@ -100,6 +100,8 @@ async def _run_phases(
                 "capture_event_id": None,
                 "processor_key": processor_key,
                 "lease_owner": owner,
+                "outcome": None,
+                "event": "started",
                 "lease_seconds": 30,
                 "history_id": uuid.uuid4(),
                 "history_detail": Jsonb({}),
@@ -242,10 +244,8 @@ async def _capture(
 ) -> None:
     await conn.execute(EDGE["find_api_key"], {"id": key_id})
     first_phase: list[tuple[str, dict[str, Any]]] = [
-        (
-            "lock_payment_with_sale",
-            {"merchant_id": merchant_id, "id": payment_id},
-        ),
+        ("lock_payment", {"merchant_id": merchant_id, "id": payment_id}),
+        ("sale_transaction", {"merchant_id": merchant_id, "payment_id": payment_id}),
         (
             "update_payment",
             {

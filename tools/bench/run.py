@@ -420,6 +420,7 @@ async def _merchant(database_url: str) -> tuple[str, str, str, str]:
                 "expiration_month": "12",
                 "expiration_year": "2030",
                 "cardholder_name": None,
+                "issuer_country": None,
             },
         )
     return merchant.id, key.secret, key.id, token

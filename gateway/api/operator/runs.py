@@ -47,6 +47,7 @@ def run_json(run: Run, history: list[HistoryEntry] | None = None) -> dict[str, A
         "attempts": run.attempts,
         "recoveries": run.recoveries,
         "processorKey": run.processor_key,
+        "processorAccount": run.account,
         "leaseOwner": run.lease_owner,
         "leaseExpiresAt": run.lease_expires_at.isoformat() if run.lease_expires_at else None,
         "nextAttemptAt": run.next_attempt_at.isoformat() if run.next_attempt_at else None,
