@@ -2,8 +2,9 @@
 gateway process and worker sees one state per account.
 
 Each account has a hash `gw:circuit:{merchant}:account` (open_until, probe_until, in ms) and a
-sorted set `...:failures` of the failures within the window, and a hash `...:calls` of the calls
-per second; the `{merchant}` hash tag keeps them in one Redis Cluster slot. A circuit that
+sorted set `...:failures` of the failures within the window, and counters `...:calls:N` of the
+calls in fixed windows (this one and the one before, which estimate the calls within the sliding
+window); the `{merchant}` hash tag keeps them in one Redis Cluster slot. A circuit that
 opens is also listed in `gw:circuits:opened`, for reports (written only when one opens; read by
 /health/ready and `gateway processors health`).
 Each decision is one Lua script (atomic), on the caller's clock (a breaker needs seconds, not
@@ -43,26 +44,27 @@ return 2
 """
 # KEYS: hash, failures. ARGV: now (ms), ok (1/0), window (ms), cool-off (ms), failures to open,
 # a unique member, how long an untouched circuit is kept (ms). Returns 1 when the circuit opens.
-# KEYS: hash, failures, calls (per second). ARGV: now (ms), ok (1/0), window (ms), cool-off (ms),
-# failures to open, a unique member, how long an untouched circuit is kept (ms), the failure rate
-# to open. Returns 1 when the circuit opens (the rules of workflows/circuits.py's Circuit).
+# KEYS: hash, failures, this window's calls, the previous window's calls. ARGV: now (ms), ok
+# (1/0), window (ms), cool-off (ms), failures to open, a unique member, how long an untouched
+# circuit is kept (ms), the failure rate to open. Returns 1 when the circuit opens (the rules of
+# workflows/circuits.py's Circuit, the calls estimated as its calls_within does).
 _RECORD = """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[3])
 local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
 local function count()
-  redis.call('HINCRBY', KEYS[3], math.floor(now / 1000), 1)
-  redis.call('PEXPIRE', KEYS[3], window + 1000)
+  redis.call('INCR', KEYS[3])
+  redis.call('PEXPIRE', KEYS[3], 2 * window)
 end
 local function open()
-  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
   redis.call('HSET', KEYS[1], 'open_until', now + tonumber(ARGV[4]), 'probe_until', 0)
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[7]))
   return 1
 end
 if ARGV[2] == '1' then
   if open_until == 0 then count()
-  elseif now >= open_until then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) end
+  elseif now >= open_until then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4]) end
   return 0
 end
 if open_until ~= 0 then
@@ -75,13 +77,9 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
 redis.call('PEXPIRE', KEYS[2], window)
 local failed = redis.call('ZCARD', KEYS[2])
 if failed < tonumber(ARGV[5]) then return 0 end
-local oldest = math.floor((now - window) / 1000)
-local calls = 0
-local counts = redis.call('HGETALL', KEYS[3])
-for i = 1, #counts, 2 do
-  if tonumber(counts[i]) > oldest then calls = calls + tonumber(counts[i + 1])
-  else redis.call('HDEL', KEYS[3], counts[i]) end
-end
+local current = tonumber(redis.call('GET', KEYS[3]) or '0')
+local previous = tonumber(redis.call('GET', KEYS[4]) or '0')
+local calls = current + previous * (1 - (now % window) / window)
 if failed >= tonumber(ARGV[8]) * calls then return open() end
 return 0
 """
@@ -101,10 +99,12 @@ class RedisCircuits:
         self._allows = redis.register_script(_ALLOWS)
         self._record = redis.register_script(_RECORD)
 
-    @staticmethod
-    def _keys(merchant_id: str, account: str) -> list[str]:
+    def _keys(self, merchant_id: str, account: str, now: float = 0.0) -> list[str]:
+        """The circuit's hash, its failures, and the calls of the window `now` is in and of the
+        one before (each expires after two windows: nothing grows with traffic)."""
         base = f"{_PREFIX}{{{merchant_id}}}:{account}"
-        return [base, base + ":failures", base + ":calls"]
+        window = int(now // self.config.window_seconds)
+        return [base, f"{base}:failures", f"{base}:calls:{window}", f"{base}:calls:{window - 1}"]
 
     def _ms(self, seconds: float) -> int:
         return int(seconds * 1000)
@@ -120,12 +120,12 @@ class RedisCircuits:
         return int(answer) != 0
 
     async def record(self, merchant_id: str, account: str, *, ok: bool) -> None:
-        config = self.config
+        config, now = self.config, self.clock()
         try:
             opened = await self._record(
-                keys=self._keys(merchant_id, account),
+                keys=self._keys(merchant_id, account, now),
                 args=[
-                    self._ms(self.clock()),
+                    self._ms(now),
                     1 if ok else 0,
                     self._ms(config.window_seconds),
                     self._ms(config.cool_off_seconds),

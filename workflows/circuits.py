@@ -70,7 +70,9 @@ class Circuit:
     """One account's circuit, as kept in a process (the Redis store keeps the same fields)."""
 
     failures: list[float] = field(default_factory=list)  # when, within the window
-    calls: dict[int, int] = field(default_factory=dict)  # calls per second, within the window
+    # Calls per window (by its number: now // window), this one's and the one before: the calls
+    # within the sliding window are estimated from both (a sliding window counter).
+    calls: dict[int, int] = field(default_factory=dict)
     open_until: float | None = None  # set: open until then, half-open after
     probe_until: float = 0.0  # a half-open circuit's probe was let through, until then
 
@@ -107,12 +109,14 @@ class Circuit:
         if failed >= config.failures and failed >= config.failure_rate * calls:
             self._open(now, config)
 
-    def _count(self, now: float, config: CircuitConfig) -> int:
-        """Count a call; the calls within the window."""
-        oldest = int(now - config.window_seconds)
-        self.calls = {second: n for second, n in self.calls.items() if second > oldest}
-        self.calls[int(now)] = self.calls.get(int(now), 0) + 1
-        return sum(self.calls.values())
+    def _count(self, now: float, config: CircuitConfig) -> float:
+        """Count a call; the calls within the sliding window, estimated."""
+        window = int(now // config.window_seconds)
+        self.calls = {w: n for w, n in self.calls.items() if w >= window - 1}
+        self.calls[window] = self.calls.get(window, 0) + 1
+        return calls_within(
+            self.calls[window], self.calls.get(window - 1, 0), now, config.window_seconds
+        )
 
     def _close(self) -> None:
         self.failures, self.calls, self.open_until, self.probe_until = [], {}, None, 0.0
@@ -120,6 +124,14 @@ class Circuit:
     def _open(self, now: float, config: CircuitConfig) -> None:
         self._close()
         self.open_until = now + config.cool_off_seconds
+
+
+def calls_within(current: int, previous: int, now: float, window_seconds: float) -> float:
+    """The calls within the sliding window ending now, from the counts of this fixed window and
+    the one before: the previous one weighted by how much of it the sliding window still covers
+    (the Redis store does the same sum)."""
+    elapsed = (now % window_seconds) / window_seconds
+    return current + previous * (1 - elapsed)
 
 
 class LocalCircuits:

@@ -132,6 +132,7 @@ class Payments:
                 card = await self._card_of(
                     conn, command.merchant_id, command.payment_method_token, command.mode, route
                 )
+            sale_id = new_id("txn")
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 Q["insert_payment"],
@@ -148,16 +149,18 @@ class Payments:
                     "metadata": jsonb(command.metadata),
                     "payment_options": jsonb(command.payment_options),
                     "payment_method_token": command.payment_method_token,
+                    "sale_id": None if held else sale_id,
                     **_placed(command.merchant_id, route, card),
                 },
             )
             inserted = await cur.fetchone()
             assert inserted is not None
             payment = from_row(Payment, inserted)
-            sale_id = "" if held else await _insert_sale(conn, payment, route)
+            if not held:
+                await _insert_sale(conn, payment, route)
             return Plan(
                 amount=command.amount,
-                transaction_id=sale_id,
+                transaction_id="" if held else sale_id,
                 input=AuthorizeInput(
                     capture_on_create=capture_on_create,
                     rule=decision.rule if decision else None,
@@ -218,7 +221,12 @@ class Payments:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 Q["place_payment"],
-                {"merchant_id": merchant_id, "id": payment.id, **_placed(merchant_id, route, card)},
+                {
+                    "merchant_id": merchant_id,
+                    "id": payment.id,
+                    "sale_id": new_id("txn"),
+                    **_placed(merchant_id, route, card),
+                },
             )
             placed = await cur.fetchone()
             assert placed is not None
@@ -228,15 +236,14 @@ class Payments:
             assert settings is not None
             return Plan(
                 amount=payment.amount,
-                transaction_id=await _insert_sale(conn, payment, route),
+                transaction_id=await _insert_sale(conn, payment, route),  # payment.sale_id
                 input=AuthorizeInput(capture_on_create=bool(settings[1]), accounts=[route.name]),
                 payment=payment,
                 sale_processor_id=None,
             )
 
-        # Its processor is the one named, not the one recorded while it was held.
         return await self._follow_up(
-            RunKind.AUTHORIZE, merchant_id, payment_id, idempotency, plan, events, placed=False
+            RunKind.AUTHORIZE, merchant_id, payment_id, idempotency, plan, events
         )
 
     async def capture(
@@ -448,12 +455,10 @@ class Payments:
         idempotency: RequestKey | None,
         plan: Any,
         events: bool,
-        *,
-        placed: bool = True,
     ) -> PaymentView:
         """Phase 1 of an operation on an existing payment: `plan` with the payment locked and its
-        SALE (id and processor id; None: held, never sent). `placed`: the payment's processor
-        is the one to call (its connector is checked first)."""
+        SALE (id and processor id; None: held, never sent). A payment that has one has its
+        processor's connector checked first."""
 
         async def locked_plan(conn: Connection) -> Plan:
             cur = conn.cursor(row_factory=dict_row)
@@ -463,13 +468,13 @@ class Payments:
                 raise PaymentNotFound()
             payment = from_row(Payment, row)
             # Read after the lock, in a statement of its own: one joined to the lock would see
-            # the SALEs as they were before it waited (READ COMMITTED re-reads only the locked
-            # row), missing an authorization's answer or a fallback's new attempt.
+            # the SALE as it was before it waited (READ COMMITTED re-reads only the locked row),
+            # missing an authorization's answer that landed meanwhile.
             found = await conn.execute(
-                Q["sale_transaction"], {"merchant_id": merchant_id, "payment_id": payment_id}
+                Q["sale_transaction"], {"merchant_id": merchant_id, "sale_id": payment.sale_id}
             )
             sale = await found.fetchone() or (None, None)
-            if placed:
+            if sale[0] is not None:  # a held payment has no processor yet
                 await self._runner.processor(
                     merchant_id, payment.processor, payment.processor_account, conn
                 )
@@ -547,8 +552,10 @@ def _placed(merchant_id: str, route: Route, card: Card | None) -> dict[str, Any]
 
 
 async def _insert_sale(conn: Connection, payment: Payment, route: Route) -> str:
-    """The SALE of an authorization's first attempt, on `route`'s account."""
-    sale_id = new_id("txn")
+    """The SALE of an authorization's first attempt (the one the payment names), on `route`'s
+    account."""
+    sale_id = payment.sale_id
+    assert sale_id is not None
     await conn.execute(
         Q["insert_transaction"],
         {

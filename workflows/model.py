@@ -187,6 +187,7 @@ class Payment(msgspec.Struct, frozen=True, kw_only=True):
     required_action: RequiredAction | None
     created_at: datetime
     updated_at: datetime
+    sale_id: str | None = None  # the SALE in force (None: held by its routing rule)
 
     @property
     def capturable(self) -> int:

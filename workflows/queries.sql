@@ -49,11 +49,11 @@ RETURNING created_at;
 -- name: insert_payment
 INSERT INTO payments (merchant_id, id, mode, status, order_id, currency_code, amount, customer_id,
     customer, order_details, metadata, payment_options, payment_method_token, card_token_type,
-    card, card_last4, processor, processor_account, processor_merchant_id)
+    card, card_last4, processor, processor_account, processor_merchant_id, sale_id)
 VALUES (%(merchant_id)s, %(id)s, %(mode)s, 'PENDING', %(order_id)s, %(currency_code)s, %(amount)s,
     %(customer_id)s, %(customer)s, %(order_details)s, %(metadata)s, %(payment_options)s,
     %(payment_method_token)s, %(card_token_type)s, %(card)s, %(card_last4)s, %(processor)s,
-    %(processor_account)s, %(processor_merchant_id)s)
+    %(processor_account)s, %(processor_merchant_id)s, %(sale_id)s)
 RETURNING *;
 
 -- name: lock_payment
@@ -64,7 +64,7 @@ SELECT * FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR U
 -- insert_payment would have written them.
 UPDATE payments SET processor = %(processor)s, processor_account = %(processor_account)s,
     processor_merchant_id = %(processor_merchant_id)s, card_token_type = %(card_token_type)s,
-    card = %(card)s, card_last4 = %(card_last4)s, updated_at = now()
+    card = %(card)s, card_last4 = %(card_last4)s, sale_id = %(sale_id)s, updated_at = now()
 WHERE merchant_id = %(merchant_id)s AND id = %(id)s
 RETURNING *;
 
@@ -120,11 +120,10 @@ SELECT processor, processor_account FROM transactions
 WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 
 -- name: sale_transaction
--- The SALE in force (an authorization that fell back has several: the last attempt's), read
--- after the payment's lock in a statement of its own.
+-- The SALE in force (the payment names it: an authorization that fell back has several), read
+-- after the payment's lock in a statement of its own (its processor id may have just landed).
 SELECT id, processor_transaction_id FROM transactions
-WHERE merchant_id = %(merchant_id)s AND payment_id = %(payment_id)s AND type = 'SALE'
-ORDER BY created_at DESC LIMIT 1;
+WHERE merchant_id = %(merchant_id)s AND id = %(sale_id)s;
 
 -- name: insert_run
 -- The run, and the first line of its history, in one statement. A run with nothing to send
@@ -248,7 +247,8 @@ WITH sale AS (
     FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(payment_id)s
 ), moved AS (
     UPDATE payments SET processor = %(processor)s, processor_account = %(processor_account)s,
-        processor_merchant_id = %(processor_merchant_id)s, updated_at = now()
+        processor_merchant_id = %(processor_merchant_id)s, sale_id = %(transaction_id)s,
+        updated_at = now()
     WHERE merchant_id = %(merchant_id)s AND id = %(payment_id)s
 )
 UPDATE workflow_runs SET

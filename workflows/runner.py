@@ -889,9 +889,9 @@ class Runner:
 
     @staticmethod
     async def _sale_processor_id(conn: Connection, payment: Payment) -> str | None:
-        """The processor's id of the payment's SALE transaction."""
+        """The processor's id of the payment's SALE in force."""
         cur = await conn.execute(
-            Q["sale_transaction"], {"merchant_id": payment.merchant_id, "payment_id": payment.id}
+            Q["sale_transaction"], {"merchant_id": payment.merchant_id, "sale_id": payment.sale_id}
         )
         row = await cur.fetchone()
         assert row is not None

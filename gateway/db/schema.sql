@@ -158,6 +158,8 @@ CREATE TABLE payments (
     required_action      jsonb,   -- e.g. 3-D Secure: what the customer still has to do
     created_at           timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now(),
+    -- The SALE in force: the authorization's last attempt (NULL: held, sent nowhere).
+    sale_id              text,
     PRIMARY KEY (merchant_id, id),
     CONSTRAINT payments_authorized_within_amount CHECK (amount_authorized BETWEEN 0 AND amount),
     CONSTRAINT payments_captured_within_authorized CHECK (

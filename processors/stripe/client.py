@@ -119,4 +119,9 @@ class Client:
         if status >= 500:
             # Stripe says a retry will not help: the outcome is not known, and not retried now.
             raise OutcomeUnknown(f"stripe: {status}, not to be retried", retryable=False)
-        return Answer(status, response.content)
+        answer = Answer(status, response.content)
+        if status == 400 and answer.error().type == "idempotency_error":
+            # Stripe holds another request under this key (sent with other parameters): that
+            # one may have been done. Not a refusal of ours: its outcome is asked for by status.
+            raise OutcomeUnknown("stripe: this key was used by another request", retryable=False)
+        return answer

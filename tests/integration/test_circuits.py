@@ -119,3 +119,19 @@ async def test_redis_weighs_failures_against_the_accounts_calls(settings: Settin
     for _ in range(100):
         await circuits.record(merchant, "busy", ok=False)
     assert not await circuits.allows(merchant, "busy")
+
+
+async def test_a_healthy_accounts_counts_do_not_grow_with_its_traffic(settings: Settings) -> None:
+    clock = Clock()
+    redis = Redis.from_url(settings.redis_url)
+    circuits = RedisCircuits(redis, CONFIG, clock)
+    merchant = f"mer_{secrets.token_hex(6)}"
+    for _ in range(600):  # ten minutes of calls, one a second, all answered
+        clock.now += 1
+        await circuits.record(merchant, "busy", ok=True)
+    # One counter per window, each expiring two windows after its last call (in real time; the
+    # test's clock ran ahead): what is kept is bounded, whatever the traffic.
+    counters = [key async for key in redis.scan_iter(match=f"gw:circuit:{{{merchant}}}:*")]
+    assert len(counters) == 600 // 10 + 1
+    for key in counters:
+        assert 0 < await redis.pttl(key) <= 2 * CONFIG.window_seconds * 1000

@@ -449,3 +449,24 @@ async def test_each_call_is_logged_without_the_secret_or_the_body(
     assert entry["status"] == 200 and entry["request_id"] == "req_7"
     assert entry["idempotency_key"] == "mer_1:authorize:key1"
     assert SECRET not in repr(logs) and "pm_card_secretish" not in repr(logs)
+
+
+@respx.mock
+async def test_a_key_stripe_holds_for_another_request_is_an_unknown_outcome_not_a_refusal(
+    stripe: StripeProcessor,
+) -> None:
+    """Stripe answers 400 idempotency_error when a key comes back with other parameters: the
+    first request under it may have been done, so this is no "failed" (which could let the
+    payment go to another account, or be given up) but a question for status."""
+    respx.post(f"{BASE}/v1/payment_intents").respond(
+        400,
+        json={
+            "error": {
+                "type": "idempotency_error",
+                "message": "Keys for idempotent requests can only be used with the same parameters",
+            }
+        },
+    )
+    with pytest.raises(OutcomeUnknown) as unknown:
+        await stripe.authorize(call())
+    assert not unknown.value.retryable

@@ -77,11 +77,15 @@ async def _run_phases(
     key = {"merchant_id": merchant_id, "id": payment_id, "payment_id": payment_id}
     async with conn.transaction():
         for name, params in first_phase:
+            if name == "sale_transaction":  # a follow-up: the SALE the locked payment names
+                params = {**params, "sale_id": sale_id}
             cur = await conn.execute(Q[name], params)
-            if name == "sale_transaction":  # a follow-up finds its SALE after the lock
+            if name == "lock_payment":
                 row = await cur.fetchone()
-                assert row is not None
-                sale_id = row[0]
+                assert row is not None and cur.description is not None
+                sale_id = row[[c.name for c in cur.description].index("sale_id")]
+            elif name == "sale_transaction":
+                assert await cur.fetchone() is not None
         assert sale_id is not None
         await conn.execute(
             Q["insert_run"],
@@ -203,6 +207,7 @@ async def _create(
                 "processor": "sandbox",
                 "processor_account": None,
                 "processor_merchant_id": merchant_id,
+                "sale_id": sale_id,
             },
         ),
         (
@@ -245,7 +250,7 @@ async def _capture(
     await conn.execute(EDGE["find_api_key"], {"id": key_id})
     first_phase: list[tuple[str, dict[str, Any]]] = [
         ("lock_payment", {"merchant_id": merchant_id, "id": payment_id}),
-        ("sale_transaction", {"merchant_id": merchant_id, "payment_id": payment_id}),
+        ("sale_transaction", {"merchant_id": merchant_id}),
         (
             "update_payment",
             {

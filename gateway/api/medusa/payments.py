@@ -75,8 +75,8 @@ def payment_json(view: PaymentView) -> dict[str, Any]:
     """A gateway payment as Medusa's `Payment` (never a secret, never card data)."""
     payment = view.payment
     metadata = payment.metadata or {}
-    # The SALE in force: the last attempt's (an authorization that fell back has several).
-    sale = next((t for t in reversed(view.transactions) if t.type is TransactionType.SALE), None)
+    # The SALE in force (an authorization that fell back has several): the payment names it.
+    sale = next((t for t in view.transactions if t.id == payment.sale_id), None)
 
     def first(kind: EventType) -> str | None:
         return _at(min((e.created_at for e in view.events if e.type is kind), default=None))
