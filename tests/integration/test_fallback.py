@@ -279,6 +279,8 @@ async def test_a_held_payment_is_authorized_on_the_processor_the_merchant_names(
     held = await shop.create(150000)
     assert held["status"] == "PENDING" and held["transactions"] == []
     assert "processor" not in held  # sent to no processor yet
+    listed = (await shop.call("GET", "/payments?status=PENDING")).json()["data"]
+    assert "processor" not in next(p for p in listed if p["id"] == held["id"])
     # A held payment is cancelled with nothing to void.
     other = await shop.create(100000)
     cancelled = await shop.cancel(other["id"])

@@ -89,7 +89,7 @@ def payment(view: model.PaymentView, *, expand_events: bool = False) -> schemas.
                 amountCaptured=p.amount_captured,
                 amountRefunded=p.amount_refunded,
             )
-            if view.transactions  # none: held by its routing rule, sent to no processor yet
+            if p.sale_id is not None  # none: held by its routing rule, sent to no processor yet
             else None
         ),
         statusReason=status_reason(p.status_reason) if p.status_reason else None,
@@ -157,8 +157,10 @@ def summary(p: model.Payment, processor_name: str) -> schemas.PaymentSummary:
         dateUpdated=_date(p.updated_at),
         status=p.status.value,
         orderId=p.order_id,
-        processor=schemas.Processor(
-            name=processor_name, processorMerchantId=p.processor_merchant_id
+        processor=(
+            schemas.Processor(name=processor_name, processorMerchantId=p.processor_merchant_id)
+            if p.sale_id is not None  # none: held by its routing rule, sent nowhere yet
+            else None
         ),
         currencyCode=p.currency_code,
         amount=p.amount,

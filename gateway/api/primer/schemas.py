@@ -267,7 +267,7 @@ class PaymentSummary(_Out, kw_only=True, omit_defaults=True):
     dateUpdated: str
     status: str
     orderId: str
-    processor: Processor
+    processor: Processor | None = None  # none yet: held by its routing rule
     currencyCode: str
     amount: int
     metadata: dict[str, Any] | None = None
