@@ -44,15 +44,17 @@ def create_app(settings: Settings, *, extra: ExtraRoutes | None = None) -> Starl
         async with open_services(settings) as services:
             app.state.services = services
             stop = asyncio.Event()
-            worker_task = None
+            tasks = []
             if settings.runs_worker:
-                worker_task = asyncio.create_task(worker.run(services.engine, stop))
+                tasks = [
+                    asyncio.create_task(worker.run(services.engine, stop)),
+                    asyncio.create_task(services.webhooks.run(stop)),
+                ]
             try:
                 yield
             finally:
                 stop.set()
-                if worker_task is not None:
-                    await worker_task
+                await asyncio.gather(*tasks)
 
     extra = extra or ExtraRoutes()
     # One Mount per API surface, each with its own authentication and error handlers. /admin is

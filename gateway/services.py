@@ -16,12 +16,14 @@ from gateway.http.idempotency import FinishedLookup, IdempotencyGuard, Record
 from gateway.http.throttle import AuthThrottle
 from gateway.logging import get_logger
 from gateway.settings import Settings, previous_secret_keys
+from gateway.webhooks.delivery import Deliverer
 from processors.base import Resources
 from workflows.accounts import ProcessorDirectory
 from workflows.circuits import CircuitConfig, Circuits, LocalCircuits
 from workflows.credentials import CredentialBox
 from workflows.db import Database
 from workflows.engine import Engine, EngineConfig
+from workflows.notifications import Schedule
 from workflows.reads import Reads
 
 log = get_logger(__name__)
@@ -36,6 +38,8 @@ class Services:
     auth_throttle: AuthThrottle
     engine: Engine
     reads: Reads
+    webhooks: Deliverer
+    box: CredentialBox  # seals and opens stored secrets (processor accounts, webhook endpoints)
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -48,6 +52,14 @@ def engine_config(settings: Settings) -> EngineConfig:
         recovery_backoff_seconds=settings.workflow_recovery_backoff_seconds,
         max_recoveries=settings.workflow_max_recoveries,
         settlement_poll_seconds=settings.settlement_poll_seconds,
+    )
+
+
+def webhook_schedule(settings: Settings) -> Schedule:
+    return Schedule(
+        base_seconds=settings.webhook_retry_base_seconds,
+        max_seconds=settings.webhook_retry_max_seconds,
+        give_up_seconds=settings.webhook_give_up_seconds,
     )
 
 
@@ -152,6 +164,13 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             current_status=engine.payments.status,
             finished_run=_finished_run(engine),
         )
+        box = CredentialBox(settings.secret_key, previous_secret_keys(settings))
+        webhooks = Deliverer(
+            engine.db,
+            box,
+            webhook_schedule(settings),
+            timeout_seconds=settings.webhook_timeout_seconds,
+        )
         try:
             yield Services(
                 settings=settings,
@@ -165,7 +184,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 ),
                 engine=engine,
                 reads=engine.reads,
+                webhooks=webhooks,
+                box=box,
             )
         finally:
+            await webhooks.aclose()
             await engine.aclose()
             await redis.aclose()

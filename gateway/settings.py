@@ -71,6 +71,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     circuit_cool_off_seconds: Annotated[float, Meta(gt=0, le=86400)] = 30.0
     # ...and only if the failures are at least this share of the account's calls in the window.
     circuit_failure_rate: Annotated[float, Meta(gt=0, le=1)] = 0.5
+    # Webhooks out: each attempt's timeout, and the retry schedule (the first retry after
+    # `webhook_retry_base_seconds`, doubling up to `webhook_retry_max_seconds`, jittered), until
+    # `webhook_give_up_seconds` after the first attempt (then dead-lettered).
+    webhook_timeout_seconds: Annotated[float, Meta(gt=0, le=60)] = 10.0
+    webhook_retry_base_seconds: Annotated[float, Meta(ge=0, le=86400)] = 30.0
+    webhook_retry_max_seconds: Annotated[float, Meta(ge=0, le=86400)] = 3600.0
+    webhook_give_up_seconds: Annotated[float, Meta(ge=0, le=30 * 86400)] = 86400.0
     # Master key (Fernet) that encrypts processor secrets at rest. Never logged.
     secret_key: str | None = None
     # Older master keys, comma-separated: still read, until `gateway secret-key rotate` has

@@ -486,3 +486,152 @@ RETURNING a.name;
 SELECT count(*)::int FROM payments p JOIN merchants m ON m.id = p.merchant_id
 WHERE m.name = %(merchant_name)s AND p.processor_account = %(account)s;
 
+
+-- ---------------------------------------------------------------- webhooks out
+
+-- name: add_webhook_endpoint
+INSERT INTO webhook_endpoints (merchant_id, id, mode, url, description, secret_ciphertext,
+    secret_key_id)
+VALUES (%(merchant_id)s, %(id)s, %(mode)s, %(url)s, %(description)s, %(secret_ciphertext)s,
+    %(secret_key_id)s)
+RETURNING *;
+
+-- name: list_webhook_endpoints
+SELECT * FROM webhook_endpoints
+WHERE %(merchant_id)s::text IS NULL OR merchant_id = %(merchant_id)s
+ORDER BY merchant_id, created_at;
+
+-- name: set_webhook_endpoint_state
+UPDATE webhook_endpoints SET state = %(state)s
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s
+RETURNING *;
+
+-- name: lock_webhook_endpoint
+SELECT * FROM webhook_endpoints WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
+
+-- name: rotate_webhook_secret
+UPDATE webhook_endpoints SET
+    previous_ciphertext = secret_ciphertext, previous_key_id = secret_key_id,
+    secret_ciphertext = %(secret_ciphertext)s, secret_key_id = %(secret_key_id)s,
+    rotated_at = now()
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: webhook_endpoint_secrets
+SELECT mode, url, secret_ciphertext, secret_key_id, previous_ciphertext, previous_key_id,
+    coalesce(rotated_at > now() - interval '24 hours', false) AS previous_fresh
+FROM webhook_endpoints WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: webhook_endpoints_to_reseal
+SELECT * FROM webhook_endpoints
+WHERE (secret_key_id IS DISTINCT FROM %(key_id)s
+       OR (previous_ciphertext IS NOT NULL AND previous_key_id IS DISTINCT FROM %(key_id)s))
+  AND (%(merchant_id)s::text IS NULL OR merchant_id = %(merchant_id)s)
+ORDER BY merchant_id, id
+FOR UPDATE;
+
+-- name: reseal_webhook_endpoint
+UPDATE webhook_endpoints SET secret_ciphertext = %(secret_ciphertext)s,
+    secret_key_id = %(secret_key_id)s, previous_ciphertext = %(previous_ciphertext)s,
+    previous_key_id = %(previous_key_id)s
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
+
+-- name: has_webhook_endpoints
+SELECT EXISTS (SELECT 1 FROM webhook_endpoints
+               WHERE merchant_id = %(merchant_id)s AND mode = %(mode)s AND state = 'active');
+
+-- name: emit_webhook_event
+-- The event, next in its payment's sequence (the payment is locked: no two at once), and a
+-- delivery to each active endpoint of the payment's mode, due now.
+WITH event AS (
+    INSERT INTO webhook_events (merchant_id, id, payment_id, sequence, type, snapshot,
+        transaction_id)
+    SELECT %(merchant_id)s, %(id)s, %(payment_id)s, coalesce(max(sequence), 0) + 1, %(type)s,
+        %(snapshot)s, %(transaction_id)s
+    FROM webhook_events WHERE merchant_id = %(merchant_id)s AND payment_id = %(payment_id)s
+    RETURNING merchant_id, id, payment_id, sequence
+)
+INSERT INTO webhook_deliveries (merchant_id, event_id, endpoint_id, payment_id, sequence,
+    next_attempt_at)
+SELECT e.merchant_id, e.id, w.id, e.payment_id, e.sequence, now()
+FROM event e JOIN webhook_endpoints w ON w.merchant_id = e.merchant_id
+WHERE w.mode = %(mode)s AND w.state = 'active';
+
+-- name: claim_webhook_deliveries
+-- Any number of workers: each due delivery goes to one, for `lease_seconds` (then it is due
+-- again). A payment's deliveries to an endpoint go in order: one waits while an earlier one is
+-- pending (being tried, or to be tried again); a dead-lettered one no longer holds the rest.
+WITH due AS (
+    SELECT d.merchant_id, d.event_id, d.endpoint_id FROM webhook_deliveries d
+    WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+      AND NOT EXISTS (
+          SELECT 1 FROM webhook_deliveries e
+          WHERE e.merchant_id = d.merchant_id AND e.endpoint_id = d.endpoint_id
+            AND e.payment_id = d.payment_id AND e.sequence < d.sequence AND e.state = 'pending')
+    ORDER BY d.next_attempt_at
+    LIMIT %(limit)s
+    FOR UPDATE OF d SKIP LOCKED
+), claimed AS (
+    UPDATE webhook_deliveries d SET
+        next_attempt_at = now() + make_interval(secs => %(lease_seconds)s),
+        first_attempt_at = coalesce(d.first_attempt_at, now()),
+        attempts = d.attempts + 1,
+        claim = gen_random_uuid()
+    FROM due
+    WHERE d.merchant_id = due.merchant_id AND d.event_id = due.event_id
+      AND d.endpoint_id = due.endpoint_id
+    RETURNING d.*
+)
+SELECT c.merchant_id, c.event_id, c.endpoint_id, c.payment_id, c.sequence, c.attempts,
+    c.claim, c.first_attempt_at, e.type, e.snapshot, e.transaction_id, w.url, w.mode, w.description
+FROM claimed c
+JOIN webhook_events e ON e.merchant_id = c.merchant_id AND e.id = c.event_id
+JOIN webhook_endpoints w ON w.merchant_id = c.merchant_id AND w.id = c.endpoint_id;
+
+-- name: delivery_age
+SELECT clock_timestamp() - first_attempt_at FROM webhook_deliveries
+WHERE merchant_id = %(merchant_id)s AND event_id = %(event_id)s
+  AND endpoint_id = %(endpoint_id)s;
+
+-- name: record_webhook_attempt
+-- The attempt (numbered by its claim), and the delivery's outcome if that claim is still the
+-- latest (one that outlived its claim was followed by another attempt, which decides).
+WITH attempt AS (
+    INSERT INTO webhook_attempts (merchant_id, event_id, endpoint_id, number, status_code,
+        latency_ms, error, answer)
+    VALUES (%(merchant_id)s, %(event_id)s, %(endpoint_id)s, %(number)s, %(status_code)s,
+        %(latency_ms)s, %(error)s, %(answer)s)
+)
+UPDATE webhook_deliveries SET
+    state = %(state)s,
+    next_attempt_at = CASE WHEN %(state)s = 'pending'
+        THEN now() + make_interval(secs => %(retry_after_seconds)s) END,
+    finished_at = CASE WHEN %(state)s = 'pending' THEN NULL ELSE now() END
+WHERE merchant_id = %(merchant_id)s AND event_id = %(event_id)s
+  AND endpoint_id = %(endpoint_id)s AND claim = %(claim)s AND state = 'pending';
+
+-- name: list_webhook_deliveries
+SELECT d.merchant_id, d.event_id, d.endpoint_id, d.payment_id, d.sequence, e.type, d.state,
+    d.attempts, d.next_attempt_at, d.created_at, d.finished_at
+FROM webhook_deliveries d
+JOIN webhook_events e ON e.merchant_id = d.merchant_id AND e.id = d.event_id
+WHERE (%(merchant_id)s::text IS NULL OR d.merchant_id = %(merchant_id)s)
+  AND (%(endpoint_id)s::uuid IS NULL OR d.endpoint_id = %(endpoint_id)s)
+  AND (%(payment_id)s::text IS NULL OR d.payment_id = %(payment_id)s)
+  AND (%(state)s::text IS NULL OR d.state = %(state)s)
+ORDER BY d.created_at DESC, d.sequence DESC
+LIMIT %(limit)s;
+
+-- name: webhook_attempts
+SELECT number, at, status_code, latency_ms, error, answer FROM webhook_attempts
+WHERE merchant_id = %(merchant_id)s AND event_id = %(event_id)s
+  AND endpoint_id = %(endpoint_id)s
+ORDER BY number;
+
+-- name: redeliver_webhooks
+UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = now(),
+    first_attempt_at = NULL, finished_at = NULL
+WHERE (%(merchant_id)s::text IS NULL OR merchant_id = %(merchant_id)s)
+  AND ((%(event_id)s::uuid IS NOT NULL AND event_id = %(event_id)s)
+       OR (%(failed_since)s::timestamptz IS NOT NULL AND state = 'dead'
+           AND finished_at >= %(failed_since)s))
+RETURNING event_id;

@@ -38,7 +38,7 @@ from tenacity import (
 
 from processors.base import Call, Outcome, Processor, Result
 from processors.errors import CallFailed, Misconfigured, OutcomeUnknown, TransientError
-from workflows import outcomes, routing
+from workflows import notifications, outcomes, routing
 from workflows.circuits import Circuits, LocalCircuits, Watched
 from workflows.credentials import CredentialError
 from workflows.db import Connection, Database, Q, jsonb
@@ -66,6 +66,7 @@ from workflows.model import (
     Transaction,
     from_row,
 )
+from workflows.notifications import EventType
 from workflows.routing import Route
 
 log = structlog.get_logger("workflows.runner")
@@ -752,6 +753,8 @@ class Runner:
                 },
             )
             recorded = await cur.fetchone() is not None
+            if recorded:
+                await self._notify(conn, run, payment, changes)
             next_run = None
             if recorded and following is not None:
                 next_run = await self._next_attempt(
@@ -773,6 +776,37 @@ class Runner:
             log.info("authorization_fell_back", run_id=run.id, account=following[0].name)  # type: ignore[index]
             return None, next_run if resolved is None else None
         return shown, None
+
+    async def _notify(
+        self, conn: Connection, run: Run, before: Payment, changes: outcomes.Changes
+    ) -> None:
+        """The merchant's notifications of what phase 3 changed, in its transaction: the
+        payment's new status, and a refund's end."""
+        after = changes.payment
+        moved = after is not None and after.status is not before.status
+        refunded = run.kind is RunKind.REFUND and changes.state.finished
+        if not (moved or refunded):
+            return
+
+        async def view() -> PaymentView | None:
+            return await read_view(
+                conn, run.merchant_id, run.payment_id, self._processors.display_name, events=False
+            )
+
+        if moved:
+            await notifications.emit(
+                conn, run.merchant_id, before.mode, run.payment_id, EventType.PAYMENT_STATUS, view
+            )
+        if refunded:
+            await notifications.emit(
+                conn,
+                run.merchant_id,
+                before.mode,
+                run.payment_id,
+                EventType.PAYMENT_REFUND,
+                view,
+                transaction_id=run.transaction_id,
+            )
 
     @staticmethod
     def _may_fall_back(run: Run, payment: Payment, answer: Result) -> bool:

@@ -3,7 +3,7 @@
 Every command reads the same settings. With no database/Redis URL it uses the embedded servers of
 the data directory, starting them if no other process has, so `gateway keys create` works beside
 a running `gateway serve`. One module per noun: serve.py, merchants.py, keys.py, processors.py,
-runs.py (workflows and the worker).
+runs.py (workflows and the worker), webhooks.py.
 
 Exit codes: 0 done; 1 refused or failed (one line saying why); 2 a usage or configuration error.
 """
@@ -16,7 +16,7 @@ import sys
 import click
 
 from gateway import GatewayError
-from gateway.cli import keys, merchants, processors, routing, runs, serve
+from gateway.cli import keys, merchants, processors, routing, runs, serve, webhooks
 from gateway.cli.common import ConfigError
 from gateway.settings import InvalidSetting, unknown_variables
 from workflows.errors import DomainError, StorageUnavailable
@@ -40,6 +40,7 @@ for command in (
     routing.group,
     runs.group,
     runs.worker,
+    webhooks.group,
 ):
     cli.add_command(command)
 

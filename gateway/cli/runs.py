@@ -139,20 +139,21 @@ def resolve(run_id: str, outcome: str | None) -> int:
 
 
 @click.command()
-@click.option("--once", is_flag=True, help="one pass over the due runs, then exit")
+@click.option("--once", is_flag=True, help="one pass over what is due, then exit")
 def worker(once: bool) -> None:
-    """Resume runs that are due (timed out, awaiting an answer, left by a dead process), until
-    stopped. Any number may run, on any machines."""
+    """Resume runs that are due (timed out, awaiting an answer, left by a dead process) and
+    deliver webhooks, until stopped. Any number may run, on any machines."""
 
     async def work(services: Services) -> None:
         if once:
             resumed = await services.engine.recovery.recover_due()
-            click.echo(f"resumed {resumed} run(s)")
+            delivered = await services.webhooks.deliver_due()
+            click.echo(f"resumed {resumed} run(s), tried {delivered} webhook delivery(ies)")
             return
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await worker_loop.run(services.engine, stop)
+        await asyncio.gather(worker_loop.run(services.engine, stop), services.webhooks.run(stop))
 
     with_engine(work)

@@ -19,7 +19,7 @@ from gateway.cli.common import ConfigError, resolved, settings, with_connection
 from gateway.db import migrate as migrations
 from gateway.http.protocol import BoundedHttpToolsProtocol
 from gateway.settings import PREFIX, Settings, previous_secret_keys
-from workflows import merchants
+from workflows import merchants, notifications
 from workflows.accounts import rotate_secrets
 from workflows.credentials import CredentialBox, new_master_key
 from workflows.db import Connection
@@ -195,9 +195,15 @@ def rotate(merchant: str | None) -> None:
     current = settings()
     box = CredentialBox(current.secret_key, previous_secret_keys(current))
 
-    async def work(conn: Connection) -> int:
+    async def work(conn: Connection) -> tuple[int, int]:
         merchant_id = (await merchants.find_merchant(conn, merchant)).id if merchant else None
-        return await rotate_secrets(conn, box, merchant_id)
+        accounts = await rotate_secrets(conn, box, merchant_id)
+        async with conn.transaction():
+            endpoints = await notifications.reseal_endpoint_secrets(conn, box, merchant_id)
+        return accounts, endpoints
 
-    resealed = with_connection(work)
-    click.echo(f"re-sealed {resealed} processor secret(s) under master key {box.key_id}")
+    accounts, endpoints = with_connection(work)
+    click.echo(
+        f"re-sealed {accounts} processor secret(s) and {endpoints} webhook endpoint(s) under "
+        f"master key {box.key_id}"
+    )

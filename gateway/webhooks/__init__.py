@@ -1,0 +1,2 @@
+"""Webhooks: notifications out to merchants' endpoints (delivery.py, signing.py, payloads.py),
+and processor events in (stripe.py)."""

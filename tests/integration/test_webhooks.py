@@ -1,0 +1,259 @@
+"""Webhooks out: a real local receiver hears of every change, signed, at least once, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+import pytest
+import yaml
+
+from gateway.settings import Settings
+from tests.conftest import REPO_ROOT, run_gateway
+from tests.contract import PrimerContract
+from tests.integration.conftest import GatewayFactory, Running, SomeMerchant
+from tests.integration.shop import Shop
+from tests.integration.webhook_receiver import Receiver, serve
+from workflows import notifications
+from workflows.credentials import new_master_key
+
+WEBHOOKS_SPEC = REPO_ROOT / "contracts" / "primer" / "webhooks-v2.4.openapi.yml"
+PAYLOADS = {
+    "PAYMENT.STATUS": "PaymentStatusWebhookPayload",
+    "PAYMENT.REFUND": "PaymentRefundWebhookPayload",
+}
+
+
+@functools.cache
+def webhooks_contract() -> PrimerContract:
+    return PrimerContract(yaml.safe_load(WEBHOOKS_SPEC.read_text()), name="primer-webhooks")
+
+
+@functools.cache
+def documented_verify() -> Callable[[bytes, dict[str, str], str], bool]:
+    """The README's recipe for a receiver, run as written."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    found = re.search(r"<!-- webhook-verify-recipe -->\n```python\n(.*?)```", readme, re.S)
+    assert found, "the README's verification recipe is missing"
+    assert len(found[1].strip().splitlines()) <= 10
+    scope: dict[str, Any] = {}
+    exec(found[1], scope)
+    return scope["verify"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    yield from serve()
+
+
+@pytest.fixture
+async def keyed(gateway: GatewayFactory, settings: Settings) -> tuple[Running, Settings]:
+    own = msgspec.structs.replace(
+        settings,
+        secret_key=new_master_key(),
+        webhook_retry_base_seconds=30,
+        webhook_retry_max_seconds=3600,
+        webhook_give_up_seconds=86400,
+    )
+    return await gateway(own), own
+
+
+async def endpoint_of(running: Running, merchant: SomeMerchant, url: str) -> tuple[uuid.UUID, str]:
+    async with running.services.engine.db.connection() as conn:
+        endpoint, secret = await notifications.add_endpoint(
+            conn,
+            running.services.box,
+            merchant_id=merchant.id,
+            mode="sandbox",
+            url=url,
+            description="orders service",
+        )
+    return endpoint.id, secret
+
+
+async def deliver(running: Running, *, make_due: bool = False) -> int:
+    """One delivery pass (due ones are made due now first, if asked: no test waits)."""
+    if make_due:
+        async with running.services.engine.db.connection() as conn:
+            await conn.execute(
+                "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE state = 'pending'"
+            )
+    return await running.services.webhooks.deliver_due()
+
+
+def checked(received: Any, secret: str) -> dict[str, Any]:
+    assert documented_verify()(received.body, received.headers, secret)
+    payload = received.json
+    webhooks_contract().validate(PAYLOADS[payload["eventType"]], payload)
+    return payload  # type: ignore[no-any-return]
+
+
+async def test_every_change_is_delivered_signed_and_valid(
+    keyed: tuple[Running, Settings], merchant: SomeMerchant, receiver: Receiver
+) -> None:
+    running, _ = keyed
+    endpoint, secret = await endpoint_of(running, merchant, receiver.url)
+    shop = Shop(running.client, merchant.key)
+    payment = await shop.create(1000)
+    await shop.capture(payment["id"])
+    await shop.refund(payment["id"], amount=300)
+    while await deliver(running):
+        pass
+    payloads = [checked(r, secret) for r in receiver.received]
+    assert [(p["eventType"], p["payment"]["status"]) for p in payloads] == [
+        ("PAYMENT.STATUS", "PENDING"),
+        ("PAYMENT.STATUS", "AUTHORIZED"),
+        ("PAYMENT.STATUS", "SETTLED"),
+        ("PAYMENT.REFUND", "SETTLED"),
+    ]
+    assert payloads[-1]["payment"]["processor"]["amountRefunded"] == 300
+    assert payloads[0]["notificationConfig"] == {
+        "id": str(endpoint),
+        "description": "orders service",
+    }
+    sequences = [int(r.headers["X-Event-Sequence"]) for r in receiver.received]
+    assert sequences == [1, 2, 3, 4]
+    assert len({r.headers["X-Event-Id"] for r in receiver.received}) == 4
+    # A body changed in transit, or signed with another secret, does not verify.
+    first = receiver.received[0]
+    assert not documented_verify()(first.body + b" ", first.headers, secret)
+    assert not documented_verify()(first.body, first.headers, "whsec_other")
+
+
+async def test_failures_are_retried_on_schedule_as_one_logical_delivery(
+    keyed: tuple[Running, Settings], merchant: SomeMerchant, receiver: Receiver, db: Any
+) -> None:
+    running, _ = keyed
+    _, secret = await endpoint_of(running, merchant, receiver.url)
+    receiver.script = [500, 503]
+    payment = await Shop(running.client, merchant.key).create(1000, currency="USD")
+    event_ids: set[str] = set()
+    for attempt, base in enumerate([30, 60], start=1):
+        before = datetime.now().astimezone()
+        assert await deliver(running, make_due=attempt > 1) >= 1
+        cur = await db.execute(
+            "SELECT next_attempt_at, attempts FROM webhook_deliveries d JOIN webhook_events e "
+            "ON e.merchant_id = d.merchant_id AND e.id = d.event_id "
+            "WHERE d.payment_id = %s AND e.sequence = 1",
+            (payment["id"],),
+        )
+        next_at, attempts = await cur.fetchone()
+        assert attempts == attempt
+        # Exponential backoff with jitter: half to one and a half times the base.
+        waited = (next_at - before).total_seconds()
+        assert base * 0.5 - 1 <= waited <= base * 1.5 + 1, (attempt, waited)
+        event_ids |= {r.headers["X-Event-Id"] for r in receiver.received}
+    while await deliver(running, make_due=True):
+        pass
+    first_event = [r for r in receiver.received if r.headers["X-Event-Sequence"] == "1"]
+    assert len(first_event) == 3 and len({r.headers["X-Event-Id"] for r in first_event}) == 1
+    checked(first_event[-1], secret)
+    # The later event waited for the first: nothing of sequence 2 before sequence 1 got its 200.
+    order = [r.headers["X-Event-Sequence"] for r in receiver.received]
+    assert order == ["1", "1", "1", "2"]
+    shown = run_gateway(keyed[1], "webhooks", "deliveries", "--payment", payment["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert [line.split()[5] for line in shown.stdout.splitlines()[1:]] == ["delivered"] * 2
+
+
+async def test_a_receiver_down_for_the_whole_schedule_gets_it_once_redelivered(
+    gateway: GatewayFactory,
+    settings: Settings,
+    merchant: SomeMerchant,
+    receiver: Receiver,
+    db: Any,
+) -> None:
+    own = msgspec.structs.replace(
+        settings,
+        secret_key=new_master_key(),
+        webhook_retry_base_seconds=1,
+        webhook_retry_max_seconds=2,
+        webhook_give_up_seconds=1,  # a short schedule: the first retry is already past it
+    )
+    running = await gateway(own)
+    endpoint, secret = await endpoint_of(running, merchant, receiver.url)
+    receiver.default = 500
+    payment = await Shop(running.client, merchant.key).create(1000)
+    for _ in range(10):  # a bound, not a clock
+        await deliver(running, make_due=True)
+        cur = await db.execute(
+            "SELECT count(*) FROM webhook_deliveries WHERE payment_id = %s AND state = 'dead'",
+            (payment["id"],),
+        )
+        if (await cur.fetchone())[0] == 2:
+            break
+    else:
+        pytest.fail("the deliveries were never dead-lettered")
+    tried = len(receiver.received)
+    shown = run_gateway(
+        own, "webhooks", "deliveries", "--state", "dead", "--payment", payment["id"]
+    )
+    assert shown.stdout.count("dead") == 2
+    # The receiver is back; an operator redelivers what failed.
+    receiver.default = 200
+    since = (datetime.now().astimezone() - timedelta(hours=1)).isoformat()
+    redelivered = run_gateway(own, "webhooks", "redeliver", "--failed-since", since)
+    assert redelivered.returncode == 0, redelivered.stderr
+    assert "2 delivery(ies) due again now" in redelivered.stdout
+    while await deliver(running):
+        pass
+    late = receiver.received[tried:]
+    assert [r.json["payment"]["status"] for r in late] == ["PENDING", "AUTHORIZED"]
+    for r in late:
+        checked(r, secret)
+    attempts = run_gateway(
+        own,
+        "webhooks",
+        "attempts",
+        "--merchant",
+        merchant.name,
+        late[0].headers["X-Event-Id"],
+        str(endpoint),
+    )
+    assert attempts.returncode == 0, attempts.stderr
+    statuses = [line.split()[3] for line in attempts.stdout.splitlines()]
+    assert statuses[-1] == "200" and set(statuses[:-1]) == {"500"}
+
+
+async def test_one_payments_events_arrive_in_order_under_concurrent_changes(
+    keyed: tuple[Running, Settings], merchant: SomeMerchant, receiver: Receiver
+) -> None:
+    running, _ = keyed
+    await endpoint_of(running, merchant, receiver.url)
+    shop = Shop(running.client, merchant.key)
+    # Every other answer fails: retries interleave with later events of the same payment.
+    receiver.script = [500, 200] * 40
+
+    async def lifecycle() -> str:
+        payment = await shop.create(1000)
+        await asyncio.gather(
+            shop.capture(payment["id"], amount=400, final=False),
+            shop.capture(payment["id"], amount=100, final=False),
+        )
+        await shop.capture(payment["id"])
+        return str(payment["id"])
+
+    payments = await asyncio.gather(*(lifecycle() for _ in range(6)))
+    other = running.services.webhooks  # two workers deliver at once
+    for _ in range(200):  # a bound, not a clock
+        await deliver(running, make_due=True)
+        tried = await asyncio.gather(other.deliver_due(), other.deliver_due())
+        if not any(tried):
+            break
+    delivered: dict[str, list[int]] = {}
+    for r in receiver.received:
+        if r.json["payment"]["id"] in payments:
+            delivered.setdefault(r.json["payment"]["id"], []).append(
+                int(r.headers["X-Event-Sequence"])
+            )
+    for payment_id in payments:
+        sequence = delivered[payment_id]
+        firsts = list(dict.fromkeys(sequence))  # each event's first arrival, in order
+        assert firsts == sorted(firsts) and firsts[0] == 1, (payment_id, sequence)
+        assert sequence == sorted(sequence), (payment_id, sequence)  # retries before the next
