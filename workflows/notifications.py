@@ -123,7 +123,8 @@ class Schedule:
 
     def next_delay(self, attempts: int, since_first: timedelta, draw: float) -> float | None:
         """Seconds until the next attempt after `attempts` failed ones; None: give up."""
-        delay = min(self.base_seconds * float(2 ** max(attempts - 1, 0)), self.max_seconds)
+        doublings = min(max(attempts - 1, 0), 40)  # (past the cap long before)
+        delay = min(self.base_seconds * float(2**doublings), self.max_seconds)
         delay *= 0.5 + draw  # jitter: [0.5, 1.5)
         if since_first.total_seconds() + delay > self.give_up_seconds:
             return None

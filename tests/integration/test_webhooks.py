@@ -14,6 +14,7 @@ import msgspec
 import pytest
 import yaml
 
+from gateway import accounts
 from gateway.settings import Settings
 from tests.conftest import REPO_ROOT, run_gateway
 from tests.contract import PrimerContract
@@ -77,14 +78,32 @@ async def endpoint_of(running: Running, merchant: SomeMerchant, url: str) -> tup
     return endpoint.id, secret
 
 
-async def deliver(running: Running, *, make_due: bool = False) -> int:
-    """One delivery pass (due ones are made due now first, if asked: no test waits)."""
-    if make_due:
+async def deliver(running: Running, merchant: SomeMerchant | None = None) -> int:
+    """One delivery pass; with `merchant`, its pending deliveries are made due first (no test
+    waits for a schedule)."""
+    if merchant is not None:
         async with running.services.engine.db.connection() as conn:
             await conn.execute(
-                "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE state = 'pending'"
+                "UPDATE webhook_deliveries SET next_attempt_at = now() "
+                "WHERE state = 'pending' AND merchant_id = %s",
+                (merchant.id,),
             )
     return await running.services.webhooks.deliver_due()
+
+
+async def deliver_all(running: Running, merchant: SomeMerchant) -> None:
+    """Passes until the merchant has nothing pending (bounded: a test never loops for ever)."""
+    for _ in range(50):
+        await deliver(running, merchant)
+        async with running.services.engine.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FROM webhook_deliveries "
+                "WHERE state = 'pending' AND merchant_id = %s",
+                (merchant.id,),
+            )
+            if not (await cur.fetchone())[0]:
+                return
+    pytest.fail("deliveries still pending after 50 passes")
 
 
 def checked(received: Any, secret: str) -> dict[str, Any]:
@@ -103,8 +122,7 @@ async def test_every_change_is_delivered_signed_and_valid(
     payment = await shop.create(1000)
     await shop.capture(payment["id"])
     await shop.refund(payment["id"], amount=300)
-    while await deliver(running):
-        pass
+    await deliver_all(running, merchant)
     payloads = [checked(r, secret) for r in receiver.received]
     assert [(p["eventType"], p["payment"]["status"]) for p in payloads] == [
         ("PAYMENT.STATUS", "PENDING"),
@@ -136,7 +154,7 @@ async def test_failures_are_retried_on_schedule_as_one_logical_delivery(
     event_ids: set[str] = set()
     for attempt, base in enumerate([30, 60], start=1):
         before = datetime.now().astimezone()
-        assert await deliver(running, make_due=attempt > 1) >= 1
+        assert await deliver(running, merchant if attempt > 1 else None) >= 1
         cur = await db.execute(
             "SELECT next_attempt_at, attempts FROM webhook_deliveries d JOIN webhook_events e "
             "ON e.merchant_id = d.merchant_id AND e.id = d.event_id "
@@ -149,8 +167,7 @@ async def test_failures_are_retried_on_schedule_as_one_logical_delivery(
         waited = (next_at - before).total_seconds()
         assert base * 0.5 - 1 <= waited <= base * 1.5 + 1, (attempt, waited)
         event_ids |= {r.headers["X-Event-Id"] for r in receiver.received}
-    while await deliver(running, make_due=True):
-        pass
+    await deliver_all(running, merchant)
     first_event = [r for r in receiver.received if r.headers["X-Event-Sequence"] == "1"]
     assert len(first_event) == 3 and len({r.headers["X-Event-Id"] for r in first_event}) == 1
     checked(first_event[-1], secret)
@@ -181,7 +198,7 @@ async def test_a_receiver_down_for_the_whole_schedule_gets_it_once_redelivered(
     receiver.default = 500
     payment = await Shop(running.client, merchant.key).create(1000)
     for _ in range(10):  # a bound, not a clock
-        await deliver(running, make_due=True)
+        await deliver(running, merchant)
         cur = await db.execute(
             "SELECT count(*) FROM webhook_deliveries WHERE payment_id = %s AND state = 'dead'",
             (payment["id"],),
@@ -201,8 +218,7 @@ async def test_a_receiver_down_for_the_whole_schedule_gets_it_once_redelivered(
     redelivered = run_gateway(own, "webhooks", "redeliver", "--failed-since", since)
     assert redelivered.returncode == 0, redelivered.stderr
     assert "2 delivery(ies) due again now" in redelivered.stdout
-    while await deliver(running):
-        pass
+    await deliver_all(running, merchant)
     late = receiver.received[tried:]
     assert [r.json["payment"]["status"] for r in late] == ["PENDING", "AUTHORIZED"]
     for r in late:
@@ -242,10 +258,16 @@ async def test_one_payments_events_arrive_in_order_under_concurrent_changes(
     payments = await asyncio.gather(*(lifecycle() for _ in range(6)))
     other = running.services.webhooks  # two workers deliver at once
     for _ in range(200):  # a bound, not a clock
-        await deliver(running, make_due=True)
-        tried = await asyncio.gather(other.deliver_due(), other.deliver_due())
-        if not any(tried):
-            break
+        await deliver(running, merchant)
+        await asyncio.gather(other.deliver_due(), other.deliver_due())
+        async with running.services.engine.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FROM webhook_deliveries "
+                "WHERE state = 'pending' AND merchant_id = %s",
+                (merchant.id,),
+            )
+            if not (await cur.fetchone())[0]:
+                break
     delivered: dict[str, list[int]] = {}
     for r in receiver.received:
         if r.json["payment"]["id"] in payments:
@@ -257,3 +279,70 @@ async def test_one_payments_events_arrive_in_order_under_concurrent_changes(
         firsts = list(dict.fromkeys(sequence))  # each event's first arrival, in order
         assert firsts == sorted(firsts) and firsts[0] == 1, (payment_id, sequence)
         assert sequence == sorted(sequence), (payment_id, sequence)  # retries before the next
+
+
+async def test_operators_manage_endpoints_and_deliveries_over_http(
+    keyed: tuple[Running, Settings],
+    merchant: SomeMerchant,
+    receiver: Receiver,
+    db: Any,
+) -> None:
+    running, _ = keyed
+    admin = {"X-API-KEY": (await accounts.create_key(db, kind="operator")).secret}
+    base = f"/admin/webhooks/{merchant.name}"
+    # Live endpoints: https, and never a private, loopback or link-local address.
+    for url in ("http://example.com/hooks", "https://127.0.0.1/hooks", "https://169.254.169.254/"):
+        refused = await running.client.post(
+            f"{base}/endpoints", json={"url": url, "mode": "live"}, headers=admin
+        )
+        assert refused.status_code == 422, (url, refused.text)
+        assert refused.json()["error"]["errorId"] == "WebhookEndpointRefused"
+    added = await running.client.post(
+        f"{base}/endpoints", json={"url": receiver.url}, headers=admin
+    )
+    assert added.status_code == 201, added.text
+    endpoint, secret = added.json()["id"], added.json()["secret"]
+    listed = (await running.client.get(f"{base}/endpoints", headers=admin)).json()["data"]
+    assert [e["id"] for e in listed] == [endpoint] and "secret" not in listed[0]
+
+    shop = Shop(running.client, merchant.key)
+    payment = await shop.create(1000)
+    receiver.script = [500]
+    await deliver_all(running, merchant)
+    rows = (
+        await running.client.get(f"{base}/deliveries?payment={payment['id']}", headers=admin)
+    ).json()["data"]
+    assert sorted((r["sequence"], r["state"], r["attempts"]) for r in rows) == [
+        (1, "delivered", 2),
+        (2, "delivered", 1),
+    ]
+    first = next(r for r in rows if r["sequence"] == 1)
+    tried = (
+        await running.client.get(f"{base}/deliveries/{first['eventId']}/{endpoint}", headers=admin)
+    ).json()["data"]
+    assert [(a["number"], a["statusCode"], a["answer"]) for a in tried] == [
+        (1, 500, "answered 500"),
+        (2, 200, "answered 200"),
+    ]
+
+    # A rotation: the old secret still signs, as the second signature, for a day.
+    rotated = await running.client.post(f"{base}/endpoints/{endpoint}/rotate-secret", headers=admin)
+    new_secret = rotated.json()["secret"]
+    again = await running.client.post(
+        f"{base}/redeliver", json={"eventId": first["eventId"]}, headers=admin
+    )
+    assert again.json() == {"redelivered": 1}
+    await deliver_all(running, merchant)
+    last = receiver.received[-1]
+    assert last.headers["X-Event-Id"] == first["eventId"]
+    assert documented_verify()(last.body, last.headers, new_secret)
+    assert documented_verify()(last.body, last.headers, secret)
+    assert "X-Signature-Secondary" in last.headers
+
+    # A disabled endpoint is sent nothing new.
+    disabled = await running.client.post(f"{base}/endpoints/{endpoint}/disable", headers=admin)
+    assert disabled.json()["state"] == "disabled"
+    heard = len(receiver.received)
+    await shop.create(2000)
+    await deliver_all(running, merchant)
+    assert len(receiver.received) == heard

@@ -1,5 +1,5 @@
 """The operator API, mounted at /admin: operator keys only; workflow runs to inspect,
-replay and resolve; merchants' routing rules."""
+replay and resolve; merchants' routing rules; their webhook endpoints and deliveries."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from gateway.api.operator import routing, runs
+from gateway.api.operator import routing, runs, webhooks
 from gateway.http.handlers import surface
 
 ROUTES: list[BaseRoute] = [
@@ -20,6 +20,30 @@ ROUTES: list[BaseRoute] = [
     Route("/routing/{merchant}", routing.replace_rules, methods=["PUT"]),
     Route("/routing/{merchant}/history", routing.rules_history, methods=["GET"]),
     Route("/routing/{merchant}/explain", routing.explain_payment, methods=["POST"]),
+    Route("/webhooks/{merchant}/endpoints", webhooks.list_endpoints, methods=["GET"]),
+    Route("/webhooks/{merchant}/endpoints", webhooks.add_endpoint, methods=["POST"]),
+    Route(
+        "/webhooks/{merchant}/endpoints/{endpoint}/disable",
+        webhooks.disable_endpoint,
+        methods=["POST"],
+    ),
+    Route(
+        "/webhooks/{merchant}/endpoints/{endpoint}/enable",
+        webhooks.enable_endpoint,
+        methods=["POST"],
+    ),
+    Route(
+        "/webhooks/{merchant}/endpoints/{endpoint}/rotate-secret",
+        webhooks.rotate_secret,
+        methods=["POST"],
+    ),
+    Route("/webhooks/{merchant}/deliveries", webhooks.list_deliveries, methods=["GET"]),
+    Route(
+        "/webhooks/{merchant}/deliveries/{event}/{endpoint}",
+        webhooks.delivery_attempts,
+        methods=["GET"],
+    ),
+    Route("/webhooks/{merchant}/redeliver", webhooks.redeliver, methods=["POST"]),
 ]
 
 
