@@ -29,11 +29,17 @@ class Receiver:
     script: list[int] = field(default_factory=list)
     default: int = 200
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set: the first request is held (no answer) until it is set free.
+    hold_first: threading.Event | None = None
 
     def answer(self, received: Received) -> int:
         with self.lock:
             self.received.append(received)
-            return self.script.pop(0) if self.script else self.default
+            first = len(self.received) == 1
+            status = self.script.pop(0) if self.script else self.default
+        if first and self.hold_first is not None:
+            self.hold_first.wait(timeout=120)
+        return status
 
 
 def serve() -> Iterator[Receiver]:
