@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway.api import health, medusa, operator, primer
+from gateway.api import health, medusa, operator, primer, processor_events
 from gateway.http.middleware import RequestContext
 from gateway.services import open_services
 from gateway.settings import Settings
@@ -67,6 +67,7 @@ def create_app(settings: Settings, *, extra: ExtraRoutes | None = None) -> Starl
             Route(medusa.PREFIX, endpoint=medusa.app()),  # the bare path: Medusa's 404
             Mount(medusa.PREFIX, app=medusa.app()),
             Mount("/admin", app=operator.app(extra.operator)),
+            Mount("/webhooks", app=processor_events.app()),
             Mount("", app=primer.app(extra.primer)),
         ],
         middleware=[

@@ -133,6 +133,18 @@ class Call:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A processor's event (its webhook), as the gateway reads it: which of its operations it
+    may concern. Never taken as an outcome: it only says whom to ask."""
+
+    event_id: str
+    type: str
+    object_id: str | None  # the processor's id of what changed (an authorization, a refund)
+    payment_id: str | None  # the gateway's, when the processor echoes it (metadata)
+    processor_key: str | None  # likewise
+
+
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     """What a processor (as one account is set up) can do beyond the five verbs."""
 

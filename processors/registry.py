@@ -49,9 +49,10 @@ class Kind:
             return msgspec.json.decode(plain, type=self.credentials)
         except msgspec.DecodeError:
             fields = self.credentials.__struct_fields__
-            if len(fields) != 1 or plain.startswith("{"):
+            required = fields[: len(fields) - len(self.credentials.__struct_defaults__)]
+            if len(required) != 1 or plain.startswith("{"):
                 raise Misconfigured(f"unreadable {self.name} credentials") from None
-            return self.credentials(**{fields[0]: plain})
+            return self.credentials(**{required[0]: plain})
 
     def check(self, credentials: Any, settings: Any) -> None:
         if self.checks is not None:

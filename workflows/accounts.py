@@ -145,6 +145,68 @@ async def remove_account(conn: Connection, merchant_name: str, account: str) -> 
     raise UnknownProcessorAccount(f"{merchant_name} has no processor account {account!r}")
 
 
+async def credentials_of(
+    conn: Connection, box: CredentialBox, merchant_id: str, account: str
+) -> tuple[str, Any]:
+    """An account's kind and its credentials, opened (read now: never a cached copy)."""
+    cur = await conn.execute(
+        Q["find_processor_account"], {"merchant_id": merchant_id, "name": account}
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise UnknownProcessorAccount(f"no processor account {account!r}")
+    kind, settings, sealed, key_id = row
+    found = registry.kind(kind)
+    if not found.secret:
+        return kind, found.open_credentials("{}")
+    plain = box.open(sealed, key_id, bound_to=binding(merchant_id, account, kind, settings))
+    return kind, found.open_credentials(plain)
+
+
+async def update_credentials(
+    conn: Connection, box: CredentialBox, merchant_name: str, account: str, **changes: Any
+) -> None:
+    """Change fields of an account's credentials (e.g. a Stripe account's webhook secret),
+    checked against its kind's and sealed again; the account is locked meanwhile."""
+    merchant = await find_merchant(conn, merchant_name)
+    async with conn.transaction():
+        await conn.execute(
+            Q["lock_processor_account"], {"merchant_id": merchant.id, "name": account}
+        )
+        kind, credentials = await credentials_of(conn, box, merchant.id, account)
+        found = registry.kind(kind)
+        assert found.credentials is not None
+        names = {f.name: f.encode_name for f in msgspec.structs.fields(found.credentials)}
+        unknown = set(changes) - set(names)
+        if unknown:
+            raise AccountError(f"{kind} credentials have no {', '.join(sorted(unknown))}")
+        encoded = {names[name]: value for name, value in changes.items()}
+        try:
+            changed = msgspec.convert(
+                {**msgspec.to_builtins(credentials), **encoded}, found.credentials
+            )
+        except msgspec.ValidationError as error:
+            raise AccountError(f"{kind} credentials: {error}") from None
+        cur = await conn.execute(
+            Q["find_processor_account"], {"merchant_id": merchant.id, "name": account}
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        sealed = box.seal(
+            msgspec.json.encode(changed).decode(),
+            bound_to=binding(merchant.id, account, kind, row[1]),
+        )
+        await conn.execute(
+            Q["reseal_processor_account"],
+            {
+                "merchant_id": merchant.id,
+                "name": account,
+                "secret_ciphertext": sealed.ciphertext,
+                "secret_key_id": sealed.key_id,
+            },
+        )
+
+
 async def rotate_secrets(
     conn: Connection, box: CredentialBox, merchant_id: str | None = None
 ) -> int:

@@ -401,6 +401,10 @@ INSERT INTO processor_accounts (merchant_id, name, kind, settings, secret_cipher
 VALUES (%(merchant_id)s, %(name)s, %(kind)s, %(settings)s, %(secret_ciphertext)s,
     %(secret_key_id)s);
 
+-- name: lock_processor_account
+SELECT 1 FROM processor_accounts WHERE merchant_id = %(merchant_id)s AND name = %(name)s
+FOR UPDATE;
+
 -- name: find_processor_account
 SELECT kind, settings, secret_ciphertext, secret_key_id FROM processor_accounts
 WHERE merchant_id = %(merchant_id)s AND name = %(name)s;
@@ -635,3 +639,27 @@ WHERE (%(merchant_id)s::text IS NULL OR merchant_id = %(merchant_id)s)
        OR (%(failed_since)s::timestamptz IS NOT NULL AND state = 'dead'
            AND finished_at >= %(failed_since)s))
 RETURNING event_id;
+
+-- ---------------------------------------------------------------- processor events in
+
+-- name: record_processor_event
+INSERT INTO processor_events (merchant_id, account, id, type)
+VALUES (%(merchant_id)s, %(account)s, %(id)s, %(type)s)
+ON CONFLICT DO NOTHING
+RETURNING id;
+
+-- name: wake_runs_for_processor_event
+-- The waiting runs (no holder) of the account's payments that the event concerns: by our
+-- processor key or payment id echoed in its metadata, or by the processor's id of one of the
+-- payment's transactions. Due now: the worker asks the processor and applies its answer.
+UPDATE workflow_runs r SET next_attempt_at = now(), updated_at = now()
+FROM payments p
+WHERE r.merchant_id = %(merchant_id)s AND r.state = 'running' AND r.lease_owner IS NULL
+  AND p.merchant_id = r.merchant_id AND p.id = r.payment_id
+  AND p.processor_account = %(account)s
+  AND (r.processor_key = %(processor_key)s
+       OR p.id = %(payment_id)s
+       OR EXISTS (SELECT 1 FROM transactions t
+                  WHERE t.merchant_id = p.merchant_id AND t.payment_id = p.id
+                    AND t.processor_transaction_id = %(object_id)s))
+RETURNING r.id;

@@ -8,9 +8,16 @@ import click
 
 from gateway.cli.common import CommandError, settings, with_connection, with_engine
 from gateway.services import Services
+from gateway.settings import previous_secret_keys
 from processors import registry
 from workflows import merchants
-from workflows.accounts import add_account, list_accounts, remove_account, set_account_state
+from workflows.accounts import (
+    add_account,
+    list_accounts,
+    remove_account,
+    set_account_state,
+    update_credentials,
+)
 from workflows.circuits import CircuitReport
 from workflows.credentials import CredentialBox
 from workflows.db import Connection
@@ -81,6 +88,34 @@ def add(
         + (" (secret encrypted)" if registry.kind(kind).secret else "")
         + "; route payments to it "
         f"with: gateway merchants configure {merchant} --processor {name}"
+    )
+
+
+@group.command("set-webhook-secret")
+@click.option("--merchant", required=True)
+@click.option("--name", required=True, help="the Stripe account")
+@click.option(
+    "--secret-env",
+    required=True,
+    metavar="VAR",
+    help="environment variable holding the endpoint's signing secret (whsec_...)",
+)
+def set_webhook_secret(merchant: str, name: str, secret_env: str) -> None:
+    """Take a Stripe account's events: the signing secret of its webhook endpoint at Stripe
+    (sealed with its API key), whose URL is /webhooks/stripe/{merchant id}/{account}."""
+    secret = os.environ.get(secret_env, "")
+    if not secret:
+        raise CommandError(f"the environment variable {secret_env} is not set or empty")
+    box = CredentialBox(settings().secret_key, previous_secret_keys(settings()))
+
+    async def work(conn: Connection) -> str:
+        await update_credentials(conn, box, merchant, name, webhook_secret=secret)
+        return (await merchants.find_merchant(conn, merchant)).id
+
+    merchant_id = with_connection(work)
+    click.echo(
+        f"{name} of {merchant} takes Stripe events at /webhooks/stripe/{merchant_id}/{name} "
+        "(secret encrypted)"
     )
 
 

@@ -34,12 +34,14 @@ __all__ = [
 OWN_TOKENS = OwnTokens(prefix="pm_", name="a Stripe PaymentMethod id")
 
 
-class Credentials(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+class Credentials(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
     # A secret (sk_) or restricted (rk_) key; publishable keys (pk_) cannot move money.
     secret_key: Annotated[str, msgspec.Meta(pattern=r"^(sk|rk)_\S+$")]
+    # The signing secret of the account's webhook endpoint at Stripe (its events in).
+    webhook_secret: Annotated[str, msgspec.Meta(pattern=r"^whsec_\S+$")] | None = None
 
-    def __repr__(self) -> str:  # never the secret
-        return "Credentials(secret_key=<redacted>)"
+    def __repr__(self) -> str:  # never the secrets
+        return "Credentials(secret_key=<redacted>, webhook_secret=<redacted>)"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

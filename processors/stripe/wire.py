@@ -47,3 +47,22 @@ class Refund(msgspec.Struct):
 class RefundList(msgspec.Struct):
     data: list[Refund] = msgspec.field(default_factory=list)
     has_more: bool = False
+
+
+class EventObject(msgspec.Struct):
+    """What an event is about: a PaymentIntent, a Charge or a Refund (the fields read)."""
+
+    id: str | None = None
+    object: str | None = None
+    payment_intent: str | None = None  # a charge's or a refund's
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class EventData(msgspec.Struct):
+    object: EventObject = msgspec.field(default_factory=EventObject)
+
+
+class Event(msgspec.Struct):
+    id: str
+    type: str
+    data: EventData = msgspec.field(default_factory=EventData)
