@@ -23,6 +23,7 @@ RESPONSE_SCHEMAS = {
     ("POST", "/payments"): "PaymentAPIResponse",
     ("GET", "/payments"): "PaymentListAPIResponse",
     ("GET", "/payments/{id}"): "PaymentAPIResponse",
+    ("POST", "/payments/{id}/authorize"): "PaymentAPIResponse",
     ("POST", "/payments/{id}/capture"): "PaymentAPIResponse",
     ("POST", "/payments/{id}/cancel"): "PaymentAPIResponse",
     ("POST", "/payments/{id}/refund"): "PaymentAPIResponse",
