@@ -114,8 +114,8 @@ class Attempt:
 @dataclass(frozen=True)
 class Schedule:
     """When a failed delivery is tried again: `base_seconds`, doubling up to `max_seconds`,
-    jittered by up to a half either way; given up (dead-lettered) once `give_up_seconds` have
-    passed since its first attempt."""
+    jittered by up to a half either way, for at least `give_up_seconds` after its first attempt:
+    the attempt that fails after that is the last (dead-lettered)."""
 
     base_seconds: float = 30.0
     max_seconds: float = 3600.0
@@ -123,12 +123,11 @@ class Schedule:
 
     def next_delay(self, attempts: int, since_first: timedelta, draw: float) -> float | None:
         """Seconds until the next attempt after `attempts` failed ones; None: give up."""
+        if since_first.total_seconds() >= self.give_up_seconds:
+            return None
         doublings = min(max(attempts - 1, 0), 40)  # (past the cap long before)
         delay = min(self.base_seconds * float(2**doublings), self.max_seconds)
-        delay *= 0.5 + draw  # jitter: [0.5, 1.5)
-        if since_first.total_seconds() + delay > self.give_up_seconds:
-            return None
-        return delay
+        return delay * (0.5 + draw)  # jitter: [0.5, 1.5)
 
 
 def _binding(merchant_id: str, endpoint_id: uuid.UUID, mode: str, url: str) -> Binding:

@@ -180,8 +180,10 @@ WITH finished AS (
         attempts = attempts + %(attempts)s, outcome = %(outcome)s, last_error = %(last_error)s,
         may_have_reached_processor = may_have_reached_processor OR %(reached)s,
         lease_owner = NULL, lease_expires_at = NULL,
+        -- Waiting again: due after the backoff, or at once if an event came meanwhile.
         next_attempt_at = CASE WHEN %(state)s::run_state = 'running'
-            THEN now() + make_interval(secs => %(retry_after_seconds)s) END,
+            THEN now() + CASE WHEN woken THEN interval '0'
+                ELSE make_interval(secs => %(retry_after_seconds)s) END END,
         updated_at = now()
     WHERE merchant_id = %(merchant_id)s AND id = %(run_id)s AND state = 'running'
       AND lease_owner = %(lease_owner)s
@@ -279,7 +281,10 @@ UPDATE workflow_runs r SET
     lease_owner = %(lease_owner)s,
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
     next_attempt_at = now() + make_interval(secs => %(lease_seconds)s),
-    recoveries = r.recoveries + CASE WHEN r.recovery_point = 'call_processor' THEN 1 ELSE 0 END,
+    -- (A turn a processor's event asked for is not a recovery: events do not use them up.)
+    recoveries = r.recoveries
+        + CASE WHEN r.recovery_point = 'call_processor' AND NOT r.woken THEN 1 ELSE 0 END,
+    woken = false,
     -- A lease still held means its process died mid-pass, perhaps after sending its call.
     may_have_reached_processor = r.may_have_reached_processor OR r.lease_owner IS NOT NULL,
     quiet_until = CASE WHEN r.lease_owner IS NULL THEN r.quiet_until
@@ -567,6 +572,10 @@ WHERE w.mode = %(mode)s AND w.state = 'active';
 WITH due AS (
     SELECT d.merchant_id, d.event_id, d.endpoint_id FROM webhook_deliveries d
     WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+      -- A disabled endpoint is sent nothing: its deliveries wait until it is enabled again.
+      AND EXISTS (SELECT 1 FROM webhook_endpoints w
+                  WHERE w.merchant_id = d.merchant_id AND w.id = d.endpoint_id
+                    AND w.state = 'active')
       AND NOT EXISTS (
           SELECT 1 FROM webhook_deliveries e
           WHERE e.merchant_id = d.merchant_id AND e.endpoint_id = d.endpoint_id
@@ -607,6 +616,7 @@ WITH attempt AS (
 )
 UPDATE webhook_deliveries SET
     state = %(state)s,
+    claim = NULL,
     next_attempt_at = CASE WHEN %(state)s = 'pending'
         THEN now() + make_interval(secs => %(retry_after_seconds)s) END,
     finished_at = CASE WHEN %(state)s = 'pending' THEN NULL ELSE now() END
@@ -632,9 +642,11 @@ WHERE merchant_id = %(merchant_id)s AND event_id = %(event_id)s
 ORDER BY number;
 
 -- name: redeliver_webhooks
+-- Not one being sent right now (claimed, its claim not run out): it is on its way already.
 UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = now(),
     first_attempt_at = NULL, finished_at = NULL
 WHERE (%(merchant_id)s::text IS NULL OR merchant_id = %(merchant_id)s)
+  AND NOT (state = 'pending' AND claim IS NOT NULL AND next_attempt_at > now())
   AND ((%(event_id)s::uuid IS NOT NULL AND event_id = %(event_id)s)
        OR (%(failed_since)s::timestamptz IS NOT NULL AND state = 'dead'
            AND finished_at >= %(failed_since)s))
@@ -649,12 +661,14 @@ ON CONFLICT DO NOTHING
 RETURNING id;
 
 -- name: wake_runs_for_processor_event
--- The waiting runs (no holder) of the account's payments that the event concerns: by our
--- processor key or payment id echoed in its metadata, or by the processor's id of one of the
--- payment's transactions. Due now: the worker asks the processor and applies its answer.
-UPDATE workflow_runs r SET next_attempt_at = now(), updated_at = now()
+-- The open runs of the account's payments that the event concerns: by our processor key or
+-- payment id echoed in its metadata, or by the processor's id of one of the payment's
+-- transactions. Due now (one held now: as soon as its holder lets it go): the worker asks the
+-- processor and applies its answer.
+UPDATE workflow_runs r SET woken = true, updated_at = now(),
+    next_attempt_at = CASE WHEN r.lease_owner IS NULL THEN now() ELSE r.next_attempt_at END
 FROM payments p
-WHERE r.merchant_id = %(merchant_id)s AND r.state = 'running' AND r.lease_owner IS NULL
+WHERE r.merchant_id = %(merchant_id)s AND r.state = 'running'
   AND p.merchant_id = r.merchant_id AND p.id = r.payment_id
   AND p.processor_account = %(account)s
   AND (r.processor_key = %(processor_key)s

@@ -266,6 +266,8 @@ CREATE TABLE workflow_runs (
     may_have_reached_processor boolean NOT NULL DEFAULT false,
     -- When processor_key was made, if not with the run (an authorization's next attempt).
     key_created_at   timestamptz,
+    -- A processor's event concerns it: due at once when its holder lets it go (not a recovery).
+    woken            boolean NOT NULL DEFAULT false,
     PRIMARY KEY (merchant_id, id),
     UNIQUE (merchant_id, processor_key),
     FOREIGN KEY (merchant_id, payment_id) REFERENCES payments (merchant_id, id),

@@ -19,7 +19,7 @@ import contextlib
 import ipaddress
 import socket
 import time
-from urllib.parse import urlsplit
+from dataclasses import dataclass
 
 import httpx
 import structlog
@@ -36,32 +36,70 @@ ANSWER_KEPT_BYTES = 1024
 
 
 class UnsafeEndpoint(Exception):
-    """An endpoint the gateway will not send to (live mode: https only, public addresses)."""
+    """An endpoint the gateway will not send to (not a URL it can send to; in live mode, not
+    https or not a public address)."""
 
 
-async def check_destination(url: str, mode: str) -> None:
-    """Refuse a live endpoint that is not https or that resolves to a private, loopback,
+@dataclass(frozen=True)
+class Destination:
+    """Where an attempt connects: for a live endpoint, the address that was checked (so a name
+    that resolves elsewhere a moment later is not followed), with the name kept for the Host
+    header and TLS (SNI and the certificate's check)."""
+
+    url: str
+    host_header: str | None = None
+    sni_hostname: str | None = None
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return embedded.is_global
+    return ip.is_global
+
+
+async def check_destination(url: str, mode: str) -> Destination:
+    """Where to connect for `url`; UnsafeEndpoint for one the gateway does not send to: not a
+    valid http(s) URL, or in live mode not https or resolving to any private, loopback,
     link-local or otherwise non-public address."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeEndpoint(f"not an http(s) URL: {url!r}")
+    try:
+        parsed = httpx.URL(url)
+        host, port = parsed.host, parsed.port
+    except (httpx.InvalidURL, ValueError, UnicodeError) as error:
+        raise UnsafeEndpoint(f"not a valid URL: {error}") from None
+    if parsed.scheme not in ("http", "https") or not host:
+        raise UnsafeEndpoint("not an http(s) URL with a host")
     if mode != "live":
-        return
-    if parts.scheme != "https":
+        return Destination(url)
+    if parsed.scheme != "https":
         raise UnsafeEndpoint("a live endpoint must be https")
     try:
         found = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, parts.port or 443, type=socket.SOCK_STREAM
+            host, port or 443, type=socket.SOCK_STREAM
         )
-    except OSError as error:
-        raise UnsafeEndpoint(f"{parts.hostname} does not resolve: {error}") from None
-    for *_, address in found:
-        ip = ipaddress.ip_address(address[0])
-        if not ip.is_global:
+    except (OSError, UnicodeError) as error:
+        raise UnsafeEndpoint(f"{host} does not resolve: {error}") from None
+    addresses = [ipaddress.ip_address(address[0]) for *_, address in found]
+    for ip in addresses:
+        if not _public(ip):
             raise UnsafeEndpoint(
-                f"{parts.hostname} resolves to {ip}, not a public address: live webhooks are "
-                "not sent to private, loopback or link-local addresses"
+                f"{host} resolves to {ip}, not a public address: live webhooks are not sent to "
+                "private, loopback or link-local addresses"
             )
+    pinned = addresses[0]
+    literal = f"[{pinned}]" if pinned.version == 6 else str(pinned)
+    netloc = host if port is None else f"{host}:{port}"
+    return Destination(
+        str(parsed.copy_with(host=literal.strip("[]"))),
+        host_header=netloc,
+        sni_hostname=host,
+    )
 
 
 class Deliverer:
@@ -113,27 +151,38 @@ class Deliverer:
         error: str | None = None
         started = time.perf_counter()
         try:
-            await check_destination(delivery.url, delivery.mode)
+            destination = await check_destination(delivery.url, delivery.mode)
             async with self._db.connection() as conn:
                 secrets = await secrets_of(
                     conn, self._box, delivery.merchant_id, delivery.endpoint_id
                 )
             body = payloads.body(delivery)
             headers = signing.headers(secrets, body, str(delivery.event_id), delivery.sequence)
+            if destination.host_header:
+                headers["Host"] = destination.host_header
+            extensions = (
+                {"sni_hostname": destination.sni_hostname} if destination.sni_hostname else {}
+            )
             started = time.perf_counter()
-            async with self._http.stream(
-                "POST", delivery.url, content=body, headers=headers
-            ) as response:
-                status = response.status_code
-                kept = b""
-                async for chunk in response.aiter_bytes():
-                    kept += chunk
-                    if len(kept) >= ANSWER_KEPT_BYTES:
-                        break
-                answer = kept[:ANSWER_KEPT_BYTES].decode("utf-8", "replace")
+            # The whole attempt, however slowly the receiver answers: httpx's own timeouts
+            # bound each read, not the sum.
+            async with asyncio.timeout(self._timeout):
+                async with self._http.stream(
+                    "POST", destination.url, content=body, headers=headers, extensions=extensions
+                ) as response:
+                    status = response.status_code
+                    kept = b""
+                    async for chunk in response.aiter_bytes():
+                        kept += chunk
+                        if len(kept) >= ANSWER_KEPT_BYTES:
+                            break
+                    answer = kept[:ANSWER_KEPT_BYTES].decode("utf-8", "replace")
         except (UnsafeEndpoint, CredentialError) as refused:
             error = str(refused)
-        except httpx.HTTPError as failed:
+        except TimeoutError:
+            # (A status already received stands: the receiver answered, slowly.)
+            error = f"no whole answer within {self._timeout:g} s"
+        except Exception as failed:  # any failure is an attempt that failed, recorded
             error = f"{type(failed).__name__}: {failed}"[:500]
         latency = round((time.perf_counter() - started) * 1000)
         state = await record_attempt(

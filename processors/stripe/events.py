@@ -29,7 +29,7 @@ def verify(secret: str, header: str, body: bytes, now: float) -> Notice:
     timestamp, presented = None, []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
+        if name == "t" and value.isascii() and value.isdigit():
             timestamp = int(value)
         elif name == "v1" and value:
             presented.append(value)

@@ -177,3 +177,31 @@ async def test_an_unknown_account_answers_as_a_bad_signature(
     )
     assert answer.status_code == 400
     assert answer.json()["error"]["errorId"] == "InvalidSignature"
+
+
+async def test_an_event_that_comes_while_the_run_is_held_is_not_lost(
+    polling_off: tuple[Running, Settings], db: Any, fake: FakeStripe
+) -> None:
+    running, settings = polling_off
+    shop, _, url = await merchant_of(running, db, settings)
+    payment = await create(shop, "pm_card_threeDSecure2Required")
+    intent = next(iter(fake.intents.values()))
+    recovery = running.services.engine.recovery
+    # A worker holds the run (asking Stripe) when the event comes.
+    await db.execute(
+        "UPDATE workflow_runs SET next_attempt_at = now() WHERE payment_id = %s", (payment["id"],)
+    )
+    [(run, owner)] = [c for c in await recovery.claim_due(50) if c[0].payment_id == payment["id"]]
+    body = event(intent)
+    assert (
+        await post(running, url, body, sign(WEBHOOK_SECRET, body, int(time.time())))
+    ).json() == {
+        "received": True,
+        "duplicate": False,
+    }
+    await recovery.resume(run, owner)  # it asked before the customer was done: still waiting
+    assert (await shop.get(payment["id"]))["status"] == "PENDING"
+    intent["status"] = "requires_capture"
+    # The event is remembered: the run is due at once, not after the day's polling interval.
+    await recovery.recover_due()
+    assert (await shop.get(payment["id"]))["status"] == "AUTHORIZED"

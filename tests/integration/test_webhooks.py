@@ -191,7 +191,7 @@ async def test_a_receiver_down_for_the_whole_schedule_gets_it_once_redelivered(
         secret_key=new_master_key(),
         webhook_retry_base_seconds=1,
         webhook_retry_max_seconds=2,
-        webhook_give_up_seconds=1,  # a short schedule: the first retry is already past it
+        webhook_give_up_seconds=0,  # no schedule: a failed first attempt is the last
     )
     running = await gateway(own)
     endpoint, secret = await endpoint_of(running, merchant, receiver.url)
@@ -346,3 +346,74 @@ async def test_operators_manage_endpoints_and_deliveries_over_http(
     await shop.create(2000)
     await deliver_all(running, merchant)
     assert len(receiver.received) == heard
+
+
+async def test_endpoints_it_cannot_send_to_are_refused_and_bad_input_is_a_clear_error(
+    keyed: tuple[Running, Settings], merchant: SomeMerchant, db: Any
+) -> None:
+    running, _ = keyed
+    admin = {"X-API-KEY": (await accounts.create_key(db, kind="operator")).secret}
+    base = f"/admin/webhooks/{merchant.name}"
+    for url, mode in (
+        ("http://example.com:80:80/hooks", "sandbox"),  # not a URL httpx can send to
+        ("http://xn--zz.com/", "sandbox"),  # not a valid international name
+        ("https://example.com:80:80/", "live"),
+        ("https://[64:ff9b::a00:5]/", "live"),  # NAT64 of 10.0.0.5
+        ("https://[2002:7f00:1::]/", "live"),  # 6to4 of 127.0.0.1
+    ):
+        refused = await running.client.post(
+            f"{base}/endpoints", json={"url": url, "mode": mode}, headers=admin
+        )
+        assert refused.status_code == 422, (url, refused.text)
+    assert (await running.client.get(f"{base}/endpoints", headers=admin)).json()["data"] == []
+    bad_limit = await running.client.get(f"{base}/deliveries?limit=%C2%B2", headers=admin)
+    assert bad_limit.status_code == 422, bad_limit.text
+    stripe = await running.client.post(
+        "/webhooks/stripe/mer_x/acct", content=b"{}", headers={"Stripe-Signature": b"t=\xb2,v1=ab"}
+    )
+    assert stripe.status_code == 400, stripe.text
+
+
+async def test_an_endpoint_that_fails_in_any_way_is_retried_then_dead_lettered(
+    gateway: GatewayFactory, settings: Settings, merchant: SomeMerchant, db: Any
+) -> None:
+    """An address nothing listens on: every attempt is recorded, then the delivery is given up,
+    and the payment's later events are not held behind it for ever."""
+    own = msgspec.structs.replace(settings, secret_key=new_master_key(), webhook_give_up_seconds=0)
+    running = await gateway(own)
+    await endpoint_of(running, merchant, "http://127.0.0.1:9/nothing-listens")
+    payment = await Shop(running.client, merchant.key).create(1000)
+    for _ in range(5):
+        await deliver(running, merchant)
+    cur = await db.execute(
+        "SELECT d.sequence, d.state, count(a.number) FROM webhook_deliveries d "
+        "LEFT JOIN webhook_attempts a ON a.merchant_id = d.merchant_id "
+        "AND a.event_id = d.event_id AND a.endpoint_id = d.endpoint_id "
+        "WHERE d.payment_id = %s GROUP BY 1, 2 ORDER BY 1",
+        (payment["id"],),
+    )
+    assert await cur.fetchall() == [(1, "dead", 1), (2, "dead", 1)]
+
+
+async def test_a_disabled_endpoint_is_sent_nothing_until_enabled(
+    keyed: tuple[Running, Settings], merchant: SomeMerchant, receiver: Receiver, db: Any
+) -> None:
+    running, _ = keyed
+    endpoint, _ = await endpoint_of(running, merchant, receiver.url)
+    receiver.default = 500
+    await Shop(running.client, merchant.key).create(1000)
+    await deliver(running)
+    heard = len(receiver.received)
+    async with running.services.engine.db.connection() as conn:
+        await notifications.set_endpoint_state(conn, merchant.id, endpoint, "disabled")
+    for _ in range(3):
+        await deliver(running, merchant)
+    assert len(receiver.received) == heard  # its retries wait, they are not sent
+    async with running.services.engine.db.connection() as conn:
+        await notifications.set_endpoint_state(conn, merchant.id, endpoint, "active")
+    receiver.default = 200
+    await deliver_all(running, merchant)
+    assert [r.json["payment"]["status"] for r in receiver.received[heard:]] == [
+        "PENDING",
+        "AUTHORIZED",
+    ]

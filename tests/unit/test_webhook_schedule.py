@@ -28,8 +28,19 @@ def test_a_day_of_retries_then_it_is_given_up() -> None:
     while (delay := SCHEDULE.next_delay(attempts + 1, since_first, 0.5)) is not None:
         attempts += 1
         since_first += timedelta(seconds=delay)
-    assert timedelta(hours=23) < since_first <= timedelta(hours=24)
+    assert timedelta(hours=24) <= since_first <= timedelta(hours=25)  # at least a day
     assert 25 <= attempts <= 40  # retried all day long, not a handful of times
+
+
+@given(st.lists(st.floats(0, 0.999), min_size=60, max_size=60))
+def test_whatever_the_jitter_it_is_never_given_up_within_a_day(draws: list[float]) -> None:
+    since_first = timedelta(0)
+    for attempts, draw in enumerate(draws, start=1):
+        delay = SCHEDULE.next_delay(attempts, since_first, draw)
+        if delay is None:
+            break
+        since_first += timedelta(seconds=delay)
+    assert since_first >= timedelta(hours=24)
 
 
 EVENT = json.dumps({"id": "evt_1", "type": "refund.updated", "data": {"object": {
@@ -53,3 +64,5 @@ def test_a_stripe_signature_is_checked_against_every_v1_and_the_clock() -> None:
         verify("whsec_new", good, EVENT, 1_000_301)  # too old: a replay
     with pytest.raises(BadSignature):
         verify("whsec_new", good.replace("t=1000000", "t=1000200"), EVENT, 1_000_200)
+    with pytest.raises(BadSignature):  # digits that are not ASCII: no timestamp, not a crash
+        verify("whsec_new", good.replace("t=1000000", "t=\u00b2"), EVENT, 1_000_100)

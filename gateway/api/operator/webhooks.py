@@ -149,7 +149,7 @@ async def list_deliveries(request: Request, principal: accounts.Principal) -> Re
     if state not in (None, "pending", "delivered", "dead"):
         raise validation_error("DeliveryQuery", "state is pending, delivered or dead")
     limit = query.get("limit", "50")
-    if not limit.isdigit() or not 1 <= int(limit) <= 500:
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 500:
         raise validation_error("DeliveryQuery", "limit is a number from 1 to 500")
     endpoint = query.get("endpoint")
     async with services.engine.db.connection() as conn:

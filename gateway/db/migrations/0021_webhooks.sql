@@ -75,6 +75,10 @@ CREATE TABLE webhook_attempts (
         REFERENCES webhook_deliveries (merchant_id, event_id, endpoint_id)
 );
 
+-- A processor's event concerns the run: due at once when its holder (if any) lets it go, and
+-- that turn is not counted among its recoveries.
+ALTER TABLE workflow_runs ADD COLUMN woken boolean NOT NULL DEFAULT false;
+
 CREATE TABLE processor_events (
     merchant_id text NOT NULL,
     account     text NOT NULL,
