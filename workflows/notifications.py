@@ -176,17 +176,24 @@ async def list_endpoints(conn: Connection, merchant_id: str | None = None) -> li
     return [_endpoint(row) for row in await cur.fetchall()]
 
 
-async def set_endpoint_state(
-    conn: Connection, merchant_id: str, endpoint_id: uuid.UUID, state: str
-) -> Endpoint:
+async def _endpoint_row(
+    conn: Connection, query: str, merchant_id: str, endpoint_id: uuid.UUID, **params: Any
+) -> dict[str, Any]:
+    """The merchant's endpoint as `query` reads (or changes) it; EndpointError if none."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        Q["set_webhook_endpoint_state"],
-        {"merchant_id": merchant_id, "id": endpoint_id, "state": state},
-    )
+    await cur.execute(Q[query], {"merchant_id": merchant_id, "id": endpoint_id, **params})
     row = await cur.fetchone()
     if row is None:
         raise EndpointError(f"no webhook endpoint {endpoint_id}")
+    return row
+
+
+async def set_endpoint_state(
+    conn: Connection, merchant_id: str, endpoint_id: uuid.UUID, state: str
+) -> Endpoint:
+    row = await _endpoint_row(
+        conn, "set_webhook_endpoint_state", merchant_id, endpoint_id, state=state
+    )
     return _endpoint(row)
 
 
@@ -195,13 +202,7 @@ async def rotate_endpoint_secret(
 ) -> str:
     """A new signing secret; the one it replaces still signs (second signature) for a day."""
     async with conn.transaction():
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(
-            Q["lock_webhook_endpoint"], {"merchant_id": merchant_id, "id": endpoint_id}
-        )
-        row = await cur.fetchone()
-        if row is None:
-            raise EndpointError(f"no webhook endpoint {endpoint_id}")
+        row = await _endpoint_row(conn, "lock_webhook_endpoint", merchant_id, endpoint_id)
         bound = _binding(merchant_id, endpoint_id, row["mode"], row["url"])
         secret = new_secret()
         sealed = box.seal(secret, bound_to=bound)
@@ -220,13 +221,7 @@ async def rotate_endpoint_secret(
 async def signing_secrets(
     conn: Connection, box: CredentialBox, merchant_id: str, endpoint_id: uuid.UUID
 ) -> Secrets:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        Q["webhook_endpoint_secrets"], {"merchant_id": merchant_id, "id": endpoint_id}
-    )
-    row = await cur.fetchone()
-    if row is None:
-        raise EndpointError(f"no webhook endpoint {endpoint_id}")
+    row = await _endpoint_row(conn, "webhook_endpoint_secrets", merchant_id, endpoint_id)
     bound = _binding(merchant_id, endpoint_id, row["mode"], row["url"])
     current = box.open(row["secret_ciphertext"], row["secret_key_id"], bound_to=bound)
     previous = None

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import httpx
 import msgspec
 import pytest
+import respx
 from msgspec import Meta
 from starlette.routing import Route
 
@@ -27,6 +28,7 @@ from gateway.http.errors import ApiError
 from gateway.http.responses import JSONResponse
 from gateway.services import Services
 from gateway.settings import Settings
+from tests.integration.fake_stripe import FakeStripe
 from tests.integration.shop import Shop
 from workflows import merchants
 
@@ -166,3 +168,12 @@ async def doomed_redis(tmp_path: Any) -> Any:
     yield server
     if server.is_running():
         server.stop()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeStripe]:
+    """Stripe, faked at the HTTP boundary (tests/integration/fake_stripe.py)."""
+    stripe = FakeStripe()
+    with respx.mock(assert_all_called=False) as router:
+        stripe.install(router)
+        yield stripe

@@ -58,16 +58,15 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
             process.wait()
 
 
-def test_a_gateway_killed_mid_capture_is_completed_by_a_worker_with_one_capture(
-    settings: Settings, processes: list[subprocess.Popen[bytes]], tmp_path: Path
-) -> None:
-    assert settings.database_url
-    db = psycopg.connect(settings.database_url, autocommit=True)
+def start_gateway(
+    env: dict[str, str], processes: list[subprocess.Popen[bytes]], log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`gateway serve` on a free port, once ready: the process and its base URL."""
     port = free_port()
     gateway = subprocess.Popen(
         [sys.executable, "-m", "gateway", "serve"],
-        env=environment(settings, GATEWAY_PORT=str(port)),
-        stdout=(tmp_path / "gateway.log").open("wb"),
+        env={**env, "GATEWAY_PORT": str(port)},
+        stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
     processes.append(gateway)
@@ -80,6 +79,15 @@ def test_a_gateway_killed_mid_capture_is_completed_by_a_worker_with_one_capture(
             return False
 
     wait_for(ready, "the gateway to be ready")
+    return gateway, base
+
+
+def test_a_gateway_killed_mid_capture_is_completed_by_a_worker_with_one_capture(
+    settings: Settings, processes: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    assert settings.database_url
+    db = psycopg.connect(settings.database_url, autocommit=True)
+    gateway, base = start_gateway(environment(settings), processes, tmp_path / "gateway.log")
 
     name = f"crash-{secrets.token_hex(4)}"
     created = subprocess.run(

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 import pytest
-import respx
 
 from gateway.settings import Settings
 from processors.stripe.events import sign
@@ -21,14 +19,6 @@ from tests.integration.fake_stripe import FakeStripe
 from tests.integration.test_stripe import MASTER_KEY, create, stripe_shop
 
 WEBHOOK_SECRET = "whsec_" + "w" * 32
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    stripe = FakeStripe()
-    with respx.mock(assert_all_called=False) as router:
-        stripe.install(router)
-        yield stripe
 
 
 @pytest.fixture

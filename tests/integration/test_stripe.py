@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 import pytest
-import respx
 
 from gateway import accounts
 from gateway.settings import Settings
@@ -27,14 +25,6 @@ from workflows.errors import AccountError
 
 SECRET = "sk_test_" + "x" * 24
 MASTER_KEY = new_master_key()
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    stripe = FakeStripe()
-    with respx.mock(assert_all_called=False) as router:
-        stripe.install(router)
-        yield stripe
 
 
 @pytest.fixture

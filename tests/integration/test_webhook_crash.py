@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,7 @@ import pytest
 
 from gateway.settings import Settings
 from tests.conftest import gateway_env, run_gateway
-from tests.integration.test_crash import processes, wait_for  # noqa: F401
-from tests.integration.test_make_run import free_port
+from tests.integration.test_crash import processes, start_gateway, wait_for  # noqa: F401
 from tests.integration.webhook_receiver import Receiver, serve
 from workflows.credentials import new_master_key
 
@@ -45,29 +43,16 @@ def test_a_delivery_cut_by_sigkill_is_delivered_after_restart(
     )
     assert added.returncode == 0, added.stderr
     receiver.hold_first = held = threading.Event()
-    port = free_port()
-    gateway = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve"],
-        env=gateway_env(
+    gateway, base = start_gateway(
+        gateway_env(
             settings,
-            GATEWAY_PORT=str(port),
             GATEWAY_WORKER_IN_PROCESS="true",
             GATEWAY_SECRET_KEY=key,
             GATEWAY_WEBHOOK_TIMEOUT_SECONDS="60",  # the held answer is not given up on first
         ),
-        stdout=(tmp_path / "gateway.log").open("wb"),
-        stderr=subprocess.STDOUT,
+        processes,
+        tmp_path / "gateway.log",
     )
-    processes.append(gateway)
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{base}/health/ready", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(ready, "the gateway to be ready")
     headers = {"X-API-KEY": api_key}
     token = httpx.post(
         f"{base}/payment-instruments",

@@ -91,18 +91,23 @@ async def deliver(running: Running, merchant: SomeMerchant | None = None) -> int
     return await running.services.webhooks.deliver_due()
 
 
+async def pending(running: Running, merchant: SomeMerchant) -> int:
+    async with running.services.engine.db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending' AND merchant_id = %s",
+            (merchant.id,),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 async def deliver_all(running: Running, merchant: SomeMerchant) -> None:
     """Passes until the merchant has nothing pending (bounded: a test never loops for ever)."""
     for _ in range(50):
         await deliver(running, merchant)
-        async with running.services.engine.db.connection() as conn:
-            cur = await conn.execute(
-                "SELECT count(*) FROM webhook_deliveries "
-                "WHERE state = 'pending' AND merchant_id = %s",
-                (merchant.id,),
-            )
-            if not (await cur.fetchone())[0]:
-                return
+        if not await pending(running, merchant):
+            return
     pytest.fail("deliveries still pending after 50 passes")
 
 
@@ -260,14 +265,8 @@ async def test_one_payments_events_arrive_in_order_under_concurrent_changes(
     for _ in range(200):  # a bound, not a clock
         await deliver(running, merchant)
         await asyncio.gather(other.deliver_due(), other.deliver_due())
-        async with running.services.engine.db.connection() as conn:
-            cur = await conn.execute(
-                "SELECT count(*) FROM webhook_deliveries "
-                "WHERE state = 'pending' AND merchant_id = %s",
-                (merchant.id,),
-            )
-            if not (await cur.fetchone())[0]:
-                break
+        if not await pending(running, merchant):
+            break
     delivered: dict[str, list[int]] = {}
     for r in receiver.received:
         if r.json["payment"]["id"] in payments:
