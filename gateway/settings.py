@@ -71,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     circuit_cool_off_seconds: Annotated[float, Meta(gt=0, le=86400)] = 30.0
     # ...and only if the failures are at least this share of the account's calls in the window.
     circuit_failure_rate: Annotated[float, Meta(gt=0, le=1)] = 0.5
+    # How long a client session's token may be used (Primer: a day).
+    client_session_ttl_seconds: Annotated[int, Meta(ge=60, le=30 * 86400)] = 86400
     # Webhooks out: each attempt's timeout, and the retry schedule (the first retry after
     # `webhook_retry_base_seconds`, doubling up to `webhook_retry_max_seconds`, jittered), until
     # `webhook_give_up_seconds` after the first attempt (then dead-lettered).

@@ -20,6 +20,9 @@ PRIMER_SPEC = REPO_ROOT / "contracts" / "primer" / "payments-api-v2.4.openapi.ym
 
 # (method, path template) -> response schema of its 2xx answer
 RESPONSE_SCHEMAS = {
+    ("POST", "/client-session"): "ClientSessionWithTokenAPIResponse",
+    ("GET", "/client-session"): "ClientSessionAPIResponse",
+    ("PATCH", "/client-session"): "ClientSessionAPIResponse",
     ("POST", "/payments"): "PaymentAPIResponse",
     ("GET", "/payments"): "PaymentListAPIResponse",
     ("GET", "/payments/{id}"): "PaymentAPIResponse",

@@ -5,14 +5,21 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
+from workflows import sessions
 from workflows.db import Connection, Database, Q
 from workflows.model import Card
 
 
-async def tokenize(db: Database, merchant_id: str, mode: str, card: Card) -> tuple[str, datetime]:
-    """Keep `card` for the merchant in this mode; its new token and when it was made."""
+async def tokenize(
+    db: Database, merchant_id: str, mode: str, card: Card, client_token: str | None = None
+) -> tuple[str, datetime]:
+    """Keep `card` for the merchant in this mode (in the client session `client_token` names,
+    if given: SessionNotFound if it names none); its new token and when it was made."""
     token = f"tok_{secrets.token_urlsafe(18)}"
     async with db.connection() as conn:
+        session = None
+        if client_token is not None:
+            session = (await sessions.find(conn, merchant_id, client_token)).id
         cur = await conn.execute(
             Q["create_instrument"],
             {
@@ -26,6 +33,7 @@ async def tokenize(db: Database, merchant_id: str, mode: str, card: Card) -> tup
                 "expiration_year": card.expiration_year,
                 "cardholder_name": card.cardholder_name,
                 "issuer_country": card.issuer_country,
+                "client_session": session,
             },
         )
         row = await cur.fetchone()

@@ -41,9 +41,10 @@ FROM payment_instruments WHERE merchant_id = %(merchant_id)s AND token = %(token
 
 -- name: create_instrument
 INSERT INTO payment_instruments (merchant_id, token, mode, network, first6, last4,
-    expiration_month, expiration_year, cardholder_name, issuer_country)
+    expiration_month, expiration_year, cardholder_name, issuer_country, client_session)
 VALUES (%(merchant_id)s, %(token)s, %(mode)s, %(network)s, %(first6)s, %(last4)s,
-    %(expiration_month)s, %(expiration_year)s, %(cardholder_name)s, %(issuer_country)s)
+    %(expiration_month)s, %(expiration_year)s, %(cardholder_name)s, %(issuer_country)s,
+    %(client_session)s)
 RETURNING created_at;
 
 -- name: insert_payment
@@ -677,3 +678,30 @@ WHERE r.merchant_id = %(merchant_id)s AND r.state = 'running'
                   WHERE t.merchant_id = p.merchant_id AND t.payment_id = p.id
                     AND t.processor_transaction_id = %(object_id)s))
 RETURNING r.id;
+
+-- ---------------------------------------------------------------- client sessions
+
+-- name: create_client_session
+INSERT INTO client_sessions (merchant_id, id, token_hash, fields, expires_at)
+VALUES (%(merchant_id)s, %(id)s, %(token_hash)s, %(fields)s,
+    now() + make_interval(secs => %(ttl_seconds)s))
+RETURNING *;
+
+-- name: find_client_session
+SELECT * FROM client_sessions
+WHERE merchant_id = %(merchant_id)s AND token_hash = %(token_hash)s AND expires_at > now();
+
+-- name: lock_client_session
+SELECT * FROM client_sessions
+WHERE merchant_id = %(merchant_id)s AND token_hash = %(token_hash)s AND expires_at > now()
+FOR UPDATE;
+
+-- name: update_client_session
+UPDATE client_sessions SET fields = %(fields)s, updated_at = now()
+WHERE merchant_id = %(merchant_id)s AND id = %(id)s
+RETURNING *;
+
+-- name: client_session_of_instrument
+SELECT s.fields FROM payment_instruments i
+JOIN client_sessions s ON s.merchant_id = i.merchant_id AND s.id = i.client_session
+WHERE i.merchant_id = %(merchant_id)s AND i.token = %(token)s;

@@ -109,6 +109,8 @@ CREATE TABLE payment_instruments (
     created_at       timestamptz NOT NULL DEFAULT now(),
     -- Where known (BIN data): for routing rules.
     issuer_country   text CHECK (issuer_country ~ '^[A-Z]{2}$'),
+    -- Tokenized with a client session's token: a payment with it takes the session's details.
+    client_session   uuid,
     PRIMARY KEY (merchant_id, token)
 );
 
@@ -430,4 +432,16 @@ CREATE TABLE processor_events (
     type        text NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (merchant_id, account, id)
+);
+
+-- Primer's client sessions (an order's details under a client token, stored hashed).
+CREATE TABLE client_sessions (
+    merchant_id text NOT NULL REFERENCES merchants (id),
+    id          uuid NOT NULL,
+    token_hash  bytea NOT NULL UNIQUE CHECK (octet_length(token_hash) = 32),
+    fields      jsonb NOT NULL,
+    expires_at  timestamptz NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (merchant_id, id)
 );

@@ -421,6 +421,7 @@ async def _merchant(database_url: str) -> tuple[str, str, str, str]:
                 "expiration_year": "2030",
                 "cardholder_name": None,
                 "issuer_country": None,
+                "client_session": None,
             },
         )
     return merchant.id, key.secret, key.id, token

@@ -14,13 +14,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from gateway.api.primer import instruments, payments
+from gateway.api.primer import instruments, payments, sessions
 from gateway.api.primer.errors import from_payment_error
 from gateway.http.handlers import api_error, surface
 from workflows.errors import PaymentError
 
 ROUTES: list[BaseRoute] = [
     Route("/payment-instruments", instruments.create_instrument, methods=["POST"]),
+    Route("/client-session", sessions.create_session, methods=["POST"]),
+    Route("/client-session", sessions.get_session, methods=["GET"]),
+    Route("/client-session", sessions.update_session, methods=["PATCH"]),
     Route("/payments", payments.create_payment, methods=["POST"]),
     Route("/payments", payments.list_payments, methods=["GET"]),
     Route("/payments/{id}", payments.get_payment, methods=["GET"]),

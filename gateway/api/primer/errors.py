@@ -11,6 +11,7 @@ from gateway.http.errors import (
     InternalError,
 )
 from workflows import errors as domain
+from workflows.sessions import SessionNotFound
 
 
 class PaymentNotFound(ApiError):
@@ -77,6 +78,14 @@ class MerchantAccountConflict(ApiError):
     error_id = "MerchantAccountConflict"
 
 
+class ClientSessionValidationError(ApiError):
+    """No client session of this merchant has this client token (or it has expired)."""
+
+    status = 400
+    error_id = "ClientSessionValidationError"
+    recovery = "Please provide a valid client token."
+
+
 class ProcessorUnavailable(ApiError):
     """The payment's processor cannot be used right now; nothing was done."""
 
@@ -89,6 +98,7 @@ _DOMAIN: dict[type[domain.PaymentError], type[ApiError]] = {
     domain.ProcessorUnavailable: ProcessorUnavailable,
     domain.PaymentNotFound: PaymentNotFound,
     domain.InvalidPaymentStatus: InvalidPaymentStatus,
+    SessionNotFound: ClientSessionValidationError,
     domain.PaymentAlreadyAuthorized: PaymentAlreadyAuthorized,
     domain.MerchantAccountNotFound: MerchantAccountNotFound,
     domain.MerchantAccountConflict: MerchantAccountConflict,

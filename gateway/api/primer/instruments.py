@@ -59,7 +59,7 @@ async def create_instrument(call: MerchantCall) -> Response:
     )
     assert call.principal.mode is not None
     token, created_at = await instruments.tokenize(
-        call.services.engine.db, call.merchant_id, call.principal.mode, kept
+        call.services.engine.db, call.merchant_id, call.principal.mode, kept, card.clientToken
     )
     return JSONResponse(
         PaymentInstrument(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -17,6 +16,7 @@ from msgspec import Meta
 from starlette.responses import Response
 
 from gateway.api.primer import render
+from gateway.api.primer.checks import check_metadata, converted, refuse_card_numbers
 from gateway.api.primer.endpoint import MerchantCall, merchant_endpoint
 from gateway.api.primer.schemas import (
     Expand,
@@ -32,7 +32,7 @@ from gateway.http.errors import validation_error
 from gateway.http.idempotency import Claim
 from gateway.http.responses import JSONResponse
 from processors import registry
-from processors.cards import holds_card_number
+from workflows import sessions
 from workflows.commands import CreatePayment
 from workflows.errors import PaymentNotFound
 from workflows.model import Customer, Payment, PaymentOptions, PaymentView
@@ -53,44 +53,6 @@ def _payment_id(call: MerchantCall) -> str:
     return payment_id
 
 
-def _convert(value: msgspec.Struct | None, domain: type[T]) -> T | None:
-    """A request's Struct as the domain's own type (both spell their fields the same)."""
-    return None if value is None else msgspec.convert(msgspec.to_builtins(value), domain)
-
-
-def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """Every string in a decoded body, keys included, with its path."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, msgspec.Struct):
-        yield from _strings(msgspec.to_builtins(value), path)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield path, str(key)  # a key is reported at its object: the path never echoes it
-            if holds_card_number(str(key)):
-                continue
-            yield from _strings(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, f"{path}[{index}]")
-
-
-def _refuse_card_numbers(model: str, **free_form: Any) -> None:
-    """A card number in a free-form field would be stored and returned in clear: refused, so the
-    database stays out of card-data scope (cards go to /payment-instruments)."""
-    for name, value in free_form.items():
-        for path, text in _strings(value, f"$.{name}"):
-            if holds_card_number(text):
-                raise validation_error(
-                    model, f"A card number must not be sent in a free-form field - at `{path}`"
-                )
-
-
-def _check_metadata(model: str, metadata: dict[str, Any] | None) -> None:
-    if metadata and any(not key for key in metadata):
-        raise validation_error(model, "Metadata keys must not be empty - at `$.metadata`")
-
-
 def _request_key(claim: Claim) -> RequestKey | None:
     """The merchant's key as the engine records it: its run per key is the durable record."""
     if claim.key is None or claim.fingerprint is None:
@@ -106,8 +68,8 @@ def _answer(view: PaymentView, claim: Claim, expand: Expand | None) -> Response:
 @merchant_endpoint("transactions:authorize")
 async def create_payment(call: MerchantCall) -> Response:
     body = await call.body(PaymentCreationAPIRequest)
-    _check_metadata("PaymentCreationAPIRequest", body.metadata)
-    _refuse_card_numbers(
+    check_metadata("PaymentCreationAPIRequest", body.metadata)
+    refuse_card_numbers(
         "PaymentCreationAPIRequest",
         orderId=body.orderId,
         customerId=body.customerId,
@@ -115,20 +77,35 @@ async def create_payment(call: MerchantCall) -> Response:
         order=body.order,
         metadata=body.metadata,
     )
+    # The card's client session, if it was entered in one, gives what the request leaves out.
+    async with call.services.engine.db.connection() as conn:
+        session = await sessions.of_payment_method(conn, call.merchant_id, body.paymentMethodToken)
+    given = session or sessions.SessionFields()
+    order_id = body.orderId or given.order_id
+    currency = body.currencyCode or given.currency_code
+    amount = body.amount if body.amount is not None else given.amount
+    for name, value in (("orderId", order_id), ("currencyCode", currency), ("amount", amount)):
+        if value is None:
+            raise validation_error(
+                "PaymentCreationAPIRequest",
+                "Field required: neither the request nor the payment method's client session "
+                f"gives it - at `$.{name}`",
+            )
+    assert order_id is not None and currency is not None and amount is not None
 
     async def work(claim: Claim) -> Response:
         command = CreatePayment(
             merchant_id=call.merchant_id,
             mode=call.principal.mode or "sandbox",
-            order_id=body.orderId,
-            currency_code=body.currencyCode,
-            amount=body.amount,
+            order_id=order_id,
+            currency_code=currency,
+            amount=amount,
             payment_method_token=body.paymentMethodToken,
-            customer_id=body.customerId,
-            customer=_convert(body.customer, Customer),
-            order_details=body.order,
-            metadata=body.metadata,
-            payment_options=_convert(body.paymentMethod, PaymentOptions),
+            customer_id=body.customerId or given.customer_id,
+            customer=converted(body.customer, Customer) or given.customer,
+            order_details=body.order if body.order is not None else given.order,
+            metadata=body.metadata if body.metadata is not None else given.metadata,
+            payment_options=converted(body.paymentMethod, PaymentOptions) or given.payment_options,
             idempotency=_request_key(claim),
         )
         view = await call.services.engine.payments.authorize(command, events=bool(body.expand))
@@ -161,7 +138,7 @@ async def authorize_payment(call: MerchantCall) -> Response:
 async def capture_payment(call: MerchantCall) -> Response:
     payment_id = _payment_id(call)
     body = await call.body(PaymentCaptureAPIRequest)
-    _refuse_card_numbers("PaymentCaptureAPIRequest", order=body.order, metadata=body.metadata)
+    refuse_card_numbers("PaymentCaptureAPIRequest", order=body.order, metadata=body.metadata)
 
     async def work(claim: Claim) -> Response:
         view = await call.services.engine.payments.capture(
@@ -181,7 +158,7 @@ async def capture_payment(call: MerchantCall) -> Response:
 async def cancel_payment(call: MerchantCall) -> Response:
     payment_id = _payment_id(call)
     body = await call.body(PaymentCancelAPIRequest)
-    _refuse_card_numbers("PaymentCancelAPIRequest", reason=body.reason)
+    refuse_card_numbers("PaymentCancelAPIRequest", reason=body.reason)
 
     async def work(claim: Claim) -> Response:
         view = await call.services.engine.payments.cancel(
@@ -200,7 +177,7 @@ async def cancel_payment(call: MerchantCall) -> Response:
 async def refund_payment(call: MerchantCall) -> Response:
     payment_id = _payment_id(call)
     body = await call.body(PaymentRefundAPIRequest)
-    _refuse_card_numbers("PaymentRefundAPIRequest", reason=body.reason, orderId=body.orderId)
+    refuse_card_numbers("PaymentRefundAPIRequest", reason=body.reason, orderId=body.orderId)
 
     async def work(claim: Claim) -> Response:
         view = await call.services.engine.payments.refund(

@@ -65,11 +65,10 @@ class PaymentMethodOptions(
 class PaymentCreationAPIRequest(
     msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
 ):
-    # Primer takes these three from a client session when absent; without client sessions the
-    # gateway needs them in the request.
-    orderId: Annotated[str, Meta(min_length=1, max_length=255)]
-    currencyCode: Currency
-    amount: Amount
+    # Taken from the card's client session when absent; one or the other must give them.
+    orderId: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
+    currencyCode: Currency | None = None
+    amount: Amount | None = None
     paymentMethodToken: Annotated[str, Meta(min_length=1, max_length=255)]
     customerId: Text255 | None = None
     customer: CustomerDetails | None = None
@@ -126,6 +125,50 @@ class CardDetails(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, froz
     expirationYear: Annotated[str, Meta(pattern="^[0-9]{4}$")]
     cvv: Annotated[str, Meta(pattern="^[0-9]{3,4}$")]
     cardholderName: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
+    # The client session the card is entered in (its client token): a payment with the card
+    # takes the session's order details.
+    clientToken: Annotated[str, Meta(max_length=255)] | None = None
+
+
+class CheckoutPaymentMethodOptions(PaymentMethodOptions, kw_only=True, frozen=True):
+    """CheckoutPaymentMethodOptionsAPISchema: a payment's options, and the checkout's own."""
+
+    orderedAllowedCardNetworks: list[Annotated[str, Meta(pattern="^[A-Z_]+$")]] | None = None
+    options: dict[str, Any] | None = None
+
+
+class ClientSessionAPIRequest(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    orderId: Text255 | None = None
+    currencyCode: Currency | None = None
+    amount: Amount | None = None
+    order: dict[str, Any] | None = None
+    customerId: Text255 | None = None
+    customer: CustomerDetails | None = None
+    metadata: dict[str, Any] | None = None
+    paymentMethod: CheckoutPaymentMethodOptions | None = None
+
+
+Unset = msgspec.UnsetType
+UNSET = msgspec.UNSET
+
+
+class ClientSessionUpdateAPIRequest(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    """Only the fields given change; null clears one; a customer given merges into the one kept;
+    arrays are replaced whole."""
+
+    clientToken: Annotated[str, Meta(min_length=1, max_length=255)]
+    orderId: Text255 | Unset | None = UNSET
+    currencyCode: Currency | Unset | None = UNSET
+    amount: Amount | Unset | None = UNSET
+    order: dict[str, Any] | Unset | None = UNSET
+    customerId: Text255 | Unset | None = UNSET
+    customer: CustomerDetails | Unset | None = UNSET
+    metadata: dict[str, Any] | Unset | None = UNSET
+    paymentMethod: CheckoutPaymentMethodOptions | Unset | None = UNSET
 
 
 class ListQuery(msgspec.Struct, kw_only=True, frozen=True):
@@ -237,6 +280,22 @@ class TransactionOverview(_Out, kw_only=True, omit_defaults=True):
     processorStatusReason: StatusReason | None = None
     reason: str | None = None
     events: list[TransactionEvent] | None = None
+
+
+class ClientSessionAPIResponse(_Out, kw_only=True, omit_defaults=True):
+    orderId: str | None = None
+    currencyCode: str | None = None
+    amount: int | None = None
+    order: dict[str, Any] | None = None
+    customerId: str | None = None
+    customer: CustomerDetails | None = None
+    metadata: dict[str, Any] | None = None
+    paymentMethod: dict[str, Any] | None = None
+
+
+class ClientSessionWithTokenAPIResponse(ClientSessionAPIResponse, kw_only=True, omit_defaults=True):
+    clientToken: str
+    clientTokenExpirationDate: str
 
 
 class PaymentAPIResponse(_Out, kw_only=True, omit_defaults=True):
