@@ -23,6 +23,7 @@ from tests.integration.shop import Shop
 from tests.integration.webhook_receiver import Receiver, serve
 from workflows import notifications
 from workflows.credentials import new_master_key
+from workflows.runner import Runner
 
 WEBHOOKS_SPEC = REPO_ROOT / "contracts" / "primer" / "webhooks-v2.4.openapi.yml"
 PAYLOADS = {
@@ -416,3 +417,50 @@ async def test_a_disabled_endpoint_is_sent_nothing_until_enabled(
         "PENDING",
         "AUTHORIZED",
     ]
+
+
+class Interrupted(Exception):
+    """Stands for a failure after the event was written, before the change committed."""
+
+
+async def test_an_event_exists_only_with_its_change_committed(
+    keyed: tuple[Running, Settings],
+    merchant: SomeMerchant,
+    receiver: Receiver,
+    db: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The outbox: the authorization's answer and its event are one transaction. Interrupted
+    after the event was written, both roll back; recovered, both commit."""
+    running, _ = keyed
+    await endpoint_of(running, merchant, receiver.url)
+    notify = Runner._notify
+
+    async def then_fails(self: Runner, *args: Any) -> None:
+        await notify(self, *args)
+        raise Interrupted()
+
+    monkeypatch.setattr(Runner, "_notify", then_fails)
+    shop = Shop(running.client, merchant.key)
+    body = {"orderId": "o", "currencyCode": "EUR", "amount": 900}
+    answer = await shop.call(
+        "POST", "/payments", {**body, "paymentMethodToken": await shop.tokenize()}
+    )
+    assert answer.status_code == 500
+    monkeypatch.undo()
+    cur = await db.execute(
+        "SELECT p.id, p.status, array_agg(e.snapshot->'payment'->>'status' ORDER BY e.sequence) "
+        "FROM payments p JOIN webhook_events e ON e.merchant_id = p.merchant_id "
+        "AND e.payment_id = p.id WHERE p.merchant_id = %s GROUP BY 1, 2",
+        (merchant.id,),
+    )
+    [(payment_id, status, events)] = await cur.fetchall()
+    assert (status, events) == ("PENDING", ["PENDING"])  # the answer and its event: neither
+    await db.execute(
+        "UPDATE workflow_runs SET lease_expires_at = now(), next_attempt_at = now() "
+        "WHERE payment_id = %s",
+        (payment_id,),
+    )
+    await running.services.engine.recovery.recover_due()
+    await deliver_all(running, merchant)
+    assert [r.json["payment"]["status"] for r in receiver.received] == ["PENDING", "AUTHORIZED"]
