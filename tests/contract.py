@@ -33,6 +33,10 @@ RESPONSE_SCHEMAS = {
     # Primer tokenizes cards client-side; the gateway's tokenization answers with Primer's
     # payment-instrument object.
     ("POST", "/payment-instruments"): "MerchantPaymentMethodTokenAPIResponse",
+    ("GET", "/payment-instruments"): "MerchantPaymentMethodTokenListAPIResponse",
+    ("POST", "/payment-instruments/{token}/vault"): "MerchantPaymentMethodTokenAPIResponse",
+    ("POST", "/payment-instruments/{token}/default"): "MerchantPaymentMethodTokenAPIResponse",
+    ("DELETE", "/payment-instruments/{token}"): "MerchantPaymentMethodTokenAPIResponse",
 }
 
 

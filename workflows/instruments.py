@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
 
 from workflows import sessions
 from workflows.db import Connection, Database, Q
+from workflows.errors import PaymentError
 from workflows.model import Card
 
 
@@ -58,3 +63,98 @@ async def card_behind(conn: Connection, merchant_id: str, token: str, mode: str)
         cardholder_name=holder,
         issuer_country=issuer_country,
     )
+
+
+# ---------------------------------------------------------------- vaulted payment methods
+
+
+class InvalidPaymentInstrument(PaymentError):
+    """No saved payment method of this merchant has this token (unknown, deleted, not saved)."""
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A vaulted payment method: multi-use, a customer's."""
+
+    token: str
+    card: Card
+    customer_id: str
+    default: bool
+    created_at: datetime
+    deleted_at: datetime | None
+
+
+def _saved(row: dict[str, Any]) -> Saved:
+    return Saved(
+        token=row["token"],
+        card=Card(
+            network=row["network"],
+            first6=row["first6"],
+            last4=row["last4"],
+            expiration_month=row["expiration_month"],
+            expiration_year=row["expiration_year"],
+            cardholder_name=row["cardholder_name"],
+            issuer_country=row["issuer_country"],
+        ),
+        customer_id=row["customer_id"],
+        default=row["is_default"],
+        created_at=row["created_at"],
+        deleted_at=row["deleted_at"],
+    )
+
+
+async def vault(
+    conn: Connection, merchant_id: str, mode: str, token: str, customer_id: str
+) -> Saved:
+    """Save a card for a customer: a token of its own, multi-use; vaulting the same token (or
+    the vaulted one) again gives that one back."""
+    params = {"merchant_id": merchant_id, "mode": mode, "token": token}
+    await conn.execute(
+        Q["vault_instrument"],
+        {**params, "customer_id": customer_id, "vaulted_token": f"tok_{secrets.token_urlsafe(18)}"},
+    )
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(Q["vaulted_instrument"], params)
+    row = await cur.fetchone()
+    if row is None or row["deleted_at"] is not None:
+        raise InvalidPaymentInstrument()
+    return _saved(row)
+
+
+async def saved_of(conn: Connection, merchant_id: str, mode: str, customer_id: str) -> list[Saved]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        Q["customer_instruments"],
+        {"merchant_id": merchant_id, "mode": mode, "customer_id": customer_id},
+    )
+    return [_saved(row) for row in await cur.fetchall()]
+
+
+async def delete(conn: Connection, merchant_id: str, mode: str, token: str) -> Saved:
+    """A saved payment method deleted: kept for the payments made with it, taken by no new one."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        Q["delete_instrument"], {"merchant_id": merchant_id, "mode": mode, "token": token}
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise InvalidPaymentInstrument()
+    return _saved(row)
+
+
+async def make_default(conn: Connection, merchant_id: str, mode: str, token: str) -> Saved:
+    """The customer's default saved payment method (and no other of theirs)."""
+    params = {"merchant_id": merchant_id, "mode": mode, "token": token}
+    async with conn.transaction():
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(Q["vaulted_instrument"], params)
+        found = await cur.fetchone()
+        if found is None or found["token"] != token or found["deleted_at"] is not None:
+            raise InvalidPaymentInstrument()
+        await conn.execute(
+            Q["clear_default_instrument"], {**params, "customer_id": found["customer_id"]}
+        )
+        await cur.execute(Q["make_default_instrument"], params)
+        row = await cur.fetchone()
+    assert row is not None
+    return _saved(row)

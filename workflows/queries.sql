@@ -35,9 +35,54 @@ WHERE merchant_id = %(merchant_id)s ORDER BY version DESC;
 SELECT name FROM processor_accounts WHERE merchant_id = %(merchant_id)s;
 
 -- name: find_instrument
+-- (A deleted payment method is no longer one: no new payment takes it.)
 SELECT network, first6, last4, expiration_month, expiration_year, cardholder_name, mode,
     issuer_country
-FROM payment_instruments WHERE merchant_id = %(merchant_id)s AND token = %(token)s;
+FROM payment_instruments
+WHERE merchant_id = %(merchant_id)s AND token = %(token)s AND deleted_at IS NULL;
+
+-- name: vault_instrument
+-- A vaulted copy of a token for a customer, made once: vaulting it again finds that copy.
+INSERT INTO payment_instruments (merchant_id, token, mode, network, first6, last4,
+    expiration_month, expiration_year, cardholder_name, issuer_country, customer_id,
+    vaulted_from)
+SELECT merchant_id, %(vaulted_token)s, mode, network, first6, last4, expiration_month,
+    expiration_year, cardholder_name, issuer_country, %(customer_id)s, token
+FROM payment_instruments
+WHERE merchant_id = %(merchant_id)s AND token = %(token)s AND mode = %(mode)s
+  AND deleted_at IS NULL AND vaulted_from IS NULL
+ON CONFLICT (merchant_id, vaulted_from) WHERE vaulted_from IS NOT NULL DO NOTHING;
+
+-- name: vaulted_instrument
+-- The vaulted token itself, or the vaulted copy of the token given.
+SELECT * FROM payment_instruments
+WHERE merchant_id = %(merchant_id)s AND mode = %(mode)s AND customer_id IS NOT NULL
+  AND (token = %(token)s OR vaulted_from = %(token)s)
+ORDER BY (token = %(token)s) DESC LIMIT 1;
+
+-- name: customer_instruments
+SELECT * FROM payment_instruments
+WHERE merchant_id = %(merchant_id)s AND mode = %(mode)s AND customer_id = %(customer_id)s
+  AND deleted_at IS NULL
+ORDER BY created_at;
+
+-- name: delete_instrument
+UPDATE payment_instruments SET deleted_at = now(), is_default = false
+WHERE merchant_id = %(merchant_id)s AND mode = %(mode)s AND token = %(token)s
+  AND customer_id IS NOT NULL AND deleted_at IS NULL
+RETURNING *;
+
+-- name: clear_default_instrument
+-- (First of the two statements that make a default: the one index allows one per customer.)
+UPDATE payment_instruments SET is_default = false
+WHERE merchant_id = %(merchant_id)s AND mode = %(mode)s AND customer_id = %(customer_id)s
+  AND is_default AND token <> %(token)s;
+
+-- name: make_default_instrument
+UPDATE payment_instruments SET is_default = true
+WHERE merchant_id = %(merchant_id)s AND mode = %(mode)s AND token = %(token)s
+  AND customer_id IS NOT NULL AND deleted_at IS NULL
+RETURNING *;
 
 -- name: create_instrument
 INSERT INTO payment_instruments (merchant_id, token, mode, network, first6, last4,

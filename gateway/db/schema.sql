@@ -111,8 +111,21 @@ CREATE TABLE payment_instruments (
     issuer_country   text CHECK (issuer_country ~ '^[A-Z]{2}$'),
     -- Tokenized with a client session's token: a payment with it takes the session's details.
     client_session   uuid,
+    -- Vaulted: saved for a customer (a token of its own, made once from `vaulted_from`), perhaps
+    -- the customer's default; deleted: kept, but no new payment takes it.
+    customer_id      text CHECK (length(customer_id) BETWEEN 1 AND 255),
+    vaulted_from     text,
+    is_default       boolean NOT NULL DEFAULT false,
+    deleted_at       timestamptz,
     PRIMARY KEY (merchant_id, token)
 );
+CREATE UNIQUE INDEX payment_instruments_vaulted_once
+    ON payment_instruments (merchant_id, vaulted_from) WHERE vaulted_from IS NOT NULL;
+CREATE INDEX payment_instruments_by_customer
+    ON payment_instruments (merchant_id, customer_id) WHERE customer_id IS NOT NULL;
+CREATE UNIQUE INDEX payment_instruments_one_default
+    ON payment_instruments (merchant_id, mode, customer_id)
+    WHERE is_default AND deleted_at IS NULL;
 
 -- Primer's payment statuses. Transitions (workflows/lifecycle.py holds the rules):
 --   PENDING -> AUTHORIZED | DECLINED | FAILED | CANCELLED   (authorization answered, or voided)

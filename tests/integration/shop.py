@@ -20,7 +20,8 @@ FAILED_VISA = "4000000000000010"
 
 def _template(path: str) -> str:
     path = path.split("?", 1)[0]
-    return re.sub(r"^/payments/[^/]+", "/payments/{id}", path)
+    path = re.sub(r"^/payments/[^/]+", "/payments/{id}", path)
+    return re.sub(r"^/payment-instruments/[^/]+", "/payment-instruments/{token}", path)
 
 
 @dataclass

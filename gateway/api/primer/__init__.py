@@ -21,6 +21,22 @@ from workflows.errors import PaymentError
 
 ROUTES: list[BaseRoute] = [
     Route("/payment-instruments", instruments.create_instrument, methods=["POST"]),
+    Route("/payment-instruments", instruments.list_instruments, methods=["GET"]),
+    Route(
+        "/payment-instruments/{paymentMethodToken}/vault",
+        instruments.vault_instrument,
+        methods=["POST"],
+    ),
+    Route(
+        "/payment-instruments/{paymentMethodToken}/default",
+        instruments.default_instrument,
+        methods=["POST"],
+    ),
+    Route(
+        "/payment-instruments/{paymentMethodToken}",
+        instruments.delete_instrument,
+        methods=["DELETE"],
+    ),
     Route("/client-session", sessions.create_session, methods=["POST"]),
     Route("/client-session", sessions.get_session, methods=["GET"]),
     Route("/client-session", sessions.update_session, methods=["PATCH"]),

@@ -11,6 +11,7 @@ from gateway.http.errors import (
     InternalError,
 )
 from workflows import errors as domain
+from workflows.instruments import InvalidPaymentInstrument
 from workflows.sessions import SessionNotFound
 
 
@@ -86,6 +87,13 @@ class ClientSessionValidationError(ApiError):
     recovery = "Please provide a valid client token."
 
 
+class InvalidPaymentInstrumentToken(ApiError):
+    """No saved payment method of this merchant has this token."""
+
+    status = 400
+    error_id = "InvalidPaymentInstrumentToken"
+
+
 class ProcessorUnavailable(ApiError):
     """The payment's processor cannot be used right now; nothing was done."""
 
@@ -99,6 +107,7 @@ _DOMAIN: dict[type[domain.PaymentError], type[ApiError]] = {
     domain.PaymentNotFound: PaymentNotFound,
     domain.InvalidPaymentStatus: InvalidPaymentStatus,
     SessionNotFound: ClientSessionValidationError,
+    InvalidPaymentInstrument: InvalidPaymentInstrumentToken,
     domain.PaymentAlreadyAuthorized: PaymentAlreadyAuthorized,
     domain.MerchantAccountNotFound: MerchantAccountNotFound,
     domain.MerchantAccountConflict: MerchantAccountConflict,

@@ -1,4 +1,6 @@
-"""`POST /payment-instruments`: a card becomes a `paymentMethodToken`.
+"""`POST /payment-instruments`: a card becomes a `paymentMethodToken`; and Primer's saved
+(vaulted) payment methods: vault one for a customer, list a customer's, delete one, make one the
+customer's default.
 
 Sandbox keys accept only the sandbox's test cards; live keys refuse raw card data (a live card is
 tokenized by a PCI-compliant vault, never sent through the gateway). Only network, first 6, last 4,
@@ -13,7 +15,12 @@ from starlette.responses import Response
 
 from gateway.api.primer import render
 from gateway.api.primer.endpoint import MerchantCall, merchant_endpoint
-from gateway.api.primer.schemas import CardDetails, PaymentInstrument
+from gateway.api.primer.schemas import (
+    CardDetails,
+    PaymentInstrument,
+    PaymentInstrumentList,
+    VaultPaymentMethodAPIRequest,
+)
 from gateway.http.errors import ApiError, validation_error
 from gateway.http.responses import JSONResponse
 from processors.cards import luhn_valid, network_of
@@ -72,3 +79,67 @@ async def create_instrument(call: MerchantCall) -> Response:
             default=False,
         )
     )
+
+
+def _saved(saved: instruments.Saved) -> PaymentInstrument:
+    return PaymentInstrument(
+        createdAt=saved.created_at.isoformat(),
+        token=saved.token,
+        tokenType="MULTI_USE",
+        paymentMethodType="PAYMENT_CARD",
+        paymentMethodData=render.card_data(saved.card),
+        deleted=saved.deleted_at is not None,
+        default=saved.default,
+        customerId=saved.customer_id,
+        deletedAt=saved.deleted_at.isoformat() if saved.deleted_at else None,
+    )
+
+
+def _token(call: MerchantCall) -> str:
+    token: str = call.request.path_params["paymentMethodToken"]
+    if len(token) > 255:
+        raise instruments.InvalidPaymentInstrument()
+    return token
+
+
+@merchant_endpoint("payment_instrument:write")
+async def vault_instrument(call: MerchantCall) -> Response:
+    """Save a card for a customer: a multi-use token of its own (the same one if saved before)."""
+    body = await call.body(VaultPaymentMethodAPIRequest)
+    assert call.principal.mode is not None
+    async with call.services.engine.db.connection() as conn:
+        saved = await instruments.vault(
+            conn, call.merchant_id, call.principal.mode, _token(call), body.customerId
+        )
+    return JSONResponse(_saved(saved))
+
+
+@merchant_endpoint("payment_instrument:read")
+async def list_instruments(call: MerchantCall) -> Response:
+    customer_id = call.request.query_params.get("customer_id")
+    if not customer_id or len(customer_id) > 255 or "\x00" in customer_id:
+        raise validation_error(
+            "PaymentMethodsQuery", "customer_id is required - at `$.customer_id`"
+        )
+    assert call.principal.mode is not None
+    async with call.services.engine.db.connection() as conn:
+        saved = await instruments.saved_of(conn, call.merchant_id, call.principal.mode, customer_id)
+    return JSONResponse(PaymentInstrumentList(data=[_saved(s) for s in saved]))
+
+
+@merchant_endpoint("payment_instrument:write")
+async def delete_instrument(call: MerchantCall) -> Response:
+    assert call.principal.mode is not None
+    async with call.services.engine.db.connection() as conn:
+        saved = await instruments.delete(conn, call.merchant_id, call.principal.mode, _token(call))
+    return JSONResponse(_saved(saved))
+
+
+@merchant_endpoint("payment_instrument:write")
+async def default_instrument(call: MerchantCall) -> Response:
+    assert call.principal.mode is not None
+    async with call.services.engine.db.connection() as conn:
+        saved = await instruments.make_default(
+            conn, call.merchant_id, call.principal.mode, _token(call)
+        )
+    return JSONResponse(_saved(saved))

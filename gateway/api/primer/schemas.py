@@ -339,6 +339,8 @@ class PaymentList(_Out, kw_only=True, omit_defaults=True):
 
 
 class PaymentInstrument(_Out, kw_only=True, omit_defaults=True):
+    """MerchantPaymentMethodTokenAPIResponse."""
+
     createdAt: str
     token: str
     tokenType: str
@@ -346,3 +348,15 @@ class PaymentInstrument(_Out, kw_only=True, omit_defaults=True):
     paymentMethodData: PaymentCardData
     deleted: bool
     default: bool
+    customerId: str | None = None  # a saved (vaulted) payment method's customer
+    deletedAt: str | None = None
+
+
+class PaymentInstrumentList(_Out, kw_only=True, omit_defaults=True):
+    data: list[PaymentInstrument]
+
+
+class VaultPaymentMethodAPIRequest(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    customerId: Annotated[str, Meta(min_length=1, max_length=255, pattern="^[^\x00]*$")]
