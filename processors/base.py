@@ -181,6 +181,11 @@ class Processor(Protocol):
     async def cancel(self, call: Call) -> Result: ...
     async def refund(self, call: Call) -> Result: ...
 
+    async def resume(self, call: Call, resume_token: str) -> Result:
+        """The customer has done what an authorization waited for (3-D Secure, handed back by
+        the checkout as `resume_token`): the authorization's answer now, as `status` gives it."""
+        ...
+
     async def status(self, call: Call) -> Result:
         """Did the operation `call.verb` made with `call.processor_key` happen, and with what
         result? Its outcome if it did; NOT_FOUND only when it definitely did not; MISMATCH when

@@ -34,6 +34,9 @@ class ManualProcessor:
     async def refund(self, call: Call) -> Result:
         return Result(Outcome.REFUNDED, f"manual_{call.processor_key}")
 
+    async def resume(self, call: Call, resume_token: str) -> Result:
+        return await self.status(call)  # (never waits for a customer)
+
     async def status(self, call: Call) -> Result:
         # Whatever was asked of the manual processor, it did.
         return Result(_OUTCOMES[call.verb], call.processor_transaction_id)

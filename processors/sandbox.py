@@ -11,6 +11,10 @@ Test cards (any future expiry, any 3-digit CVV) decide authorizations:
 | authorized | 4111111111111111, 4242424242424242, 5252525252525258, 5555555555554444 |
 | declined (ISSUER_DECLINED) | 4000000000000002, 5100000000000008 |
 | failed (APPLICATION_ERROR) | 4000000000000010, 5100000000000016 |
+| 3-D Secure asked (PENDING, then `POST /payments/{id}/resume`) | 4000000000003220 |
+
+A 3-D Secure payment is authorized when it is resumed, declined if the resume token is
+`sandbox_3ds_failed` (the customer failed the challenge).
 
 Triggers are keys of the payment's `metadata`. Calls are counted per payment: every call the
 sandbox receives for it, or with `sandbox_fault_on` only the calls of that operation (and the
@@ -44,7 +48,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -74,7 +78,10 @@ TEST_CARDS: dict[str, tuple[str, Outcome]] = {
     "5100000000000008": ("MASTERCARD", Outcome.DECLINED),
     "4000000000000010": ("VISA", Outcome.FAILED),
     "5100000000000016": ("MASTERCARD", Outcome.FAILED),
+    "4000000000003220": ("VISA", Outcome.PENDING),
 }
+THREE_DS = "3DS_AUTHENTICATION"
+FAILED_CHALLENGE = "sandbox_3ds_failed"
 # The sandbox's BIN data: the issuer country of its test cards (by their first six digits).
 ISSUER_COUNTRIES = {
     "411111": "US",
@@ -163,6 +170,11 @@ WHERE processor_key = %(processor_key)s AND NOT forgotten
   AND created_at <= clock_timestamp() - make_interval(secs => %(lifetime)s)
 """
 _SETTLE = "UPDATE sandbox_operations SET settled = true WHERE processor_key = %(processor_key)s"
+# The challenge answered: a pending authorization becomes what the customer made of it.
+_CHALLENGED = """
+UPDATE sandbox_operations SET outcome = %(outcome)s
+WHERE processor_key = %(processor_key)s AND verb = 'authorize' AND outcome = 'PENDING'
+"""
 
 
 class Credentials(msgspec.Struct, frozen=True, kw_only=True):
@@ -247,6 +259,8 @@ class SandboxProcessor:
         elif card is not None:
             outcome = _BY_FIRST6_LAST4.get((card.first6, card.last4), Outcome.FAILED)
         result = await self._operate("authorize", call, outcome)
+        if result.outcome is Outcome.PENDING:
+            result = replace(result, required_action=THREE_DS)
         if self._settings.times_out:
             raise OutcomeUnknown("sandbox: timed out after doing the work (account set timesOut)")
         return result
@@ -280,7 +294,24 @@ class SandboxProcessor:
         outcome = Outcome(row[0])
         if outcome is Outcome.SETTLING:
             outcome = Outcome.CAPTURED  # asked after the fact: settled
-        return Result(outcome, row[1], self._reasons.get(outcome))
+        action = THREE_DS if outcome is Outcome.PENDING else None
+        return Result(outcome, row[1], self._reasons.get(outcome), action)
+
+    async def resume(self, call: Call, resume_token: str) -> Result:
+        """The customer answered the 3-D Secure challenge: passed, unless the token says it
+        failed (then declined)."""
+        self._reachable()
+        await self._received("resume", call, Triggers.of(call.metadata))
+        passed = resume_token != FAILED_CHALLENGE
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                _CHALLENGED,
+                {
+                    "processor_key": call.processor_key,
+                    "outcome": (Outcome.AUTHORIZED if passed else Outcome.DECLINED).value,
+                },
+            )
+        return await self.status(replace(call, verb="authorize"))
 
     async def _operate(self, verb: str, call: Call, outcome: Outcome) -> Result:
         self._reachable()

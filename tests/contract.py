@@ -28,6 +28,7 @@ RESPONSE_SCHEMAS = {
     ("GET", "/payments/{id}"): "PaymentAPIResponse",
     ("POST", "/payments/{id}/authorize"): "PaymentAPIResponse",
     ("POST", "/payments/{id}/capture"): "PaymentAPIResponse",
+    ("POST", "/payments/{id}/resume"): "PaymentAPIResponse",
     ("POST", "/payments/{id}/cancel"): "PaymentAPIResponse",
     ("POST", "/payments/{id}/refund"): "PaymentAPIResponse",
     # Primer tokenizes cards client-side; the gateway's tokenization answers with Primer's

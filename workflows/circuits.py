@@ -198,6 +198,12 @@ class Watched:
     async def status(self, call: Call) -> Result:
         return await self._watch(self._inner.status, call)
 
+    async def resume(self, call: Call, resume_token: str) -> Result:
+        async def resumed(c: Call) -> Result:
+            return await self._inner.resume(c, resume_token)
+
+        return await self._watch(resumed, call)
+
     async def _watch(self, operation: Callable[[Call], Awaitable[Result]], call: Call) -> Result:
         try:
             result = await operation(call)

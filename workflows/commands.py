@@ -8,6 +8,7 @@ payment as it stands after the answer was recorded, read in phase 3's own transa
 from __future__ import annotations
 
 import random
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from workflows import lifecycle, notifications
 from workflows import routing as routing_rules
 from workflows.db import Connection, Database, Q, jsonb
 from workflows.errors import (
+    NoActionsToHandle,
     PaymentError,
     PaymentMethodTokenNotFound,
     PaymentNotFound,
@@ -247,6 +249,34 @@ class Payments:
         return await self._follow_up(
             RunKind.AUTHORIZE, merchant_id, payment_id, idempotency, plan, events
         )
+
+    async def resume(
+        self, merchant_id: str, payment_id: str, resume_token: str, *, events: bool = False
+    ) -> PaymentView:
+        """A payment whose authorization waits for the customer (3-D Secure), resumed now by
+        the merchant (the checkout's resume token passed to the processor)."""
+        owner = f"{self._runner.owner}/resume-{secrets.token_hex(4)}"
+        async with self._db.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                Q["claim_run_awaiting_action"],
+                {
+                    "merchant_id": merchant_id,
+                    "payment_id": payment_id,
+                    "lease_owner": owner,
+                    "lease_seconds": self._runner.config.lease_seconds,
+                },
+            )
+            row = await cur.fetchone()
+        if row is None:
+            status = await self.status(merchant_id, payment_id)
+            if status is None:
+                raise PaymentNotFound()
+            raise NoActionsToHandle(payment_id=payment_id, payment_status=status)
+        run = from_row(Run, row)
+        view = await self._runner.resume(run, owner, resume_token, events=events)
+        captured = await self.capture_on_create(run, view.payment.status, events=events)
+        return captured or view
 
     async def capture(
         self,

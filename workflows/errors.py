@@ -47,6 +47,10 @@ class PaymentAlreadyAuthorized(InvalidPaymentStatus):
     """The payment has already been authorized."""
 
 
+class NoActionsToHandle(PaymentError):
+    """The payment is not waiting for the customer: there is nothing to resume."""
+
+
 class MerchantAccountNotFound(PaymentError):
     """The merchant has no processor account with this processor merchant id."""
 

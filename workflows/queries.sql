@@ -383,6 +383,16 @@ UPDATE workflow_runs SET lease_owner = NULL, lease_expires_at = NULL, next_attem
 WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND lease_owner = %(lease_owner)s
   AND state = 'running';
 
+-- name: claim_run_awaiting_action
+-- A payment's authorization waiting for the customer (3-D Secure), taken by the request that
+-- resumes it (not while a worker holds it).
+UPDATE workflow_runs SET lease_owner = %(lease_owner)s,
+    lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+    next_attempt_at = now() + make_interval(secs => %(lease_seconds)s), updated_at = now()
+WHERE merchant_id = %(merchant_id)s AND payment_id = %(payment_id)s AND kind = 'authorize'
+  AND state = 'running' AND recovery_point = 'await_action' AND lease_owner IS NULL
+RETURNING *;
+
 -- name: append_history
 INSERT INTO workflow_history (merchant_id, run_id, id, event, detail)
 VALUES (%(merchant_id)s, %(run_id)s, %(history_id)s, %(event)s, %(detail)s);

@@ -462,6 +462,30 @@ class Runner:
         )
         return processor, call
 
+    async def resume(self, run: Run, owner: str, resume_token: str, *, events: bool) -> PaymentView:
+        """An authorization waiting for the customer (3-D Secure), resumed: the processor is
+        told the customer is back and answers as to a status question; that answer is recorded
+        like the worker's would be."""
+        processor, call = await self._prepare(run, None)
+
+        async def resumed(c: Call) -> Result:
+            return await processor.resume(c, resume_token)
+
+        shown, following = await self._call(
+            run,
+            owner,
+            processor,
+            call,
+            status_only=True,
+            view=True,
+            events=events,
+            question=resumed,
+        )
+        if following is not None:  # it fell back to another account: that attempt, now
+            shown = await self.drive(following, owner, view=True, events=events)
+        assert shown is not None
+        return shown
+
     async def resolve(self, run: Run, owner: str, stated: bool | None, by: str) -> None:
         """An operator's resolution of a run whose outcome is unknown, to a definite outcome:
         the processor is asked first, and its definite answer wins; without one, the operator's
@@ -539,12 +563,16 @@ class Runner:
         status_only: bool = False,
         view: bool,
         events: bool,
+        question: Callable[[Call], Awaitable[Result]] | None = None,
     ) -> Passed:
         """Phase 2 (the call, retried while nothing definite came back) and phase 3.
 
         A retry after a call that may have reached the processor, once the processor no longer
-        honours the key, asks first, as a recovery does."""
+        honours the key, asks first, as a recovery does. `question`: what a status-only pass
+        asks instead of `status` (a resume)."""
         operation = processor.status if status_only else getattr(processor, run.kind)
+        if question is not None:
+            operation = question
         lifetime = processor.key_lifetime(call)
         started = time.monotonic()
         attempts = 0

@@ -207,6 +207,11 @@ class StripeProcessor:
     def key_lifetime(self, call: Call) -> timedelta:
         return KEY_LIFETIME
 
+    async def resume(self, call: Call, resume_token: str) -> Result:
+        """The customer confirmed the PaymentIntent in the browser (Stripe.js handles 3-D
+        Secure): Stripe's answer is the intent's status now."""
+        return await self.status(replace(call, verb="authorize"))
+
     async def status(self, call: Call) -> Result:
         """What Stripe says now about the operation `call.verb` made with this processor key:
         read from Stripe's objects, never from a repeat of the request (Stripe forgets keys)."""

@@ -94,6 +94,13 @@ class InvalidPaymentInstrumentToken(ApiError):
     error_id = "InvalidPaymentInstrumentToken"
 
 
+class NoActionsToHandle(ApiError):
+    """The payment is not waiting for the customer: there is nothing to resume."""
+
+    status = 202
+    error_id = "NoActionsToHandle"
+
+
 class ProcessorUnavailable(ApiError):
     """The payment's processor cannot be used right now; nothing was done."""
 
@@ -107,6 +114,7 @@ _DOMAIN: dict[type[domain.PaymentError], type[ApiError]] = {
     domain.PaymentNotFound: PaymentNotFound,
     domain.InvalidPaymentStatus: InvalidPaymentStatus,
     SessionNotFound: ClientSessionValidationError,
+    domain.NoActionsToHandle: NoActionsToHandle,
     InvalidPaymentInstrument: InvalidPaymentInstrumentToken,
     domain.PaymentAlreadyAuthorized: PaymentAlreadyAuthorized,
     domain.MerchantAccountNotFound: MerchantAccountNotFound,

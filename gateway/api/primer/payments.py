@@ -27,6 +27,7 @@ from gateway.api.primer.schemas import (
     PaymentCreationAPIRequest,
     PaymentList,
     PaymentRefundAPIRequest,
+    PaymentResumeAPIRequest,
 )
 from gateway.http.errors import validation_error
 from gateway.http.idempotency import Claim
@@ -132,6 +133,21 @@ async def authorize_payment(call: MerchantCall) -> Response:
         return _answer(view, claim, body.expand)
 
     return await call.once("authorize", body, work, target=payment_id, durable=False)
+
+
+@merchant_endpoint("transactions:authorize")
+async def resume_payment(call: MerchantCall) -> Response:
+    """A payment waiting for the customer (3-D Secure), resumed with the checkout's token."""
+    payment_id = _payment_id(call)
+    body = await call.body(PaymentResumeAPIRequest)
+
+    async def work(claim: Claim) -> Response:
+        view = await call.services.engine.payments.resume(
+            call.merchant_id, payment_id, body.resumeToken, events=bool(body.expand)
+        )
+        return _answer(view, claim, body.expand)
+
+    return await call.once("resume", body, work, target=payment_id)
 
 
 @merchant_endpoint("transactions:capture")

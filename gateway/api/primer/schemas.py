@@ -88,6 +88,13 @@ class PaymentCaptureAPIRequest(
     expand: Expand | None = None
 
 
+class PaymentResumeAPIRequest(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    resumeToken: Annotated[str, Meta(min_length=1, max_length=4096, pattern="^[^\x00]*$")]
+    expand: Expand | None = None
+
+
 class AuthorizationProcessor(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """PaymentAuthorizationRequestProcessorAPISchema."""
 
