@@ -27,6 +27,7 @@ from workflows.errors import (
     PaymentMethodTokenNotFound,
     PaymentNotFound,
     ProcessorUnavailable,
+    ResumeInProgress,
     TransactionEventNotFound,
 )
 from workflows.instruments import card_behind
@@ -272,6 +273,13 @@ class Payments:
             status = await self.status(merchant_id, payment_id)
             if status is None:
                 raise PaymentNotFound()
+            async with self._db.connection() as conn:
+                found = await conn.execute(
+                    Q["awaiting_action"], {"merchant_id": merchant_id, "payment_id": payment_id}
+                )
+                waiting = await found.fetchone()
+            if waiting and waiting[0]:  # held by a worker asking the processor, right now
+                raise ResumeInProgress(payment_id=payment_id, payment_status=status)
             raise NoActionsToHandle(payment_id=payment_id, payment_status=status)
         run = from_row(Run, row)
         view = await self._runner.resume(run, owner, resume_token, events=events)

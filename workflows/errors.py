@@ -51,6 +51,11 @@ class NoActionsToHandle(PaymentError):
     """The payment is not waiting for the customer: there is nothing to resume."""
 
 
+class ResumeInProgress(PaymentError):
+    """The payment's authorization is being checked with the processor right now: resume it
+    again in a moment."""
+
+
 class MerchantAccountNotFound(PaymentError):
     """The merchant has no processor account with this processor merchant id."""
 

@@ -24,7 +24,7 @@ async def tokenize(
     async with db.connection() as conn:
         session = None
         if client_token is not None:
-            session = (await sessions.find(conn, merchant_id, client_token)).id
+            session = (await sessions.find(conn, merchant_id, mode, client_token)).id
         cur = await conn.execute(
             Q["create_instrument"],
             {
@@ -118,6 +118,10 @@ async def vault(
     row = await cur.fetchone()
     if row is None or row["deleted_at"] is not None:
         raise InvalidPaymentInstrument()
+    if row["customer_id"] != customer_id:
+        raise InvalidPaymentInstrument(
+            "This payment method is saved for another customer: delete it there first."
+        )
     return _saved(row)
 
 
@@ -151,6 +155,9 @@ async def make_default(conn: Connection, merchant_id: str, mode: str, token: str
         found = await cur.fetchone()
         if found is None or found["token"] != token or found["deleted_at"] is not None:
             raise InvalidPaymentInstrument()
+        await conn.execute(
+            Q["lock_customer_instruments"], {**params, "customer_id": found["customer_id"]}
+        )
         await conn.execute(
             Q["clear_default_instrument"], {**params, "customer_id": found["customer_id"]}
         )

@@ -51,14 +51,21 @@ SELECT merchant_id, %(vaulted_token)s, mode, network, first6, last4, expiration_
 FROM payment_instruments
 WHERE merchant_id = %(merchant_id)s AND token = %(token)s AND mode = %(mode)s
   AND deleted_at IS NULL AND vaulted_from IS NULL
-ON CONFLICT (merchant_id, vaulted_from) WHERE vaulted_from IS NOT NULL DO NOTHING;
+ON CONFLICT (merchant_id, vaulted_from) WHERE vaulted_from IS NOT NULL AND deleted_at IS NULL
+DO NOTHING;
 
 -- name: vaulted_instrument
--- The vaulted token itself, or the vaulted copy of the token given.
+-- The vaulted token itself, or the (live) vaulted copy of the token given.
 SELECT * FROM payment_instruments
 WHERE merchant_id = %(merchant_id)s AND mode = %(mode)s AND customer_id IS NOT NULL
-  AND (token = %(token)s OR vaulted_from = %(token)s)
+  AND (token = %(token)s OR (vaulted_from = %(token)s AND deleted_at IS NULL))
 ORDER BY (token = %(token)s) DESC LIMIT 1;
+
+-- name: lock_customer_instruments
+-- (Two defaults made at once for one customer: one waits for the other.)
+SELECT token FROM payment_instruments
+WHERE merchant_id = %(merchant_id)s AND mode = %(mode)s AND customer_id = %(customer_id)s
+FOR UPDATE;
 
 -- name: customer_instruments
 SELECT * FROM payment_instruments
@@ -390,8 +397,15 @@ UPDATE workflow_runs SET lease_owner = %(lease_owner)s,
     lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
     next_attempt_at = now() + make_interval(secs => %(lease_seconds)s), updated_at = now()
 WHERE merchant_id = %(merchant_id)s AND payment_id = %(payment_id)s AND kind = 'authorize'
-  AND state = 'running' AND recovery_point = 'await_action' AND lease_owner IS NULL
+  AND state = 'running' AND recovery_point = 'await_action'
+  -- (a holder whose lease ran out only asked the processor: its answer is asked again)
+  AND (lease_owner IS NULL OR lease_expires_at < now())
 RETURNING *;
+
+-- name: awaiting_action
+SELECT EXISTS (SELECT 1 FROM workflow_runs
+    WHERE merchant_id = %(merchant_id)s AND payment_id = %(payment_id)s AND kind = 'authorize'
+      AND state = 'running' AND recovery_point = 'await_action');
 
 -- name: append_history
 INSERT INTO workflow_history (merchant_id, run_id, id, event, detail)
@@ -737,18 +751,20 @@ RETURNING r.id;
 -- ---------------------------------------------------------------- client sessions
 
 -- name: create_client_session
-INSERT INTO client_sessions (merchant_id, id, token_hash, fields, expires_at)
-VALUES (%(merchant_id)s, %(id)s, %(token_hash)s, %(fields)s,
+INSERT INTO client_sessions (merchant_id, id, mode, token_hash, fields, expires_at)
+VALUES (%(merchant_id)s, %(id)s, %(mode)s, %(token_hash)s, %(fields)s,
     now() + make_interval(secs => %(ttl_seconds)s))
 RETURNING *;
 
 -- name: find_client_session
 SELECT * FROM client_sessions
-WHERE merchant_id = %(merchant_id)s AND token_hash = %(token_hash)s AND expires_at > now();
+WHERE merchant_id = %(merchant_id)s AND mode = %(mode)s AND token_hash = %(token_hash)s
+  AND expires_at > now();
 
 -- name: lock_client_session
 SELECT * FROM client_sessions
-WHERE merchant_id = %(merchant_id)s AND token_hash = %(token_hash)s AND expires_at > now()
+WHERE merchant_id = %(merchant_id)s AND mode = %(mode)s AND token_hash = %(token_hash)s
+  AND expires_at > now()
 FOR UPDATE;
 
 -- name: update_client_session
@@ -757,6 +773,8 @@ WHERE merchant_id = %(merchant_id)s AND id = %(id)s
 RETURNING *;
 
 -- name: client_session_of_instrument
+-- (A session that expired gives nothing any more: its details may be stale.)
 SELECT s.fields FROM payment_instruments i
 JOIN client_sessions s ON s.merchant_id = i.merchant_id AND s.id = i.client_session
-WHERE i.merchant_id = %(merchant_id)s AND i.token = %(token)s;
+WHERE i.merchant_id = %(merchant_id)s AND i.token = %(token)s AND i.mode = %(mode)s
+  AND s.mode = i.mode AND s.expires_at > now();

@@ -57,7 +57,7 @@ def _session(row: dict[str, Any]) -> Session:
 
 
 async def create(
-    conn: Connection, merchant_id: str, fields: SessionFields, ttl_seconds: float
+    conn: Connection, merchant_id: str, mode: str, fields: SessionFields, ttl_seconds: float
 ) -> tuple[str, Session]:
     """A new session and its client token (shown once)."""
     token = f"cst_{secrets.token_urlsafe(32)}"
@@ -67,6 +67,7 @@ async def create(
         {
             "merchant_id": merchant_id,
             "id": uuid.uuid4(),
+            "mode": mode,
             "token_hash": _hash(token),
             "fields": jsonb(fields),
             "ttl_seconds": ttl_seconds,
@@ -77,10 +78,12 @@ async def create(
     return token, _session(row)
 
 
-async def find(conn: Connection, merchant_id: str, token: str) -> Session:
+async def find(conn: Connection, merchant_id: str, mode: str, token: str) -> Session:
+    """The merchant's session of this mode (a sandbox key's are not a live key's)."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        Q["find_client_session"], {"merchant_id": merchant_id, "token_hash": _hash(token)}
+        Q["find_client_session"],
+        {"merchant_id": merchant_id, "mode": mode, "token_hash": _hash(token)},
     )
     row = await cur.fetchone()
     if row is None:
@@ -91,6 +94,7 @@ async def find(conn: Connection, merchant_id: str, token: str) -> Session:
 async def update(
     conn: Connection,
     merchant_id: str,
+    mode: str,
     token: str,
     change: Callable[[SessionFields], SessionFields],
 ) -> Session:
@@ -98,7 +102,8 @@ async def update(
     async with conn.transaction():
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
-            Q["lock_client_session"], {"merchant_id": merchant_id, "token_hash": _hash(token)}
+            Q["lock_client_session"],
+            {"merchant_id": merchant_id, "mode": mode, "token_hash": _hash(token)},
         )
         row = await cur.fetchone()
         if row is None:
@@ -114,12 +119,12 @@ async def update(
 
 
 async def of_payment_method(
-    conn: Connection, merchant_id: str, payment_method_token: str
+    conn: Connection, merchant_id: str, mode: str, payment_method_token: str
 ) -> SessionFields | None:
-    """The details of the session a card was tokenized in, if it was."""
+    """The details of the (unexpired) session a card was tokenized in, if it was."""
     cur = await conn.execute(
         Q["client_session_of_instrument"],
-        {"merchant_id": merchant_id, "token": payment_method_token},
+        {"merchant_id": merchant_id, "mode": mode, "token": payment_method_token},
     )
     row = await cur.fetchone()
     return None if row is None else msgspec.convert(row[0], SessionFields)

@@ -120,7 +120,8 @@ CREATE TABLE payment_instruments (
     PRIMARY KEY (merchant_id, token)
 );
 CREATE UNIQUE INDEX payment_instruments_vaulted_once
-    ON payment_instruments (merchant_id, vaulted_from) WHERE vaulted_from IS NOT NULL;
+    ON payment_instruments (merchant_id, vaulted_from)
+    WHERE vaulted_from IS NOT NULL AND deleted_at IS NULL;
 CREATE INDEX payment_instruments_by_customer
     ON payment_instruments (merchant_id, customer_id) WHERE customer_id IS NOT NULL;
 CREATE UNIQUE INDEX payment_instruments_one_default
@@ -451,6 +452,7 @@ CREATE TABLE processor_events (
 CREATE TABLE client_sessions (
     merchant_id text NOT NULL REFERENCES merchants (id),
     id          uuid NOT NULL,
+    mode        api_key_mode NOT NULL,  -- a sandbox key's sessions are not a live key's
     token_hash  bytea NOT NULL UNIQUE CHECK (octet_length(token_hash) = 32),
     fields      jsonb NOT NULL,
     expires_at  timestamptz NOT NULL,

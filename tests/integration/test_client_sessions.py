@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway import accounts
 from tests.integration.conftest import SomeMerchant, new_merchant
 from tests.integration.shop import VISA, Shop
+from workflows import merchants
 
 SESSION = {
     "orderId": "order-42",
@@ -146,3 +148,47 @@ async def test_bad_session_input_is_a_clear_error(shop: Shop) -> None:
         },
     )
     assert options.status_code == 422
+
+
+async def test_a_sandbox_keys_sessions_are_not_a_live_keys(
+    shop: Shop, merchant: SomeMerchant, db: Any
+) -> None:
+    found = await merchants.find_merchant(db, merchant.name)
+    live_key = await accounts.create_key(db, kind="merchant", merchant=found, mode="live")
+    live = Shop(shop.client, live_key.secret)
+    sandbox_token = (await open_session(shop))["clientToken"]
+    for method, path, body in (
+        ("GET", f"/client-session?clientToken={sandbox_token}", None),
+        ("PATCH", "/client-session", {"clientToken": sandbox_token, "amount": 1}),
+    ):
+        refused = await live.call(method, path, body)
+        assert refused.json()["error"]["errorId"] == "ClientSessionValidationError"
+    live_token = (await open_session(live))["clientToken"]
+    refused = await shop.call(
+        "POST",
+        "/payment-instruments",
+        {
+            "number": VISA,
+            "expirationMonth": "12",
+            "expirationYear": "2031",
+            "cvv": "123",
+            "clientToken": live_token,
+        },
+    )
+    assert refused.json()["error"]["errorId"] == "ClientSessionValidationError"
+
+
+async def test_an_expired_sessions_details_are_not_taken_and_options_hold_no_card(
+    shop: Shop, merchant: SomeMerchant, db: Any
+) -> None:
+    token = (await open_session(shop))["clientToken"]
+    card = await shop.tokenize(VISA, clientToken=token)
+    await db.execute(
+        "UPDATE client_sessions SET expires_at = now() WHERE merchant_id = %s", (merchant.id,)
+    )
+    stale = await shop.call("POST", "/payments", {"paymentMethodToken": card})
+    assert stale.status_code == 422  # the order's details are no longer the session's to give
+    card_in_options = await shop.call(
+        "POST", "/client-session", {"paymentMethod": {"options": {"note": VISA}}}
+    )
+    assert card_in_options.status_code == 422

@@ -62,3 +62,23 @@ async def test_stripes_requires_action_goes_through_resume(
     next(iter(fake.intents.values()))["status"] = "requires_capture"  # done in the browser
     resumed = (await resume(shop, payment["id"])).json()
     assert resumed["status"] == "AUTHORIZED"
+
+
+async def test_a_resume_while_the_worker_asks_is_to_be_retried_not_dropped(
+    shop: Shop, db: Any
+) -> None:
+    payment = await shop.create(1500, card=THREE_DS_CARD)
+    await db.execute(
+        "UPDATE workflow_runs SET lease_owner = 'a worker', "
+        "lease_expires_at = now() + interval '1 minute' WHERE payment_id = %s",
+        (payment["id"],),
+    )
+    busy = await resume(shop, payment["id"])
+    assert (busy.status_code, busy.json()["error"]["errorId"]) == (409, "ResumeInProgress")
+    # Its lease ran out (the worker died): the resume takes the run over.
+    await db.execute(
+        "UPDATE workflow_runs SET lease_expires_at = now() - interval '1 second' "
+        "WHERE payment_id = %s",
+        (payment["id"],),
+    )
+    assert (await resume(shop, payment["id"])).json()["status"] == "AUTHORIZED"

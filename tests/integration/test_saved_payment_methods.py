@@ -3,6 +3,7 @@ delete. Every 2xx body is checked against Primer's spec (Shop.call)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.integration.conftest import new_merchant
@@ -88,3 +89,27 @@ async def test_another_merchants_cards_are_not_seen_nor_touched(shop: Shop, db: 
     assert missing.status_code == 422
     unknown = await shop.call("POST", "/payment-instruments/tok_nothing/default")
     assert unknown.json()["error"]["errorId"] == "InvalidPaymentInstrumentToken"
+
+
+async def test_defaults_at_once_and_odd_tokens_and_a_second_customer(shop: Shop) -> None:
+    first = (await vault(shop, await shop.tokenize(VISA), "cus-race"))["token"]
+    second = (await vault(shop, await shop.tokenize(MASTERCARD), "cus-race"))["token"]
+    for _ in range(5):
+        answers = await asyncio.gather(
+            *(shop.call("POST", f"/payment-instruments/{t}/default") for t in (first, second))
+        )
+        assert [a.status_code for a in answers] == [200, 200]
+    listed = (await shop.call("GET", "/payment-instruments?customer_id=cus-race")).json()["data"]
+    assert sum(m["default"] for m in listed) == 1
+    nul = await shop.call("POST", "/payment-instruments/tok%00x/vault", {"customerId": "c"})
+    assert nul.json()["error"]["errorId"] == "InvalidPaymentInstrumentToken"
+    # A card saved for one customer is not quietly another's.
+    source = await shop.tokenize(VISA)
+    await vault(shop, source, "cus-a")
+    other = await shop.call("POST", f"/payment-instruments/{source}/vault", {"customerId": "cus-b"})
+    assert other.json()["error"]["errorId"] == "InvalidPaymentInstrumentToken"
+    # Deleted, it can be saved again (a new token).
+    saved = await vault(shop, source, "cus-a")
+    await shop.call("DELETE", f"/payment-instruments/{saved['token']}")
+    again = await vault(shop, source, "cus-b")
+    assert again["token"] != saved["token"] and again["customerId"] == "cus-b"

@@ -101,6 +101,13 @@ class NoActionsToHandle(ApiError):
     error_id = "NoActionsToHandle"
 
 
+class ResumeInProgress(ApiError):
+    """The payment is being checked with the processor right now: resume it again shortly."""
+
+    status = 409
+    error_id = "ResumeInProgress"
+
+
 class ProcessorUnavailable(ApiError):
     """The payment's processor cannot be used right now; nothing was done."""
 
@@ -115,6 +122,7 @@ _DOMAIN: dict[type[domain.PaymentError], type[ApiError]] = {
     domain.InvalidPaymentStatus: InvalidPaymentStatus,
     SessionNotFound: ClientSessionValidationError,
     domain.NoActionsToHandle: NoActionsToHandle,
+    domain.ResumeInProgress: ResumeInProgress,
     InvalidPaymentInstrument: InvalidPaymentInstrumentToken,
     domain.PaymentAlreadyAuthorized: PaymentAlreadyAuthorized,
     domain.MerchantAccountNotFound: MerchantAccountNotFound,

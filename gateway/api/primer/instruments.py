@@ -97,7 +97,7 @@ def _saved(saved: instruments.Saved) -> PaymentInstrument:
 
 def _token(call: MerchantCall) -> str:
     token: str = call.request.path_params["paymentMethodToken"]
-    if len(token) > 255:
+    if len(token) > 255 or "\x00" in token:
         raise instruments.InvalidPaymentInstrument()
     return token
 

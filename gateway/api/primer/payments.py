@@ -80,7 +80,9 @@ async def create_payment(call: MerchantCall) -> Response:
     )
     # The card's client session, if it was entered in one, gives what the request leaves out.
     async with call.services.engine.db.connection() as conn:
-        session = await sessions.of_payment_method(conn, call.merchant_id, body.paymentMethodToken)
+        session = await sessions.of_payment_method(
+            conn, call.merchant_id, call.principal.mode or "sandbox", body.paymentMethodToken
+        )
     given = session or sessions.SessionFields()
     order_id = body.orderId or given.order_id
     currency = body.currencyCode or given.currency_code

@@ -97,11 +97,13 @@ async def create_session(call: MerchantCall) -> Response:
         customerId=body.customerId,
         customer=body.customer,
         order=body.order,
+        paymentMethod=body.paymentMethod,
     )
     async with call.services.engine.db.connection() as conn:
         token, session = await sessions.create(
             conn,
             call.merchant_id,
+            call.principal.mode or "sandbox",
             _fields(body),
             call.services.settings.client_session_ttl_seconds,
         )
@@ -116,10 +118,12 @@ async def create_session(call: MerchantCall) -> Response:
 @merchant_endpoint("transactions:retrieve")
 async def get_session(call: MerchantCall) -> Response:
     token = call.request.query_params.get("clientToken")
-    if not token or len(token) > 255:
+    if not token or len(token) > 255 or "\x00" in token:
         raise sessions.SessionNotFound()
     async with call.services.engine.db.connection() as conn:
-        session = await sessions.find(conn, call.merchant_id, token)
+        session = await sessions.find(
+            conn, call.merchant_id, call.principal.mode or "sandbox", token
+        )
     return JSONResponse(ClientSessionAPIResponse(**_rendered(session.fields)))
 
 
@@ -133,6 +137,7 @@ async def update_session(call: MerchantCall) -> Response:
         customerId=body.customerId if body.customerId is not UNSET else None,
         customer=body.customer if body.customer is not UNSET else None,
         order=body.order if body.order is not UNSET else None,
+        paymentMethod=body.paymentMethod if body.paymentMethod is not UNSET else None,
     )
     if body.paymentMethod not in (UNSET, None) and body.paymentMethod.options is not None:
         raise validation_error(
@@ -172,5 +177,7 @@ async def update_session(call: MerchantCall) -> Response:
         return msgspec.structs.replace(fields, **changes)
 
     async with call.services.engine.db.connection() as conn:
-        session = await sessions.update(conn, call.merchant_id, body.clientToken, change)
+        session = await sessions.update(
+            conn, call.merchant_id, call.principal.mode or "sandbox", body.clientToken, change
+        )
     return JSONResponse(ClientSessionAPIResponse(**_rendered(session.fields)))

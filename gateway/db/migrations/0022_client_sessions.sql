@@ -4,6 +4,7 @@
 CREATE TABLE client_sessions (
     merchant_id text NOT NULL REFERENCES merchants (id),
     id          uuid NOT NULL,
+    mode        api_key_mode NOT NULL,  -- a sandbox key's sessions are not a live key's
     token_hash  bytea NOT NULL UNIQUE CHECK (octet_length(token_hash) = 32),
     fields      jsonb NOT NULL,
     expires_at  timestamptz NOT NULL,

@@ -6,7 +6,8 @@ ALTER TABLE payment_instruments
     ADD COLUMN is_default boolean NOT NULL DEFAULT false,
     ADD COLUMN deleted_at timestamptz;
 CREATE UNIQUE INDEX payment_instruments_vaulted_once
-    ON payment_instruments (merchant_id, vaulted_from) WHERE vaulted_from IS NOT NULL;
+    ON payment_instruments (merchant_id, vaulted_from)
+    WHERE vaulted_from IS NOT NULL AND deleted_at IS NULL;
 CREATE INDEX payment_instruments_by_customer
     ON payment_instruments (merchant_id, customer_id) WHERE customer_id IS NOT NULL;
 CREATE UNIQUE INDEX payment_instruments_one_default
