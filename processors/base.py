@@ -150,6 +150,8 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
 
     # Several partial captures of one authorization (a non-final capture keeps the rest).
     multicapture: bool = False
+    # An authorization's amount changed after the fact (`adjust`: an ESTIMATED one).
+    incremental_authorization: bool = False
 
 
 class OwnTokens(msgspec.Struct, frozen=True, kw_only=True):
@@ -180,6 +182,12 @@ class Processor(Protocol):
     async def capture(self, call: Call) -> Result: ...
     async def cancel(self, call: Call) -> Result: ...
     async def refund(self, call: Call) -> Result: ...
+
+    async def adjust(self, call: Call) -> Result:
+        """The authorization `call.processor_transaction_id` changed to `call.amount` in all
+        (more or less than before): AUTHORIZED, or a decline. Only where the account's
+        `capabilities.incremental_authorization` says so."""
+        ...
 
     async def resume(self, call: Call, resume_token: str) -> Result:
         """The customer has done what an authorization waited for (3-D Secure, handed back by

@@ -10,6 +10,7 @@ from processors.base import Call, Capabilities, Outcome, Resources, Result
 
 _OUTCOMES = {
     "authorize": Outcome.AUTHORIZED,
+    "adjust": Outcome.AUTHORIZED,
     "capture": Outcome.CAPTURED,
     "cancel": Outcome.CANCELLED,
     "refund": Outcome.REFUNDED,
@@ -17,7 +18,7 @@ _OUTCOMES = {
 
 
 class ManualProcessor:
-    capabilities = Capabilities(multicapture=True)
+    capabilities = Capabilities(multicapture=True, incremental_authorization=True)
 
     def key_lifetime(self, call: Call) -> timedelta | None:
         return None  # nothing is called: nothing forgets
@@ -33,6 +34,9 @@ class ManualProcessor:
 
     async def refund(self, call: Call) -> Result:
         return Result(Outcome.REFUNDED, f"manual_{call.processor_key}")
+
+    async def adjust(self, call: Call) -> Result:
+        return Result(Outcome.AUTHORIZED, call.processor_transaction_id)
 
     async def resume(self, call: Call, resume_token: str) -> Result:
         return await self.status(call)  # (never waits for a customer)

@@ -20,7 +20,7 @@ Triggers are keys of the payment's `metadata`. Calls are counted per payment: ev
 sandbox receives for it, or with `sandbox_fault_on` only the calls of that operation (and the
 status queries about it).
 
-- `sandbox_fault_on`: `authorize`, `capture`, `cancel` or `refund`: the triggers below apply to
+- `sandbox_fault_on`: `authorize`, `capture`, `cancel`, `refund` or `adjust`: the triggers apply to
   that operation only (default: to every call).
 - `sandbox_latency_ms`: each call takes this long (after the sandbox has done the work).
 - `sandbox_transient_errors`: the first N calls answer 503 without doing anything.
@@ -210,7 +210,9 @@ class Triggers:
 
         fault_on = metadata.get("sandbox_fault_on")
         return cls(
-            fault_on=fault_on if fault_on in ("authorize", "capture", "cancel", "refund") else None,
+            fault_on=fault_on
+            if fault_on in ("authorize", "capture", "cancel", "refund", "adjust")
+            else None,
             latency_ms=number("sandbox_latency_ms", 120_000),
             transient_errors=number("sandbox_transient_errors", 1000),
             timeouts=number("sandbox_timeouts", 1000),
@@ -232,7 +234,7 @@ class Triggers:
 
 
 class SandboxProcessor:
-    capabilities = Capabilities(multicapture=True)
+    capabilities = Capabilities(multicapture=True, incremental_authorization=True)
 
     def __init__(self, pool: AsyncConnectionPool, settings: Settings | None = None) -> None:
         self._pool = pool
@@ -273,6 +275,10 @@ class SandboxProcessor:
 
     async def cancel(self, call: Call) -> Result:
         return await self._operate("cancel", call, Outcome.CANCELLED)
+
+    async def adjust(self, call: Call) -> Result:
+        """An incremental authorization: done (once per key), on the authorization's id."""
+        return await self._operate("adjust", call, Outcome.AUTHORIZED)
 
     async def refund(self, call: Call) -> Result:
         return await self._operate("refund", call, Outcome.REFUNDED)
@@ -326,10 +332,11 @@ class SandboxProcessor:
             "verb": verb,
             "amount": call.amount,
             "outcome": outcome.value,
-            # Captures and cancels act on the authorization; authorizations and refunds are new.
+            # Captures, cancels and adjustments act on the authorization; authorizations and
+            # refunds are new.
             "processor_transaction_id": (
                 call.processor_transaction_id
-                if verb in ("capture", "cancel") and call.processor_transaction_id
+                if verb in ("capture", "cancel", "adjust") and call.processor_transaction_id
                 else f"sbx_{secrets.token_hex(8)}"
             ),
             "settled": outcome is not Outcome.SETTLING,

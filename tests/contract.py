@@ -29,6 +29,7 @@ RESPONSE_SCHEMAS = {
     ("POST", "/payments/{id}/authorize"): "PaymentAPIResponse",
     ("POST", "/payments/{id}/capture"): "PaymentAPIResponse",
     ("POST", "/payments/{id}/resume"): "PaymentAPIResponse",
+    ("POST", "/payments/{id}/adjust-authorization"): "PaymentAPIResponse",
     ("POST", "/payments/{id}/cancel"): "PaymentAPIResponse",
     ("POST", "/payments/{id}/refund"): "PaymentAPIResponse",
     # Primer tokenizes cards client-side; the gateway's tokenization answers with Primer's

@@ -198,6 +198,9 @@ class Watched:
     async def status(self, call: Call) -> Result:
         return await self._watch(self._inner.status, call)
 
+    async def adjust(self, call: Call) -> Result:
+        return await self._watch(self._inner.adjust, call)
+
     async def resume(self, call: Call, resume_token: str) -> Result:
         async def resumed(c: Call) -> Result:
             return await self._inner.resume(c, resume_token)

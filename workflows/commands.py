@@ -32,6 +32,7 @@ from workflows.errors import (
 )
 from workflows.instruments import card_behind
 from workflows.model import (
+    AdjustInput,
     AuthorizeInput,
     CancelInput,
     CaptureInput,
@@ -249,6 +250,44 @@ class Payments:
 
         return await self._follow_up(
             RunKind.AUTHORIZE, merchant_id, payment_id, idempotency, plan, events
+        )
+
+    async def adjust(
+        self,
+        merchant_id: str,
+        payment_id: str,
+        *,
+        amount: int,
+        idempotency: RequestKey | None = None,
+        events: bool = False,
+    ) -> PaymentView:
+        """An ESTIMATED authorization changed to `amount` in all (an incremental authorization at
+        the processor). While it runs, what was authorized is held from captures (and cancels):
+        phase 3 releases the hold with the answer."""
+
+        async def plan(conn: Connection, payment: Payment, sale: tuple[str, str | None]) -> Plan:
+            processor = await self._runner.processor(
+                merchant_id, payment.processor, payment.processor_account, conn
+            )
+            lifecycle.check_adjust(
+                payment,
+                amount,
+                supported=processor.capabilities.incremental_authorization,
+                processor=registry.display_name(payment.processor),
+            )
+            updated = await _update_payment(
+                conn, payment, capture_reserved=payment.capture_reserved + payment.amount_authorized
+            )
+            return Plan(
+                amount=amount,
+                transaction_id=sale[0],
+                input=AdjustInput(previous=payment.amount_authorized),
+                payment=updated,
+                sale_processor_id=sale[1],
+            )
+
+        return await self._follow_up(
+            RunKind.ADJUST, merchant_id, payment_id, idempotency, plan, events
         )
 
     async def resume(

@@ -56,6 +56,18 @@ class ResumeInProgress(PaymentError):
     again in a moment."""
 
 
+class IncorrectPaymentAuthorizationType(PaymentError):
+    """Adjust authorization is only allowed on payments whose authorizationType is ESTIMATED."""
+
+
+class PaymentIsNotAuthorized(PaymentError):
+    """Adjust authorization is only allowed on authorized payments (nothing captured yet)."""
+
+
+class AdjustAuthorizationNotSupported(PaymentError):
+    """The payment's processor does not support adjusting an authorization."""
+
+
 class MerchantAccountNotFound(PaymentError):
     """The merchant has no processor account with this processor merchant id."""
 

@@ -7,6 +7,8 @@
   partially settled payment stays PARTIALLY_SETTLED and the uncaptured rest is released.
 - refund: from SETTLED or PARTIALLY_SETTLED; the status stays, amountRefunded grows.
 - authorize on a named processor: only a payment its routing rule held (PENDING, never sent).
+- adjust an authorization: an ESTIMATED one, AUTHORIZED with nothing captured or in flight, on
+  a processor that supports it; to any positive amount (what the customer will be charged).
 
 Amounts in flight count (`capture_reserved`, `refund_reserved`): the checks here give the
 merchant a precise error; the database's CHECK constraints make passing a limit impossible even
@@ -16,9 +18,12 @@ if a check were wrong.
 from __future__ import annotations
 
 from workflows.errors import (
+    AdjustAuthorizationNotSupported,
+    IncorrectPaymentAuthorizationType,
     InvalidPaymentStatus,
     PaymentAlreadyAuthorized,
     PaymentAlreadyRefunded,
+    PaymentIsNotAuthorized,
     UnprocessableCaptureAmount,
     UnprocessableRefundAmount,
 )
@@ -74,6 +79,33 @@ def check_authorize(payment: Payment, *, attempted: bool) -> None:
     if attempted:
         raise InvalidPaymentStatus(
             "The authorization of this payment is already in progress.",
+            payment_id=payment.id,
+            payment_status=payment.status,
+        )
+
+
+def check_adjust(payment: Payment, amount: int, *, supported: bool, processor: str) -> None:
+    options = payment.payment_options
+    if options is None or options.authorization_type != "ESTIMATED":
+        raise IncorrectPaymentAuthorizationType(
+            payment_id=payment.id, payment_status=payment.status
+        )
+    if (
+        payment.status is not PaymentStatus.AUTHORIZED
+        or payment.amount_captured
+        or payment.capture_reserved
+        or payment.captures_closed
+    ):
+        raise PaymentIsNotAuthorized(payment_id=payment.id, payment_status=payment.status)
+    if not supported:
+        raise AdjustAuthorizationNotSupported(
+            f"Adjust Authorization for processor {processor} is not supported.",
+            payment_id=payment.id,
+            payment_status=payment.status,
+        )
+    if amount <= 0:
+        raise UnprocessableCaptureAmount(
+            "The adjusted amount must be more than zero.",
             payment_id=payment.id,
             payment_status=payment.status,
         )

@@ -46,6 +46,7 @@ class RunKind(enum.StrEnum):
     CAPTURE = "capture"
     CANCEL = "cancel"
     REFUND = "refund"
+    ADJUST = "adjust"  # an authorization's amount changed (ESTIMATED, incremental)
 
 
 class RunState(enum.StrEnum):
@@ -150,12 +151,17 @@ class RefundInput(_Record, frozen=True):
     note: str | None = None  # a surface's free text beside the reason (Medusa's note)
 
 
-RunInput = AuthorizeInput | CaptureInput | CancelInput | RefundInput
+class AdjustInput(_Record, frozen=True):
+    previous: int  # the amount authorized before (held from captures while it is adjusted)
+
+
+RunInput = AuthorizeInput | CaptureInput | CancelInput | RefundInput | AdjustInput
 INPUTS: dict[RunKind, type[RunInput]] = {
     RunKind.AUTHORIZE: AuthorizeInput,
     RunKind.CAPTURE: CaptureInput,
     RunKind.CANCEL: CancelInput,
     RunKind.REFUND: RefundInput,
+    RunKind.ADJUST: AdjustInput,
 }
 
 

@@ -23,6 +23,7 @@ from processors.base import (
 )
 from workflows import lifecycle
 from workflows.model import (
+    AdjustInput,
     CancelInput,
     CaptureInput,
     EventType,
@@ -59,6 +60,7 @@ _DONE = {
     RunKind.CAPTURE: Outcome.CAPTURED,
     RunKind.CANCEL: Outcome.CANCELLED,
     RunKind.REFUND: Outcome.REFUNDED,
+    RunKind.ADJUST: Outcome.AUTHORIZED,
 }
 
 
@@ -230,6 +232,7 @@ def decide(
         RunKind.CAPTURE: _captured,
         RunKind.CANCEL: _cancelled,
         RunKind.REFUND: _refunded,
+        RunKind.ADJUST: _adjusted,
     }
     return deciders[run.kind](finished, run, payment, result, succeeded)
 
@@ -331,6 +334,32 @@ def _cancelled(
             status_reason=_reason(result),
             captures_closed=run.input.was_closed,
         ),
+        transaction=_KNOWN_NOW,
+    )
+
+
+def _adjusted(
+    changes: Changes, run: Run, payment: Payment, result: Result, succeeded: bool
+) -> Changes:
+    """The authorization's new amount (what the payment will charge), or the old one kept; the
+    hold that kept captures off while it changed is released either way."""
+    assert isinstance(run.input, AdjustInput)
+    released = payment.capture_reserved - run.input.previous
+    if succeeded:
+        return dataclasses.replace(
+            changes,
+            payment=replace(
+                payment,
+                amount=run.amount,
+                amount_authorized=run.amount,
+                capture_reserved=released,
+                status_reason=None,
+            ),
+            transaction=_KNOWN_NOW,
+        )
+    return dataclasses.replace(
+        changes,
+        payment=replace(payment, status_reason=_reason(result), capture_reserved=released),
         transaction=_KNOWN_NOW,
     )
 

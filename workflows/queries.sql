@@ -246,7 +246,7 @@ WITH finished AS (
     SELECT merchant_id, id, %(history_id)s, %(event)s, %(history_detail)s FROM finished
 ), paid AS (
     UPDATE payments SET
-        status = %(status)s, status_reason = %(status_reason)s,
+        status = %(status)s, status_reason = %(status_reason)s, amount = %(amount)s,
         amount_authorized = %(amount_authorized)s, amount_captured = %(amount_captured)s,
         amount_refunded = %(amount_refunded)s, capture_reserved = %(capture_reserved)s,
         refund_reserved = %(refund_reserved)s, captures_closed = %(captures_closed)s,

@@ -757,6 +757,7 @@ class Runner:
                     "change_payment": changes.payment is not None,
                     "status": figures.status,
                     "status_reason": jsonb(figures.status_reason),
+                    "amount": figures.amount,
                     "amount_authorized": figures.amount_authorized,
                     "amount_captured": figures.amount_captured,
                     "amount_refunded": figures.amount_refunded,

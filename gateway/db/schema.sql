@@ -243,7 +243,7 @@ CREATE INDEX transaction_events_by_payment ON transaction_events (merchant_id, p
 -- running: in progress, or waiting for recovery (next_attempt_at says when a worker may take it)
 -- succeeded: the processor did it.  failed: a definitive no (decline, rejected request).
 -- stuck: the outcome stayed unknown after every automatic recovery; an operator replays it.
-CREATE TYPE run_kind AS ENUM ('authorize', 'capture', 'cancel', 'refund');
+CREATE TYPE run_kind AS ENUM ('authorize', 'capture', 'cancel', 'refund', 'adjust');
 CREATE TYPE run_state AS ENUM ('running', 'succeeded', 'failed', 'stuck');
 
 CREATE TABLE workflow_runs (

@@ -207,6 +207,11 @@ class StripeProcessor:
     def key_lifetime(self, call: Call) -> timedelta:
         return KEY_LIFETIME
 
+    async def adjust(self, call: Call) -> Result:
+        # Never called: the gateway does not request incremental authorization at Stripe, so
+        # its capabilities say no and an adjustment is refused before anything is sent.
+        raise NotImplementedError("incremental authorization is not requested at Stripe")
+
     async def resume(self, call: Call, resume_token: str) -> Result:
         """The customer confirmed the PaymentIntent in the browser (Stripe.js handles 3-D
         Secure): Stripe's answer is the intent's status now."""

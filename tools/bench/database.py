@@ -280,6 +280,7 @@ def _figures(merchant_id: str, payment_id: str, status: str, amount: int) -> dic
         "id": payment_id,
         "status": status,
         "status_reason": None,
+        "amount": amount,
         "amount_authorized": amount,
         "amount_captured": amount if status == "SETTLED" else 0,
         "amount_refunded": 0,

@@ -45,6 +45,7 @@ ROUTES: list[BaseRoute] = [
     Route("/payments/{id}", payments.get_payment, methods=["GET"]),
     Route("/payments/{id}/authorize", payments.authorize_payment, methods=["POST"]),
     Route("/payments/{id}/resume", payments.resume_payment, methods=["POST"]),
+    Route("/payments/{id}/adjust-authorization", payments.adjust_authorization, methods=["POST"]),
     Route("/payments/{id}/capture", payments.capture_payment, methods=["POST"]),
     Route("/payments/{id}/cancel", payments.cancel_payment, methods=["POST"]),
     Route("/payments/{id}/refund", payments.refund_payment, methods=["POST"]),

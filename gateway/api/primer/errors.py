@@ -108,6 +108,21 @@ class ResumeInProgress(ApiError):
     error_id = "ResumeInProgress"
 
 
+class IncorrectPaymentAuthorizationType(ApiError):
+    status = 400
+    error_id = "IncorrectPaymentAuthorizationType"
+
+
+class PaymentIsNotAuthorized(ApiError):
+    status = 400
+    error_id = "PaymentIsNotAuthorized"
+
+
+class AdjustAuthorizationNotSupported(ApiError):
+    status = 400
+    error_id = "AdjustAuthorizationNotSupported"
+
+
 class ProcessorUnavailable(ApiError):
     """The payment's processor cannot be used right now; nothing was done."""
 
@@ -123,6 +138,9 @@ _DOMAIN: dict[type[domain.PaymentError], type[ApiError]] = {
     SessionNotFound: ClientSessionValidationError,
     domain.NoActionsToHandle: NoActionsToHandle,
     domain.ResumeInProgress: ResumeInProgress,
+    domain.IncorrectPaymentAuthorizationType: IncorrectPaymentAuthorizationType,
+    domain.PaymentIsNotAuthorized: PaymentIsNotAuthorized,
+    domain.AdjustAuthorizationNotSupported: AdjustAuthorizationNotSupported,
     InvalidPaymentInstrument: InvalidPaymentInstrumentToken,
     domain.PaymentAlreadyAuthorized: PaymentAlreadyAuthorized,
     domain.MerchantAccountNotFound: MerchantAccountNotFound,

@@ -21,6 +21,7 @@ from gateway.api.primer.endpoint import MerchantCall, merchant_endpoint
 from gateway.api.primer.schemas import (
     Expand,
     ListQuery,
+    PaymentAdjustAuthorizationAPIRequest,
     PaymentAuthorizationAPIRequest,
     PaymentCancelAPIRequest,
     PaymentCaptureAPIRequest,
@@ -150,6 +151,24 @@ async def resume_payment(call: MerchantCall) -> Response:
         return _answer(view, claim, body.expand)
 
     return await call.once("resume", body, work, target=payment_id)
+
+
+@merchant_endpoint("transactions:authorize")
+async def adjust_authorization(call: MerchantCall) -> Response:
+    payment_id = _payment_id(call)
+    body = await call.body(PaymentAdjustAuthorizationAPIRequest)
+
+    async def work(claim: Claim) -> Response:
+        view = await call.services.engine.payments.adjust(
+            call.merchant_id,
+            payment_id,
+            amount=body.amount,
+            idempotency=_request_key(claim),
+            events=bool(body.expand),
+        )
+        return _answer(view, claim, body.expand)
+
+    return await call.once("adjust", body, work, target=payment_id, durable=False)
 
 
 @merchant_endpoint("transactions:capture")

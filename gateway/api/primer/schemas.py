@@ -88,6 +88,13 @@ class PaymentCaptureAPIRequest(
     expand: Expand | None = None
 
 
+class PaymentAdjustAuthorizationAPIRequest(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    amount: Amount  # the final amount the customer will be charged, in minor units
+    expand: Expand | None = None
+
+
 class PaymentResumeAPIRequest(
     msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True
 ):
