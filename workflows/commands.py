@@ -18,7 +18,7 @@ from msgspec.structs import replace
 from psycopg.rows import dict_row
 
 from processors import registry
-from workflows import lifecycle, notifications
+from workflows import instruments, lifecycle, notifications
 from workflows import routing as routing_rules
 from workflows.db import Connection, Database, Q, jsonb
 from workflows.errors import (
@@ -137,6 +137,18 @@ class Payments:
                 card = await self._card_of(
                     conn, command.merchant_id, command.payment_method_token, command.mode, route
                 )
+            try:
+                await instruments.use(
+                    conn, command.merchant_id, command.payment_method_token, payment_id
+                )
+            except PaymentError as refusal:
+                # The same request again (both idempotency stores forgot it) is a repeat,
+                # not a second use of its token.
+                if command.idempotency is not None:
+                    repeat = await keyed_run(conn, command.merchant_id, command.idempotency)
+                    if repeat is not None:
+                        raise repeat from None
+                raise refusal
             sale_id = new_id("txn")
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(

@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 
 from workflows import sessions
 from workflows.db import Connection, Database, Q
-from workflows.errors import PaymentError
+from workflows.errors import PaymentError, PaymentMethodTokenNotFound
 from workflows.model import Card
 
 
@@ -63,6 +63,21 @@ async def card_behind(conn: Connection, merchant_id: str, token: str, mode: str)
         cardholder_name=holder,
         issuer_country=issuer_country,
     )
+
+
+async def use(conn: Connection, merchant_id: str, token: str, payment_id: str) -> None:
+    """A payment takes its token: a single-use one (not saved for a customer) only once;
+    PaymentMethodTokenNotFound if another payment has taken it. A saved token, or a processor's
+    own, is taken any number of times."""
+    cur = await conn.execute(
+        Q["use_instrument"], {"merchant_id": merchant_id, "token": token, "payment_id": payment_id}
+    )
+    row = await cur.fetchone()
+    if row is not None and row[0] != payment_id:
+        raise PaymentMethodTokenNotFound(
+            "This paymentMethodToken is single-use and has paid for another payment: save it "
+            "for the customer (POST /payment-instruments/{token}/vault) to use it again."
+        )
 
 
 # ---------------------------------------------------------------- vaulted payment methods

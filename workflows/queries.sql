@@ -41,6 +41,13 @@ SELECT network, first6, last4, expiration_month, expiration_year, cardholder_nam
 FROM payment_instruments
 WHERE merchant_id = %(merchant_id)s AND token = %(token)s AND deleted_at IS NULL;
 
+-- name: use_instrument
+-- A single-use token (not saved for a customer) taken by a payment: locked, so two payments at
+-- once cannot both take it. No row: not one of the gateway's single-use tokens.
+UPDATE payment_instruments SET used_by = coalesce(used_by, %(payment_id)s)
+WHERE merchant_id = %(merchant_id)s AND token = %(token)s AND customer_id IS NULL
+RETURNING used_by;
+
 -- name: vault_instrument
 -- A vaulted copy of a token for a customer, made once: vaulting it again finds that copy.
 INSERT INTO payment_instruments (merchant_id, token, mode, network, first6, last4,

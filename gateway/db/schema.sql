@@ -117,6 +117,8 @@ CREATE TABLE payment_instruments (
     vaulted_from     text,
     is_default       boolean NOT NULL DEFAULT false,
     deleted_at       timestamptz,
+    -- Not saved (single-use): the payment it paid for.
+    used_by          text,
     PRIMARY KEY (merchant_id, token)
 );
 CREATE UNIQUE INDEX payment_instruments_vaulted_once

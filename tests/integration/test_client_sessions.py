@@ -80,9 +80,12 @@ async def test_a_payment_with_a_sessions_card_takes_the_sessions_details(shop: S
     )
     assert payment["customerId"] == "cus-7" and payment["metadata"] == {"channel": "web"}
     assert payment["status"] == "AUTHORIZED"
-    # What the request gives wins over the session.
+    # What the request gives wins over the session (another card of it: a card pays once).
+    other_card = await shop.tokenize(VISA, clientToken=token)
     overridden = await shop.call(
-        "POST", "/payments", {"paymentMethodToken": card, "amount": 100, "orderId": "order-43"}
+        "POST",
+        "/payments",
+        {"paymentMethodToken": other_card, "amount": 100, "orderId": "order-43"},
     )
     assert (overridden.json()["amount"], overridden.json()["orderId"]) == (100, "order-43")
     # A card of no session needs the three itself, and says which is missing.

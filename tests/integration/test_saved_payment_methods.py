@@ -113,3 +113,23 @@ async def test_defaults_at_once_and_odd_tokens_and_a_second_customer(shop: Shop)
     await shop.call("DELETE", f"/payment-instruments/{saved['token']}")
     again = await vault(shop, source, "cus-b")
     assert again["token"] != saved["token"] and again["customerId"] == "cus-b"
+
+
+async def test_a_card_not_saved_pays_once_even_asked_twice_at_once(shop: Shop, db: Any) -> None:
+    token = await shop.tokenize(VISA)
+    body = {"orderId": "o", "currencyCode": "EUR", "amount": 100, "paymentMethodToken": token}
+    answers = await asyncio.gather(*(shop.call("POST", "/payments", body) for _ in range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 400, 400, 400]
+    refused = next(a for a in answers if a.status_code == 400).json()["error"]
+    assert (
+        refused["errorId"] == "PaymentMethodTokenNotFound"
+        and "single-use" in refused["description"]
+    )
+    cur = await db.execute(
+        "SELECT count(*) FROM payments WHERE payment_method_token = %s", (token,)
+    )
+    assert (await cur.fetchone())[0] == 1
+    # Saved for the customer afterwards, it pays again (its own, multi-use token).
+    saved = await vault(shop, token)
+    again = await shop.call("POST", "/payments", {**body, "paymentMethodToken": saved["token"]})
+    assert again.json()["status"] == "AUTHORIZED"

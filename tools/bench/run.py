@@ -424,6 +424,12 @@ async def _merchant(database_url: str) -> tuple[str, str, str, str]:
                 "client_session": None,
             },
         )
+        # Saved for a customer (vaulted): every payment of the bench may take it.
+        await conn.execute(
+            "UPDATE payment_instruments SET customer_id = 'bench' "
+            "WHERE merchant_id = %s AND token = %s",
+            (merchant.id, token),
+        )
     return merchant.id, key.secret, key.id, token
 
 

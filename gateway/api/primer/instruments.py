@@ -72,7 +72,7 @@ async def create_instrument(call: MerchantCall) -> Response:
         PaymentInstrument(
             createdAt=created_at.isoformat(),
             token=token,
-            tokenType="MULTI_USE",
+            tokenType="SINGLE_USE",  # one payment; saved for a customer (vault): MULTI_USE
             paymentMethodType="PAYMENT_CARD",
             paymentMethodData=render.card_data(kept),
             deleted=False,
