@@ -286,6 +286,7 @@ class Payments:
                 amount,
                 supported=processor.capabilities.incremental_authorization,
                 processor=registry.display_name(payment.processor),
+                authorization_known=sale[1] is not None,
             )
             updated = await _update_payment(
                 conn, payment, capture_reserved=payment.capture_reserved + payment.amount_authorized

@@ -84,7 +84,9 @@ def check_authorize(payment: Payment, *, attempted: bool) -> None:
         )
 
 
-def check_adjust(payment: Payment, amount: int, *, supported: bool, processor: str) -> None:
+def check_adjust(
+    payment: Payment, amount: int, *, supported: bool, processor: str, authorization_known: bool
+) -> None:
     options = payment.payment_options
     if options is None or options.authorization_type != "ESTIMATED":
         raise IncorrectPaymentAuthorizationType(
@@ -95,6 +97,7 @@ def check_adjust(payment: Payment, amount: int, *, supported: bool, processor: s
         or payment.amount_captured
         or payment.capture_reserved
         or payment.captures_closed
+        or not authorization_known  # (no processor id of it: nothing there to adjust)
     ):
         raise PaymentIsNotAuthorized(payment_id=payment.id, payment_status=payment.status)
     if not supported:

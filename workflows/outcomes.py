@@ -162,7 +162,8 @@ def decide(
     poll_seconds: int,
 ) -> Changes:
     if result is None:
-        # Unknown outcome: the payment keeps its status and says why; the run waits.
+        # Unknown outcome: the payment keeps its status and says why; the run waits. (An
+        # adjustment's transaction is the authorization's SALE, which stays known.)
         return Changes(
             state=RunState.RUNNING,
             recovery_point=run.recovery_point,
@@ -170,7 +171,9 @@ def decide(
             history_event=_WAITING_EVENTS[run.recovery_point],
             outcome=None,
             payment=replace(payment, status_reason=TIMEOUT_REASON),
-            transaction=TransactionChange(status=None, outcome_unknown=True),
+            transaction=None
+            if run.kind is RunKind.ADJUST
+            else TransactionChange(status=None, outcome_unknown=True),
         )
     outcome = _outcome(result)
     if result.outcome is Outcome.SETTLING:
@@ -355,12 +358,10 @@ def _adjusted(
                 capture_reserved=released,
                 status_reason=None,
             ),
-            transaction=_KNOWN_NOW,
         )
     return dataclasses.replace(
         changes,
         payment=replace(payment, status_reason=_reason(result), capture_reserved=released),
-        transaction=_KNOWN_NOW,
     )
 
 

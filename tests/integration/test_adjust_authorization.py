@@ -101,3 +101,14 @@ async def test_stripe_is_refused_before_anything_is_sent(
     assert refused["errorId"] == "AdjustAuthorizationNotSupported"
     assert "STRIPE" in refused["description"]
     assert dict(fake.effects) == effects
+
+
+async def test_a_lost_adjustment_leaves_the_authorization_itself_known(shop: Shop) -> None:
+    payment = await shop.create(
+        1000,
+        paymentMethod=ESTIMATED,
+        metadata={"sandbox_fault_on": "adjust", "sandbox_timeouts": 3},
+    )
+    await adjust(shop, payment["id"], 1800)
+    [sale] = (await shop.get(payment["id"]))["transactions"]
+    assert sale["processorStatus"] == "AUTHORIZED" and "processorStatusReason" not in sale
