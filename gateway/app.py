@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
+from gateway import metrics
 from gateway.api import health, medusa, operator, primer, processor_events
 from gateway.http.middleware import RequestContext
 from gateway.services import open_services
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, extra: ExtraRoutes | None = None) -> Starl
     return Starlette(
         routes=[
             Mount("/health", app=health.app()),
+            Route("/metrics", endpoint=metrics.app()),
             Route(medusa.PREFIX, endpoint=medusa.app()),  # the bare path: Medusa's 404
             Mount(medusa.PREFIX, app=medusa.app()),
             Mount("/admin", app=operator.app(extra.operator)),

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from processors.base import Call, Capabilities, Processor, Result
 from processors.errors import CallFailed
+from workflows import metrics
 
 
 @dataclass(frozen=True)
@@ -202,16 +203,27 @@ class Watched:
         return await self._watch(self._inner.adjust, call)
 
     async def resume(self, call: Call, resume_token: str) -> Result:
-        async def resumed(c: Call) -> Result:
+        async def resume(c: Call) -> Result:
             return await self._inner.resume(c, resume_token)
 
-        return await self._watch(resumed, call)
+        return await self._watch(resume, call)
 
     async def _watch(self, operation: Callable[[Call], Awaitable[Result]], call: Call) -> Result:
+        """The call, counted on the account's circuit and in the metrics."""
+        verb = operation.__name__  # authorize, capture, cancel, refund, adjust, status, resume
+        started = time.perf_counter()
         try:
             result = await operation(call)
-        except CallFailed:
+        except CallFailed as failed:
+            self._count(verb, type(failed).__name__, started)
             await self._circuits.record(self._merchant_id, self._account, ok=False)
             raise
+        self._count(verb, result.outcome.value, started)
         await self._circuits.record(self._merchant_id, self._account, ok=True)
         return result
+
+    def _count(self, operation: str, outcome: str, started: float) -> None:
+        metrics.PROCESSOR_CALLS.labels(self._account, operation, outcome).inc()
+        metrics.PROCESSOR_SECONDS.labels(self._account, operation).observe(
+            time.perf_counter() - started
+        )

@@ -18,7 +18,7 @@ from msgspec.structs import replace
 from psycopg.rows import dict_row
 
 from processors import registry
-from workflows import instruments, lifecycle, notifications
+from workflows import instruments, lifecycle, metrics, notifications
 from workflows import routing as routing_rules
 from workflows.db import Connection, Database, Q, jsonb
 from workflows.errors import (
@@ -484,6 +484,8 @@ class Payments:
                 conn, payment.merchant_id, payment.id, registry.display_name, events=False
             )
 
+        account = payment.processor_account or payment.processor
+        metrics.PAYMENT_STATUS.labels(account, payment.status.value).inc()
         await notifications.emit(
             conn, payment.merchant_id, payment.mode, payment.id, EventType.PAYMENT_STATUS, view
         )

@@ -38,7 +38,7 @@ from tenacity import (
 
 from processors.base import Call, Outcome, Processor, Result
 from processors.errors import CallFailed, Misconfigured, OutcomeUnknown, TransientError
-from workflows import notifications, outcomes, routing
+from workflows import metrics, notifications, outcomes, routing
 from workflows.circuits import Circuits, LocalCircuits, Watched
 from workflows.credentials import CredentialError
 from workflows.db import Connection, Database, Q, jsonb
@@ -823,6 +823,9 @@ class Runner:
             )
 
         if moved:
+            assert after is not None
+            account = before.processor_account or before.processor
+            metrics.PAYMENT_STATUS.labels(account, after.status.value).inc()
             await notifications.emit(
                 conn, run.merchant_id, before.mode, run.payment_id, EventType.PAYMENT_STATUS, view
             )

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import socket
 from typing import Any
@@ -66,10 +67,16 @@ def serve() -> None:
         if ready.processes > 1:
             # Worker processes build their app from the environment: hand them the URLs and
             # the decisions made here.
+            # Their metrics are written per process under one directory, which a scrape of any
+            # of them adds up (emptied first: the figures of processes gone are not counted).
+            metrics_dir = ready.data_path / "prometheus"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
             os.environ.update(
                 GATEWAY_DATABASE_URL=ready.database_url,
                 GATEWAY_REDIS_URL=ready.redis_url or "",
                 GATEWAY_WORKER_IN_PROCESS=str(ready.runs_worker).lower(),
+                PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
             )
             target: Any = "gateway.app:app_from_environment"
         else:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.http import measure
 from gateway.http.errors import ApiError, InternalError, PayloadTooLarge
 from gateway.logging import get_logger
 
@@ -113,13 +114,19 @@ class RequestContext:
             status = 500
         finally:
             route = scope.get("route")
+            template = getattr(route, "path", None)
+            seconds = time.perf_counter() - started
             log.info(
                 "request",
                 method=scope["method"],
-                route=getattr(route, "path", None) or scope["path"],
+                route=template or scope["path"],
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                duration_ms=round(seconds * 1000, 3),
             )
+            # By the route's template (a Mount's prefix first): never the path itself, whose
+            # ids would make a label per payment.
+            label = scope.get("root_path", "") + template if template else "unmatched"
+            measure.observe_request(label, scope["method"], status, seconds)
             structlog.contextvars.clear_contextvars()
 
 
