@@ -425,6 +425,8 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
     WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_in_order
     ON webhook_deliveries (merchant_id, endpoint_id, payment_id, sequence);
+-- Dead letters, by when they died (redelivery since a time; their count in /metrics).
+CREATE INDEX webhook_deliveries_dead ON webhook_deliveries (finished_at) WHERE state = 'dead';
 
 CREATE TABLE webhook_attempts (
     merchant_id text NOT NULL,
