@@ -18,7 +18,7 @@ from msgspec.structs import replace
 from psycopg.rows import dict_row
 
 from processors import registry
-from workflows import instruments, lifecycle, metrics, notifications
+from workflows import instruments, lifecycle
 from workflows import routing as routing_rules
 from workflows.db import Connection, Database, Q, jsonb
 from workflows.errors import (
@@ -50,10 +50,18 @@ from workflows.model import (
     TransactionType,
     from_row,
 )
-from workflows.notifications import EventType
 from workflows.routing import MerchantRouting, Route
 from workflows.rules import RulesError
-from workflows.runner import Plan, RequestKey, Runner, keyed_run, new_id, read_view
+from workflows.runner import (
+    Plan,
+    RequestKey,
+    Runner,
+    ViewReader,
+    announce_status,
+    keyed_run,
+    new_id,
+    read_view,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,7 +183,11 @@ class Payments:
             payment = from_row(Payment, inserted)
             if not held:
                 await _insert_sale(conn, payment, route)
-            await self._notify(conn, payment)
+            await announce_status(
+                conn,
+                payment,
+                ViewReader(conn, payment.merchant_id, payment.id, registry.display_name),
+            )
             return Plan(
                 amount=command.amount,
                 transaction_id="" if held else sale_id,
@@ -384,7 +396,11 @@ class Payments:
                 updated = await _update_payment(
                     conn, payment, status=PaymentStatus.CANCELLED, captures_closed=True
                 )
-                await self._notify(conn, updated)
+                await announce_status(
+                    conn,
+                    updated,
+                    ViewReader(conn, updated.merchant_id, updated.id, registry.display_name),
+                )
                 return Plan(
                     amount=0,
                     transaction_id="",
@@ -473,21 +489,6 @@ class Payments:
 
         return await self._follow_up(
             RunKind.REFUND, merchant_id, payment_id, idempotency, plan, events
-        )
-
-    async def _notify(self, conn: Connection, payment: Payment) -> None:
-        """The merchant's notification of a status phase 1 set (a payment created, a held one
-        cancelled), in phase 1's transaction."""
-
-        async def view() -> PaymentView | None:
-            return await read_view(
-                conn, payment.merchant_id, payment.id, registry.display_name, events=False
-            )
-
-        account = payment.processor_account or payment.processor
-        metrics.PAYMENT_STATUS.labels(account, payment.status.value).inc()
-        await notifications.emit(
-            conn, payment.merchant_id, payment.mode, payment.id, EventType.PAYMENT_STATUS, view
         )
 
     # ---------------------------------------------------------------- reads

@@ -256,6 +256,42 @@ async def read_view(
     )
 
 
+class ViewReader:
+    """A payment's view within one transaction, read when first asked for and then shared (once
+    with events, once without): the change's notifications and the edge's answer read it once.
+    Asked for only after the transaction's last write."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        merchant_id: str,
+        payment_id: str,
+        processor_name: Callable[[str], str],
+    ) -> None:
+        self._conn = conn
+        self._merchant_id = merchant_id
+        self._payment_id = payment_id
+        self._processor_name = processor_name
+        self._read: dict[bool, PaymentView | None] = {}
+
+    async def __call__(self, events: bool = False) -> PaymentView | None:
+        if events not in self._read:
+            self._read[events] = await read_view(
+                self._conn, self._merchant_id, self._payment_id, self._processor_name, events=events
+            )
+        return self._read[events]
+
+
+async def announce_status(conn: Connection, payment: Payment, view: ViewReader) -> None:
+    """A payment's new status, in the transaction that set it: counted (metrics) and written to
+    the outbox for the merchant's webhooks."""
+    account = payment.processor_account or payment.processor
+    metrics.PAYMENT_STATUS.labels(account, payment.status.value).inc()
+    await notifications.emit(
+        conn, payment.merchant_id, payment.mode, payment.id, EventType.PAYMENT_STATUS, view
+    )
+
+
 class Runner:
     def __init__(
         self,
@@ -782,21 +818,19 @@ class Runner:
                 },
             )
             recorded = await cur.fetchone() is not None
-            if recorded:
-                await self._notify(conn, run, payment, changes)
             next_run = None
             if recorded and following is not None:
                 next_run = await self._next_attempt(
                     conn, run, following[0], owner if resolved is None else None
                 )
+            # (Every write of the transaction is done: the view is read once, for both.)
+            reader = ViewReader(
+                conn, run.merchant_id, run.payment_id, self._processors.display_name
+            )
+            if recorded:
+                await self._notify(conn, run, payment, changes, reader)
             if view and next_run is None:
-                shown = await read_view(
-                    conn,
-                    run.merchant_id,
-                    run.payment_id,
-                    self._processors.display_name,
-                    events=events,
-                )
+                shown = await reader(events)
         if recorded and result is None:
             log.warning("processor_outcome_unknown", run_id=run.id, error=str(error))
         if recorded and result is not None and result.outcome is Outcome.MISMATCH:
@@ -806,30 +840,16 @@ class Runner:
             return None, next_run if resolved is None else None
         return shown, None
 
+    @staticmethod
     async def _notify(
-        self, conn: Connection, run: Run, before: Payment, changes: outcomes.Changes
+        conn: Connection, run: Run, before: Payment, changes: outcomes.Changes, view: ViewReader
     ) -> None:
         """The merchant's notifications of what phase 3 changed, in its transaction: the
         payment's new status, and a refund's end."""
         after = changes.payment
-        moved = after is not None and after.status is not before.status
-        refunded = run.kind is RunKind.REFUND and changes.state.finished
-        if not (moved or refunded):
-            return
-
-        async def view() -> PaymentView | None:
-            return await read_view(
-                conn, run.merchant_id, run.payment_id, self._processors.display_name, events=False
-            )
-
-        if moved:
-            assert after is not None
-            account = before.processor_account or before.processor
-            metrics.PAYMENT_STATUS.labels(account, after.status.value).inc()
-            await notifications.emit(
-                conn, run.merchant_id, before.mode, run.payment_id, EventType.PAYMENT_STATUS, view
-            )
-        if refunded:
+        if after is not None and after.status is not before.status:
+            await announce_status(conn, after, view)
+        if run.kind is RunKind.REFUND and changes.state.finished:
             await notifications.emit(
                 conn,
                 run.merchant_id,
