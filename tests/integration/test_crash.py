@@ -82,6 +82,21 @@ def start_gateway(
     return gateway, base
 
 
+def tokenize(base: str, headers: dict[str, str]) -> str:
+    """A test card's token, from a gateway running in another process."""
+    answer = httpx.post(
+        f"{base}/payment-instruments",
+        json={
+            "number": "4111111111111111",
+            "expirationMonth": "12",
+            "expirationYear": "2032",
+            "cvv": "321",
+        },
+        headers=headers,
+    )
+    return str(answer.json()["token"])
+
+
 def test_a_gateway_killed_mid_capture_is_completed_by_a_worker_with_one_capture(
     settings: Settings, processes: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
@@ -116,16 +131,7 @@ def test_a_gateway_killed_mid_capture_is_completed_by_a_worker_with_one_capture(
         check=True,
     ).stdout.strip()
     headers = {"X-API-KEY": key}
-    token = httpx.post(
-        f"{base}/payment-instruments",
-        json={
-            "number": "4111111111111111",
-            "expirationMonth": "12",
-            "expirationYear": "2032",
-            "cvv": "321",
-        },
-        headers=headers,
-    ).json()["token"]
+    token = tokenize(base, headers)
     payment = httpx.post(
         f"{base}/payments",
         json={

@@ -16,6 +16,7 @@ from processors.stripe.events import sign
 from tests.conftest import run_gateway
 from tests.integration.conftest import GatewayFactory, Running
 from tests.integration.fake_stripe import FakeStripe
+from tests.integration.shop import Shop
 from tests.integration.test_stripe import MASTER_KEY, create, stripe_shop
 
 WEBHOOK_SECRET = "whsec_" + "w" * 32
@@ -60,6 +61,16 @@ async def merchant_of(running: Running, db: Any, settings: Settings) -> tuple[An
     return shop, merchant_id, url
 
 
+async def waiting_for_3ds(
+    running: Running, db: Any, settings: Settings, fake: FakeStripe
+) -> tuple[Shop, str, str, dict[str, Any], dict[str, Any]]:
+    """A payment waiting for 3-D Secure at Stripe: (shop, merchant id, the events URL, the
+    payment, its PaymentIntent as the fake keeps it)."""
+    shop, merchant_id, url = await merchant_of(running, db, settings)
+    payment = await create(shop, "pm_card_threeDSecure2Required")
+    return shop, merchant_id, url, payment, next(iter(fake.intents.values()))
+
+
 def event(intent: dict[str, Any], kind: str = "payment_intent.amount_capturable_updated") -> bytes:
     return json.dumps(
         {
@@ -82,10 +93,8 @@ async def test_a_3ds_authorization_is_resolved_by_its_event_with_polling_off(
     polling_off: tuple[Running, Settings], db: Any, fake: FakeStripe
 ) -> None:
     running, settings = polling_off
-    shop, _, url = await merchant_of(running, db, settings)
-    payment = await create(shop, "pm_card_threeDSecure2Required")
+    shop, _, url, payment, intent = await waiting_for_3ds(running, db, settings, fake)
     assert payment["status"] == "PENDING"
-    intent = next(iter(fake.intents.values()))
     intent["status"] = "requires_capture"  # the customer authenticated, at Stripe
     await running.services.engine.recovery.recover_due()
     assert (await shop.get(payment["id"]))["status"] == "PENDING"  # nobody asked: not due
@@ -109,9 +118,7 @@ async def test_an_event_is_only_news_it_never_moves_a_payment_past_what_stripe_s
     polling_off: tuple[Running, Settings], db: Any, fake: FakeStripe
 ) -> None:
     running, settings = polling_off
-    shop, _, url = await merchant_of(running, db, settings)
-    payment = await create(shop, "pm_card_threeDSecure2Required")
-    intent = next(iter(fake.intents.values()))
+    shop, _, url, payment, intent = await waiting_for_3ds(running, db, settings, fake)
     # A forged-looking claim of success, signed: Stripe itself still says requires_action.
     body = event({**intent, "status": "succeeded"}, "payment_intent.succeeded")
     answer = await post(running, url, body, sign(WEBHOOK_SECRET, body, int(time.time())))
@@ -133,9 +140,7 @@ async def test_bad_or_stale_signatures_are_refused_and_change_nothing(
     polling_off: tuple[Running, Settings], db: Any, fake: FakeStripe, signature: Any, says: str
 ) -> None:
     running, settings = polling_off
-    shop, merchant_id, url = await merchant_of(running, db, settings)
-    payment = await create(shop, "pm_card_threeDSecure2Required")
-    intent = next(iter(fake.intents.values()))
+    shop, merchant_id, url, payment, intent = await waiting_for_3ds(running, db, settings, fake)
     intent["status"] = "requires_capture"
     body = event(intent)
     if signature == "wrong secret":
@@ -173,9 +178,7 @@ async def test_an_event_that_comes_while_the_run_is_held_is_not_lost(
     polling_off: tuple[Running, Settings], db: Any, fake: FakeStripe
 ) -> None:
     running, settings = polling_off
-    shop, _, url = await merchant_of(running, db, settings)
-    payment = await create(shop, "pm_card_threeDSecure2Required")
-    intent = next(iter(fake.intents.values()))
+    shop, _, url, payment, intent = await waiting_for_3ds(running, db, settings, fake)
     recovery = running.services.engine.recovery
     # A worker holds the run (asking Stripe) when the event comes.
     await db.execute(

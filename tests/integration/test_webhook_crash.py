@@ -15,7 +15,12 @@ import pytest
 
 from gateway.settings import Settings
 from tests.conftest import gateway_env, run_gateway
-from tests.integration.test_crash import processes, start_gateway, wait_for  # noqa: F401
+from tests.integration.test_crash import (  # noqa: F401
+    processes,
+    start_gateway,
+    tokenize,
+    wait_for,
+)
 from tests.integration.webhook_receiver import Receiver, serve
 from workflows.credentials import new_master_key
 
@@ -54,16 +59,7 @@ def test_a_delivery_cut_by_sigkill_is_delivered_after_restart(
         tmp_path / "gateway.log",
     )
     headers = {"X-API-KEY": api_key}
-    token = httpx.post(
-        f"{base}/payment-instruments",
-        json={
-            "number": "4111111111111111",
-            "expirationMonth": "12",
-            "expirationYear": "2032",
-            "cvv": "123",
-        },
-        headers=headers,
-    ).json()["token"]
+    token = tokenize(base, headers)
     payment = httpx.post(
         f"{base}/payments",
         json={"orderId": "o", "currencyCode": "EUR", "amount": 700, "paymentMethodToken": token},
