@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench lock clean
+.PHONY: install run test test-browser browser-deps lint bench lock clean
 
 install: $(STAMP)
 
@@ -25,6 +25,21 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# The operator console's browser tests drive the system's Chromium through Playwright. `make test`
+# runs them when a Chromium is present and says why they are skipped when not; this target
+# installs Chromium from the OS packages first (Debian's `chromium`; root or sudo), then runs them.
+CHROMIUM ?= /usr/bin/chromium
+
+browser-deps:
+	@if [ -x "$(CHROMIUM)" ]; then echo "==> Chromium: $(CHROMIUM)"; else \
+		echo "==> Installing Chromium from the OS packages"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
+	fi
+
+test-browser: install browser-deps
+	GATEWAY_CHROMIUM=$(CHROMIUM) $(BIN)/pytest tests/browser
 
 lint: install
 	$(BIN)/ruff check gateway processors workflows tools tests contracts
