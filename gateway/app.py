@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
 from gateway import metrics
-from gateway.api import health, medusa, operator, primer, processor_events
+from gateway.api import health, medusa, operator, primer, processor_events, reference
 from gateway.http.middleware import RequestContext
 from gateway.services import open_services
 from gateway.settings import Settings
@@ -66,6 +66,7 @@ def create_app(settings: Settings, *, extra: ExtraRoutes | None = None) -> Starl
         routes=[
             Mount("/health", app=health.app()),
             Route("/metrics", endpoint=metrics.app()),
+            *reference.ROUTES,  # /openapi.json and /docs
             Route(medusa.PREFIX, endpoint=medusa.app()),  # the bare path: Medusa's 404
             Mount(medusa.PREFIX, app=medusa.app()),
             Mount("/admin", app=operator.app(extra.operator)),

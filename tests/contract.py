@@ -7,12 +7,13 @@ spec is an error, never a silent pass.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import yaml
 from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
+from referencing.jsonschema import DRAFT4, DRAFT202012
 
 from tests.conftest import REPO_ROOT
 
@@ -86,3 +87,59 @@ MEDUSA_SPEC = REPO_ROOT / "contracts" / "medusa" / "admin-payments.openapi.yml"
 @functools.cache
 def medusa_contract() -> PrimerContract:
     return PrimerContract(yaml.safe_load(MEDUSA_SPEC.read_text()), name="medusa")
+
+
+class OwnContract:
+    """The gateway's own OpenAPI document (GET /openapi.json), for checking that what it says of
+    each operation's answers is what the gateway sends: every answer the tests get, 2xx or
+    error, is validated against the schema the document gives for its status."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        from jsonschema import Draft202012Validator
+
+        self._document = document
+        self._registry = Registry().with_resource(
+            "urn:gateway", Resource.from_contents(document, default_specification=DRAFT202012)
+        )
+        self._routes = [
+            (re.compile("^" + re.sub(r"{[^}]+}", "[^/]+", path) + "$"), path)
+            for path in document["paths"]
+        ]
+        self._validator = Draft202012Validator
+        self.checked = 0
+
+    def schema_of(self, method: str, path: str, status: int) -> dict[str, Any] | None:
+        path = path.split("?", 1)[0]
+        # The most specific template first: /payments/{id}/capture before /payments/{id}.
+        for pattern, template in sorted(self._routes, key=lambda r: -len(r[1])):
+            if pattern.match(path):
+                operation = self._document["paths"][template].get(method.lower())
+                if operation is None:
+                    return None
+                answers = operation["responses"]
+                answer = answers.get(str(status), answers["default"] if status >= 400 else None)
+                if answer is None:
+                    return None
+                return answer["content"]["application/json"]["schema"]  # type: ignore[no-any-return]
+        return None
+
+    def validate(self, method: str, path: str, status: int, body: Any) -> None:
+        schema = self.schema_of(method, path, status)
+        if schema is None:
+            raise AssertionError(
+                f"the gateway's document has no answer {status} for {method} {path}"
+            )
+        ref = {"$ref": "urn:gateway" + schema["$ref"]}
+        validator = self._validator(ref, registry=self._registry)
+        errors = sorted(validator.iter_errors(body), key=lambda e: list(e.path))
+        if errors:
+            detail = "; ".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5])
+            raise AssertionError(f"{method} {path} {status} does not match the document: {detail}")
+        self.checked += 1
+
+
+@functools.cache
+def own_contract() -> OwnContract:
+    from gateway.api import reference
+
+    return OwnContract(reference.openapi())

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.contract import RESPONSE_SCHEMAS, primer_contract
+from tests.contract import RESPONSE_SCHEMAS, own_contract, primer_contract
 
 VISA = "4111111111111111"
 VISA_CREDIT = "4242424242424242"
@@ -40,6 +40,8 @@ class Shop:
         schema = RESPONSE_SCHEMAS.get((method, _template(path)))
         if schema and 200 <= response.status_code < 300:
             contract.validate(schema, response.json())
+        if response.headers.get("content-type", "").startswith("application/json"):
+            own_contract().validate(method, path, response.status_code, response.json())
         return response
 
     async def tokenize(self, number: str = VISA, **fields: Any) -> str:

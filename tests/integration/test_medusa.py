@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from gateway import accounts
-from tests.contract import medusa_contract
+from tests.contract import medusa_contract, own_contract
 from tests.integration.conftest import Running, SomeMerchant, new_merchant
 from tests.integration.shop import Shop, assert_figures_add_up
 
@@ -56,6 +56,8 @@ class MedusaAdmin:
 
 
 def checked(answer: httpx.Response, operation: str) -> httpx.Response:
+    request = answer.request
+    own_contract().validate(request.method, request.url.path, answer.status_code, answer.json())
     if 200 <= answer.status_code < 300:
         medusa_contract().validate(SCHEMAS[operation], answer.json())
     else:

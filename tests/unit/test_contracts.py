@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.api.primer.countries import CountryCode
 from gateway.api.primer.currencies import Currency
 from tests.contract import primer_spec
 from tests.stripe_contract import STRIPE_SPEC, stripe_contract
@@ -9,6 +10,11 @@ from tests.stripe_contract import STRIPE_SPEC, stripe_contract
 
 def test_the_currencies_accepted_are_exactly_primers() -> None:
     assert [c.value for c in Currency] == primer_spec()["components"]["schemas"]["Currency"]["enum"]
+
+
+def test_the_countries_accepted_are_exactly_primers() -> None:
+    countries = primer_spec()["components"]["schemas"]["CountryCodeEnum"]["enum"]
+    assert [c.value for c in CountryCode] == countries
 
 
 def test_the_stripe_subset_has_every_operation_the_connector_calls() -> None:

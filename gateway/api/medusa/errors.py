@@ -17,7 +17,9 @@ UNAUTHORIZED, DUPLICATE, CONFLICT, UNEXPECTED = (
 )
 
 
-class Body(msgspec.Struct, frozen=True, omit_defaults=True):
+class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An error as Medusa's admin API answers it."""
+
     type: str
     message: str
     code: str | None = None
@@ -62,7 +64,7 @@ class MedusaError(ApiError):
 def shape(error: ApiError, diagnostics_id: str) -> tuple[int, bytes]:
     """An error in Medusa's shape (the request id is in the X-Request-Id header)."""
     if isinstance(error, MedusaError):
-        return error.status, _encode(Body(error.kind, error.description, error.code))
+        return error.status, _encode(ErrorBody(error.kind, error.description, error.code))
     status, kind, code = _EDGE.get(error.error_id, (error.status, "unknown_error", None))
     message = error.description
     if error.validation_errors:
@@ -73,7 +75,7 @@ def shape(error: ApiError, diagnostics_id: str) -> tuple[int, bytes]:
         )
     if kind == "unknown_error":
         message = "An unknown error occurred."  # never internals
-    return status, _encode(Body(kind, message, code))
+    return status, _encode(ErrorBody(kind, message, code))
 
 
 # The payment domain's refusals on this surface.

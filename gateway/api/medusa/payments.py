@@ -71,66 +71,113 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def payment_json(view: PaymentView) -> dict[str, Any]:
-    """A gateway payment as Medusa's `Payment` (never a secret, never card data)."""
-    payment = view.payment
-    metadata = payment.metadata or {}
-    # The SALE in force (an authorization that fell back has several): the payment names it.
-    sale = next((t for t in view.transactions if t.id == payment.sale_id), None)
+class PaymentData(msgspec.Struct, frozen=True, kw_only=True):
+    """The gateway's own figures, in Medusa's free-form `data`."""
 
-    def first(kind: EventType) -> str | None:
-        return _at(min((e.created_at for e in view.events if e.type is kind), default=None))
-
-    return {
-        "id": payment.id,
-        "swap_id": _text(metadata.get("swap_id")),
-        "cart_id": _text(metadata.get("cart_id")),
-        "order_id": payment.order_id,
-        "amount": payment.amount_authorized,
-        "currency_code": payment.currency_code.lower(),
-        "amount_refunded": payment.amount_refunded,
-        "provider_id": payment.processor,
-        "data": {
-            "status": payment.status.value,
-            "amount_captured": payment.amount_captured,
-            "processor_account": payment.processor_account,
-            "processor_transaction_id": sale.processor_transaction_id if sale else None,
-        },
-        "captured_at": first(EventType.CAPTURE_SUCCEEDED),
-        "canceled_at": first(EventType.CANCELLATION_SUCCEEDED),
-        "idempotency_key": None,
-        "created_at": payment.created_at.isoformat(),
-        "updated_at": payment.updated_at.isoformat(),
-        "metadata": payment.metadata,
-    }
+    status: str
+    amount_captured: int
+    processor_account: str | None
+    processor_transaction_id: str | None
 
 
-def refund_json(run: Run, view: PaymentView, merchant_key: str | None) -> dict[str, Any]:
-    """The refund a run made, as Medusa's `Refund`: the same on every read of a finished run."""
-    assert isinstance(run.input, RefundInput)
-    transaction = next(t for t in view.transactions if t.id == run.transaction_id)
-    refund: dict[str, Any] = {
-        "id": transaction.id,
-        "order_id": view.payment.order_id,
-        "payment_id": view.payment.id,
-        "amount": run.amount,
-        "reason": run.input.reason,
-        "created_at": transaction.created_at.isoformat(),
-        "updated_at": run.updated_at.isoformat(),
-        "metadata": {},
-    }
-    if run.input.note is not None:
-        refund["note"] = run.input.note
-    if merchant_key is not None:
-        refund["idempotency_key"] = merchant_key
-    return refund
+class Payment(msgspec.Struct, frozen=True, kw_only=True):
+    """Medusa's `Payment`: a gateway payment (never a secret, never card data)."""
+
+    id: str
+    swap_id: str | None
+    cart_id: str | None
+    order_id: str
+    amount: int
+    currency_code: str
+    amount_refunded: int
+    provider_id: str | None
+    data: PaymentData
+    captured_at: str | None
+    canceled_at: str | None
+    idempotency_key: None
+    created_at: str
+    updated_at: str
+    metadata: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, view: PaymentView) -> Payment:
+        payment = view.payment
+        metadata = payment.metadata or {}
+        # The SALE in force (an authorization that fell back has several): the payment names it.
+        sale = next((t for t in view.transactions if t.id == payment.sale_id), None)
+
+        def first(kind: EventType) -> str | None:
+            return _at(min((e.created_at for e in view.events if e.type is kind), default=None))
+
+        return cls(
+            id=payment.id,
+            swap_id=_text(metadata.get("swap_id")),
+            cart_id=_text(metadata.get("cart_id")),
+            order_id=payment.order_id,
+            amount=payment.amount_authorized,
+            currency_code=payment.currency_code.lower(),
+            amount_refunded=payment.amount_refunded,
+            provider_id=payment.processor,
+            data=PaymentData(
+                status=payment.status.value,
+                amount_captured=payment.amount_captured,
+                processor_account=payment.processor_account,
+                processor_transaction_id=sale.processor_transaction_id if sale else None,
+            ),
+            captured_at=first(EventType.CAPTURE_SUCCEEDED),
+            canceled_at=first(EventType.CANCELLATION_SUCCEEDED),
+            idempotency_key=None,
+            created_at=payment.created_at.isoformat(),
+            updated_at=payment.updated_at.isoformat(),
+            metadata=payment.metadata,
+        )
+
+
+class PaymentResponse(msgspec.Struct, frozen=True):
+    payment: Payment
+
+
+class Refund(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Medusa's `Refund`: the refund a run made, the same on every read of a finished run."""
+
+    id: str
+    order_id: str
+    payment_id: str
+    amount: int | None
+    reason: str | None
+    created_at: str
+    updated_at: str
+    metadata: dict[str, Any]
+    note: str | None = None
+    idempotency_key: str | None = None
+
+    @classmethod
+    def of(cls, run: Run, view: PaymentView, merchant_key: str | None) -> Refund:
+        assert isinstance(run.input, RefundInput)
+        transaction = next(t for t in view.transactions if t.id == run.transaction_id)
+        return cls(
+            id=transaction.id,
+            order_id=view.payment.order_id,
+            payment_id=view.payment.id,
+            amount=run.amount,
+            reason=run.input.reason,
+            created_at=transaction.created_at.isoformat(),
+            updated_at=run.updated_at.isoformat(),
+            metadata={},
+            note=run.input.note,
+            idempotency_key=merchant_key,
+        )
+
+
+class RefundResponse(msgspec.Struct, frozen=True):
+    refund: Refund
 
 
 def answer_of(run: Run, view: PaymentView, merchant_key: str | None) -> tuple[int, bytes, bool]:
     """What a run's request is answered: status, body, and whether it is final (kept)."""
     if run.kind == "capture" and run.recovery_point is RecoveryPoint.AWAIT_SETTLEMENT:
         # Accepted, settlement confirmed later: the payment as it stands (not kept: it moves on).
-        return 200, _encode({"payment": payment_json(view)}), False
+        return 200, _encode(PaymentResponse(Payment.of(view))), False
     if not run.state.finished:
         again = (
             "retry with the same Idempotency-Key"
@@ -145,8 +192,8 @@ def answer_of(run: Run, view: PaymentView, merchant_key: str | None) -> tuple[in
         message = f"The processor refused the {run.kind}" + (f": {reason}" if reason else "")
         return 400, _encode({"type": NOT_ALLOWED, "message": message}), True
     if run.kind == "refund":
-        return 200, _encode({"refund": refund_json(run, view, merchant_key)}), True
-    return 200, _encode({"payment": payment_json(view)}), True
+        return 200, _encode(RefundResponse(Refund.of(run, view, merchant_key))), True
+    return 200, _encode(PaymentResponse(Payment.of(view))), True
 
 
 async def _kept(call: MedusaCall, key: str) -> tuple[int, bytes, bytes | None] | None:
@@ -254,7 +301,7 @@ async def get_payment(call: MedusaCall) -> Response:
     view = await call.services.engine.payments.view(
         call.merchant_id, _payment_id(call), events=True
     )
-    return Response(_encode({"payment": payment_json(view)}), media_type="application/json")
+    return Response(_encode(PaymentResponse(Payment.of(view))), media_type="application/json")
 
 
 @medusa_endpoint("transactions:capture")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import accounts
 from gateway.api.operator.endpoint import operator_endpoint
+from gateway.api.operator.schemas import (
+    Branch,
+    Explanation,
+    MerchantRules,
+    PaymentToExplain,
+    RulesHistory,
+    RulesVersion,
+)
 from gateway.http.bodies import read_body
 from gateway.http.errors import ApiError
 from gateway.http.responses import JSONResponse
@@ -33,32 +39,12 @@ class RoutingRulesInvalid(ApiError):
     error_id = "RoutingRulesInvalid"
 
 
-class PaymentToExplain(msgspec.Struct, frozen=True):
-    """What `explain` reads of a POST /payments body."""
-
-    currencyCode: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
-    amount: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-    paymentMethodToken: Annotated[str, msgspec.Meta(max_length=255)] = ""
-    customerId: Annotated[str, msgspec.Meta(max_length=255)] | None = None
-    metadata: dict[str, Any] | None = None
-    order: dict[str, Any] | None = None  # its countryCode, for order_country
-
-
 async def _merchant(conn: Connection, request: Request) -> merchants.Merchant:
     name: str = request.path_params["merchant"]
     try:
         return await merchants.find_merchant(conn, name)
     except merchants.UnknownMerchant:
         raise MerchantNotFound(f"no merchant named {name[:64]!r}") from None
-
-
-def _version(version: routing.RulesVersion) -> dict[str, Any]:
-    return {
-        "version": version.version,
-        "createdBy": version.created_by,
-        "createdAt": version.created_at.isoformat(),
-        "rules": msgspec.to_builtins(routing.rules_of(version.rules)),
-    }
 
 
 async def _versions(request: Request) -> tuple[merchants.Merchant, list[routing.RulesVersion]]:
@@ -72,8 +58,7 @@ async def _versions(request: Request) -> tuple[merchants.Merchant, list[routing.
 @operator_endpoint
 async def show_rules(request: Request, principal: accounts.Principal) -> Response:
     merchant, found = await _versions(request)
-    body = {"merchant": merchant.name, **(_version(found[0]) if found else {"rules": None})}
-    return JSONResponse(body)
+    return JSONResponse(MerchantRules.of(merchant.name, found[0] if found else None))
 
 
 @operator_endpoint
@@ -89,13 +74,13 @@ async def replace_rules(request: Request, principal: accounts.Principal) -> Resp
             )
         except RulesError as error:
             raise RoutingRulesInvalid(str(error)) from None
-    return JSONResponse({"merchant": merchant.name, **_version(saved)})
+    return JSONResponse(MerchantRules.of(merchant.name, saved))
 
 
 @operator_endpoint
 async def rules_history(request: Request, principal: accounts.Principal) -> Response:
     merchant, found = await _versions(request)
-    return JSONResponse({"merchant": merchant.name, "data": [_version(v) for v in found]})
+    return JSONResponse(RulesHistory(merchant.name, [RulesVersion.of(v) for v in found]))
 
 
 @operator_endpoint
@@ -115,13 +100,10 @@ async def explain_payment(request: Request, principal: accounts.Principal) -> Re
             order=payment.order,
         )
     return JSONResponse(
-        {
-            "merchant": merchant.name,
-            "version": explained.version,
-            "rule": explained.rule,
-            "branches": [
-                {"percent": weight, "accounts": list(accounts_)}
-                for weight, accounts_ in explained.branches
-            ],
-        }
+        Explanation(
+            merchant=merchant.name,
+            version=explained.version,
+            rule=explained.rule,
+            branches=[Branch(weight, list(names)) for weight, names in explained.branches],
+        )
     )

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import accounts
 from gateway.api.operator.endpoint import operator_endpoint
-from gateway.http.bodies import read_body
-from gateway.http.errors import ApiError, validation_error
+from gateway.api.operator.schemas import ResolveRun, WorkflowRun, WorkflowRunList, WorkflowRunQuery
+from gateway.http.bodies import read_body, read_query
+from gateway.http.errors import ApiError
 from gateway.http.responses import JSONResponse
 from gateway.services import Services
 from workflows.errors import PaymentError, RunNotFound, RunNotReplayable
-from workflows.model import HistoryEntry, Run, RunState
-
-RUN_STATES = tuple(RunState)
 
 
 class WorkflowRunNotFound(ApiError):
@@ -35,35 +31,6 @@ class WorkflowRunNotReplayable(ApiError):
     error_id = "WorkflowRunNotReplayable"
 
 
-def run_json(run: Run, history: list[HistoryEntry] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": run.id,
-        "merchantId": run.merchant_id,
-        "paymentId": run.payment_id,
-        "kind": run.kind,
-        "state": run.state,
-        "recoveryPoint": run.recovery_point,
-        "amount": run.amount,
-        "attempts": run.attempts,
-        "recoveries": run.recoveries,
-        "processorKey": run.processor_key,
-        "processorAccount": run.account,
-        "leaseOwner": run.lease_owner,
-        "leaseExpiresAt": run.lease_expires_at.isoformat() if run.lease_expires_at else None,
-        "nextAttemptAt": run.next_attempt_at.isoformat() if run.next_attempt_at else None,
-        "outcome": None if run.outcome is None else msgspec.to_builtins(run.outcome),
-        "lastError": run.last_error,
-        "createdAt": run.created_at.isoformat(),
-        "updatedAt": run.updated_at.isoformat(),
-    }
-    if history is not None:
-        body["history"] = [
-            {"at": entry.at.isoformat(), "event": entry.event, "detail": entry.detail}
-            for entry in history
-        ]
-    return body
-
-
 # What an id can look like: anything else (a NUL, a megabyte) names nothing.
 _ID = re.compile("^[A-Za-z0-9_-]{1,64}$")
 
@@ -78,14 +45,9 @@ def _run_id(request: Request) -> str:
 @operator_endpoint
 async def list_runs(request: Request, principal: accounts.Principal) -> Response:
     services: Services = request.app.state.services
-    state = request.query_params.get("state")
-    if state is not None and state not in RUN_STATES:
-        raise validation_error("WorkflowRunQuery", f"Unknown state {state!r} - at `$.state`")
-    payment = request.query_params.get("payment")
-    if payment is not None and not _ID.match(payment):
-        raise validation_error("WorkflowRunQuery", "Not a payment id - at `$.payment`")
-    runs = await services.reads.list_runs(state=state, payment_id=payment)
-    return JSONResponse({"data": [run_json(run) for run in runs]})
+    query = read_query(request, WorkflowRunQuery)
+    runs = await services.reads.list_runs(state=query.state, payment_id=query.payment)
+    return JSONResponse(WorkflowRunList([WorkflowRun.of(run) for run in runs]))
 
 
 @operator_endpoint
@@ -95,13 +57,7 @@ async def show_run(request: Request, principal: accounts.Principal) -> Response:
         run, history = await services.reads.run_with_history(_run_id(request))
     except RunNotFound as error:
         raise WorkflowRunNotFound(str(error)) from None
-    return JSONResponse(run_json(run, history))
-
-
-class ResolveRun(msgspec.Struct, forbid_unknown_fields=True):
-    """What the operator found at the processor, when the processor cannot answer itself."""
-
-    outcome: Literal["succeeded", "failed"] | None = None
+    return JSONResponse(WorkflowRun.of(run, history))
 
 
 def _by(principal: accounts.Principal) -> str:
@@ -123,7 +79,7 @@ async def resolve_run(request: Request, principal: accounts.Principal) -> Respon
         raise WorkflowRunNotReplayable(str(error)) from None
     except PaymentError as error:
         raise WorkflowRunNotReplayable(f"the run could not be resolved: {error}") from None
-    return JSONResponse(run_json(run, history))
+    return JSONResponse(WorkflowRun.of(run, history))
 
 
 @operator_endpoint
@@ -139,4 +95,4 @@ async def replay_run(request: Request, principal: accounts.Principal) -> Respons
         raise WorkflowRunNotReplayable(str(error)) from None
     except PaymentError as error:  # e.g. its processor cannot be used: the run is as it was
         raise WorkflowRunNotReplayable(f"the replay could not be done: {error}") from None
-    return JSONResponse(run_json(run, history))
+    return JSONResponse(WorkflowRun.of(run, history))

@@ -4,22 +4,33 @@ does): add, list, disable/enable, rotate a secret; list deliveries, show attempt
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Any, Literal
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import accounts
 from gateway.api.operator.endpoint import operator_endpoint
 from gateway.api.operator.routing import MerchantNotFound
-from gateway.http.bodies import read_body
+from gateway.api.operator.schemas import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryAttemptList,
+    DeliveryList,
+    DeliveryQuery,
+    NewEndpoint,
+    Redelivered,
+    Redelivery,
+    RotatedSecret,
+    WebhookEndpoint,
+    WebhookEndpointList,
+)
+from gateway.http.bodies import read_body, read_query
 from gateway.http.errors import ApiError, validation_error
 from gateway.http.responses import JSONResponse
 from gateway.services import Services
 from gateway.webhooks.delivery import UnsafeEndpoint, check_destination
 from workflows import merchants, notifications
+from workflows.credentials import MissingMasterKey
 from workflows.db import Connection
 
 
@@ -28,35 +39,22 @@ class EndpointNotFound(ApiError):
     error_id = "WebhookEndpointNotFound"
 
 
+class SecretKeyNotConfigured(ApiError):
+    """GATEWAY_SECRET_KEY is not set: webhook signing secrets cannot be stored sealed. Generate
+    one with `gateway secret-key` and restart the gateway with it."""
+
+    status = 503
+    error_id = "SecretKeyNotConfigured"
+
+
+_NO_SECRET_KEY = " ".join((SecretKeyNotConfigured.__doc__ or "").split())
+
+
 class EndpointRefused(ApiError):
     """The endpoint cannot be added: its URL is not one the gateway sends to."""
 
     status = 422
     error_id = "WebhookEndpointRefused"
-
-
-class NewEndpoint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    url: Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$", max_length=2048)]
-    mode: Literal["sandbox", "live"] = "sandbox"
-    description: Annotated[str, msgspec.Meta(max_length=255)] | None = None
-
-
-class Redelivery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    eventId: uuid.UUID | None = None
-    failedSince: datetime | None = None
-
-
-def _endpoint_json(e: notifications.Endpoint) -> dict[str, Any]:
-    return {
-        "id": str(e.id),
-        "merchantId": e.merchant_id,
-        "mode": e.mode,
-        "url": e.url,
-        "description": e.description,
-        "state": e.state,
-        "rotatedAt": e.rotated_at.isoformat() if e.rotated_at else None,
-        "createdAt": e.created_at.isoformat(),
-    }
 
 
 async def _merchant(conn: Connection, name: str) -> merchants.Merchant:
@@ -84,15 +82,18 @@ async def add_endpoint(request: Request, principal: accounts.Principal) -> Respo
         raise EndpointRefused(str(refused)) from None
     async with services.engine.db.connection() as conn:
         merchant = await _merchant(conn, request.path_params["merchant"])
-        endpoint, secret = await notifications.add_endpoint(
-            conn,
-            services.box,
-            merchant_id=merchant.id,
-            mode=body.mode,
-            url=body.url,
-            description=body.description,
-        )
-    return JSONResponse({**_endpoint_json(endpoint), "secret": secret}, status_code=201)
+        try:
+            endpoint, secret = await notifications.add_endpoint(
+                conn,
+                services.box,
+                merchant_id=merchant.id,
+                mode=body.mode,
+                url=body.url,
+                description=body.description,
+            )
+        except MissingMasterKey:
+            raise SecretKeyNotConfigured(_NO_SECRET_KEY) from None
+    return JSONResponse(WebhookEndpoint.of(endpoint, secret), status_code=201)
 
 
 @operator_endpoint
@@ -101,7 +102,7 @@ async def list_endpoints(request: Request, principal: accounts.Principal) -> Res
     async with services.engine.db.connection() as conn:
         merchant = await _merchant(conn, request.path_params["merchant"])
         found = await notifications.list_endpoints(conn, merchant.id)
-    return JSONResponse({"data": [_endpoint_json(e) for e in found]})
+    return JSONResponse(WebhookEndpointList([WebhookEndpoint.of(e) for e in found]))
 
 
 async def _change(request: Request, state: str) -> Response:
@@ -113,7 +114,7 @@ async def _change(request: Request, state: str) -> Response:
             changed = await notifications.set_endpoint_state(conn, merchant.id, endpoint_id, state)
         except notifications.EndpointError as error:
             raise EndpointNotFound(str(error)) from None
-    return JSONResponse(_endpoint_json(changed))
+    return JSONResponse(WebhookEndpoint.of(changed))
 
 
 @operator_endpoint
@@ -138,49 +139,26 @@ async def rotate_secret(request: Request, principal: accounts.Principal) -> Resp
             )
         except notifications.EndpointError as error:
             raise EndpointNotFound(str(error)) from None
-    return JSONResponse({"id": str(endpoint_id), "secret": secret})
+        except MissingMasterKey:
+            raise SecretKeyNotConfigured(_NO_SECRET_KEY) from None
+    return JSONResponse(RotatedSecret(str(endpoint_id), secret))
 
 
 @operator_endpoint
 async def list_deliveries(request: Request, principal: accounts.Principal) -> Response:
     services: Services = request.app.state.services
-    query = request.query_params
-    state = query.get("state")
-    if state not in (None, "pending", "delivered", "dead"):
-        raise validation_error("DeliveryQuery", "state is pending, delivered or dead")
-    limit = query.get("limit", "50")
-    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 500:
-        raise validation_error("DeliveryQuery", "limit is a number from 1 to 500")
-    endpoint = query.get("endpoint")
+    query = read_query(request, DeliveryQuery)
     async with services.engine.db.connection() as conn:
         merchant = await _merchant(conn, request.path_params["merchant"])
         rows = await notifications.list_deliveries(
             conn,
             merchant_id=merchant.id,
-            endpoint_id=_uuid(endpoint, "webhook endpoint") if endpoint else None,
-            payment_id=query.get("payment"),
-            state=state,
-            limit=int(limit),
+            endpoint_id=query.endpoint,
+            payment_id=query.payment,
+            state=query.state,
+            limit=query.limit,
         )
-    return JSONResponse(
-        {
-            "data": [
-                {
-                    "eventId": str(r.event_id),
-                    "endpointId": str(r.endpoint_id),
-                    "paymentId": r.payment_id,
-                    "sequence": r.sequence,
-                    "type": r.type,
-                    "state": r.state,
-                    "attempts": r.attempts,
-                    "nextAttemptAt": r.next_attempt_at.isoformat() if r.next_attempt_at else None,
-                    "createdAt": r.created_at.isoformat(),
-                    "finishedAt": r.finished_at.isoformat() if r.finished_at else None,
-                }
-                for r in rows
-            ]
-        }
-    )
+    return JSONResponse(DeliveryList([Delivery.of(r) for r in rows]))
 
 
 @operator_endpoint
@@ -191,21 +169,7 @@ async def delivery_attempts(request: Request, principal: accounts.Principal) -> 
     async with services.engine.db.connection() as conn:
         merchant = await _merchant(conn, request.path_params["merchant"])
         found = await notifications.attempts_of(conn, merchant.id, event_id, endpoint_id)
-    return JSONResponse(
-        {
-            "data": [
-                {
-                    "number": a.number,
-                    "at": a.at.isoformat(),
-                    "statusCode": a.status_code,
-                    "latencyMs": a.latency_ms,
-                    "error": a.error,
-                    "answer": a.answer,
-                }
-                for a in found
-            ]
-        }
-    )
+    return JSONResponse(DeliveryAttemptList([DeliveryAttempt.of(a) for a in found]))
 
 
 @operator_endpoint
@@ -220,4 +184,4 @@ async def redeliver(request: Request, principal: accounts.Principal) -> Response
         count = await notifications.redeliver(
             conn, event_id=body.eventId, failed_since=body.failedSince, merchant_id=merchant.id
         )
-    return JSONResponse({"redelivered": count})
+    return JSONResponse(Redelivered(count))

@@ -19,8 +19,10 @@ from gateway.api.primer.schemas import (
     CardDetails,
     PaymentInstrument,
     PaymentInstrumentList,
+    PaymentMethodsQuery,
     VaultPaymentMethodAPIRequest,
 )
+from gateway.http.bodies import read_query
 from gateway.http.errors import ApiError, validation_error
 from gateway.http.responses import JSONResponse
 from processors.cards import luhn_valid, network_of
@@ -116,11 +118,7 @@ async def vault_instrument(call: MerchantCall) -> Response:
 
 @merchant_endpoint("payment_instrument:read")
 async def list_instruments(call: MerchantCall) -> Response:
-    customer_id = call.request.query_params.get("customer_id")
-    if not customer_id or len(customer_id) > 255 or "\x00" in customer_id:
-        raise validation_error(
-            "PaymentMethodsQuery", "customer_id is required - at `$.customer_id`"
-        )
+    customer_id = read_query(call.request, PaymentMethodsQuery).customer_id
     assert call.principal.mode is not None
     async with call.services.engine.db.connection() as conn:
         saved = await instruments.saved_of(conn, call.merchant_id, call.principal.mode, customer_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -20,16 +20,18 @@ from gateway.api.primer.checks import check_metadata, converted, refuse_card_num
 from gateway.api.primer.endpoint import MerchantCall, merchant_endpoint
 from gateway.api.primer.schemas import (
     Expand,
-    ListQuery,
     PaymentAdjustAuthorizationAPIRequest,
     PaymentAuthorizationAPIRequest,
     PaymentCancelAPIRequest,
     PaymentCaptureAPIRequest,
     PaymentCreationAPIRequest,
     PaymentList,
+    PaymentListQuery,
+    PaymentQuery,
     PaymentRefundAPIRequest,
     PaymentResumeAPIRequest,
 )
+from gateway.http.bodies import read_query
 from gateway.http.errors import validation_error
 from gateway.http.idempotency import Claim
 from gateway.http.responses import JSONResponse
@@ -234,12 +236,7 @@ async def refund_payment(call: MerchantCall) -> Response:
 
 @merchant_endpoint("transactions:retrieve")
 async def get_payment(call: MerchantCall) -> Response:
-    expand = call.request.query_params.getlist("expand")
-    unknown = [value for value in expand if value != "transactions.events"]
-    if unknown:
-        raise validation_error(
-            "PaymentQuery", f"Unknown expand value {unknown[0]!r} - at `$.expand`"
-        )
+    expand = read_query(call.request, PaymentQuery).expand
     view = await call.services.engine.payments.view(
         call.merchant_id, _payment_id(call), events=bool(expand)
     )
@@ -247,9 +244,6 @@ async def get_payment(call: MerchantCall) -> Response:
 
 
 # ------------------------------------------------------------------ listing
-
-
-_MULTI = {"status", "currency_code", "customer_id", "processor", "last_4_digits"}
 
 
 class Cursor(msgspec.Struct, frozen=True, array_like=True):
@@ -273,21 +267,9 @@ def _decode_cursor(text: str) -> Cursor:
         raise validation_error("PaymentListQuery", "Invalid cursor - at `$.cursor`") from None
 
 
-def _list_query(call: MerchantCall) -> ListQuery:
-    params = call.request.query_params
-    raw: dict[str, Any] = {}
-    for name in set(params.keys()):
-        if name in ListQuery.__struct_fields__:
-            raw[name] = params.getlist(name) if name in _MULTI else params[name]
-    try:
-        return msgspec.convert(raw, ListQuery, strict=False)
-    except msgspec.ValidationError as error:
-        raise validation_error("PaymentListQuery", str(error)) from None
-
-
 @merchant_endpoint("transactions:retrieve")
 async def list_payments(call: MerchantCall) -> Response:
-    query = _list_query(call)
+    query = read_query(call.request, PaymentListQuery)
     cursor = _decode_cursor(query.cursor) if query.cursor else None
     # Processors by the names merchants see (a name no processor has matches nothing).
     processors = None

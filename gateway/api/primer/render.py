@@ -158,7 +158,9 @@ def summary(p: model.Payment, processor_name: str) -> schemas.PaymentSummary:
         status=p.status.value,
         orderId=p.order_id,
         processor=(
-            schemas.Processor(name=processor_name, processorMerchantId=p.processor_merchant_id)
+            schemas.ProcessorSummary(
+                name=processor_name, processorMerchantId=p.processor_merchant_id
+            )
             if p.sale_id is not None  # none: held by its routing rule, sent nowhere yet
             else None
         ),

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from gateway.api.primer.countries import CountryCode
 from gateway.api.primer.currencies import Currency
 
 # ------------------------------------------------------------------ requests
@@ -20,6 +21,26 @@ from gateway.api.primer.currencies import Currency
 Text255 = Annotated[str, Meta(max_length=255)]
 Amount = Annotated[int, Meta(ge=0, le=9_007_199_254_740_991)]
 Expand = list[Literal["transactions.events"]]
+CardNetwork = Literal[
+    "AMEX",
+    "DANKORT",
+    "DINERS_CLUB",
+    "DISCOVER",
+    "EFTPOS",
+    "ENROUTE",
+    "ELO",
+    "HIPER",
+    "INTERAC",
+    "JCB",
+    "MAESTRO",
+    "MASTERCARD",
+    "MIR",
+    "PRIVATE_LABEL",
+    "UNIONPAY",
+    "VISA",
+    "CARTES_BANCAIRES",
+    "OTHER",
+]
 # A query parameter that reaches PostgreSQL: bounded, and never a NUL (text cannot hold one).
 QueryText = Annotated[str, Meta(max_length=255, pattern="^[^\x00]*$")]
 
@@ -33,7 +54,7 @@ class Address(
     addressLine2: Text255 | None = None
     city: Text255 | None = None
     state: Text255 | None = None
-    countryCode: Annotated[str, Meta(pattern="^[A-Z]{2}$")] | None = None
+    countryCode: CountryCode | None = None
     postalCode: Text255 | None = None
 
 
@@ -147,7 +168,7 @@ class CardDetails(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, froz
 class CheckoutPaymentMethodOptions(PaymentMethodOptions, kw_only=True, frozen=True):
     """CheckoutPaymentMethodOptionsAPISchema: a payment's options, and the checkout's own."""
 
-    orderedAllowedCardNetworks: list[Annotated[str, Meta(pattern="^[A-Z_]+$")]] | None = None
+    orderedAllowedCardNetworks: list[CardNetwork] | None = None
     options: dict[str, Any] | None = None
 
 
@@ -185,7 +206,10 @@ class ClientSessionUpdateAPIRequest(
     paymentMethod: CheckoutPaymentMethodOptions | Unset | None = UNSET
 
 
-class ListQuery(msgspec.Struct, kw_only=True, frozen=True):
+class PaymentListQuery(msgspec.Struct, kw_only=True, frozen=True):
+    """GET /payments: Primer's filters, each a query parameter; a list takes every value of a
+    repeated parameter."""
+
     status: (
         list[
             Literal[
@@ -214,7 +238,88 @@ class ListQuery(msgspec.Struct, kw_only=True, frozen=True):
     cursor: Annotated[str, Meta(max_length=512)] | None = None
 
 
+class PaymentQuery(msgspec.Struct, kw_only=True, frozen=True):
+    """GET /payments/{id}."""
+
+    expand: Expand | None = None
+
+
+class ClientSessionQuery(msgspec.Struct, kw_only=True, frozen=True):
+    """GET /client-session."""
+
+    clientToken: Annotated[str, Meta(min_length=1, max_length=255)]
+
+
+class PaymentMethodsQuery(msgspec.Struct, kw_only=True, frozen=True):
+    """GET /payment-instruments: a customer's saved payment methods."""
+
+    customer_id: Annotated[str, Meta(min_length=1, max_length=255)]
+
+
 # ------------------------------------------------------------------ responses
+
+
+def _enum(*values: str) -> Meta:
+    """For text the gateway sends, one of `values`: the enum is in the OpenAPI document (as
+    Primer's spec has it) while the field stays `str` for the code that fills it."""
+    return Meta(extra_json_schema={"enum": list(values)})
+
+
+PaymentStatusText = Annotated[
+    str,
+    _enum(
+        "PENDING",
+        "FAILED",
+        "AUTHORIZED",
+        "SETTLING",
+        "PARTIALLY_SETTLED",
+        "SETTLED",
+        "DECLINED",
+        "CANCELLED",
+    ),
+]
+CurrencyText = Annotated[str, _enum(*Currency)]
+CardTokenTypeText = Annotated[str, _enum("CARD_PAN", "NETWORK_TOKEN", "PROCESSOR_TOKEN")]
+# The only payment method the gateway takes (Primer lists ~100).
+PaymentMethodTypeText = Annotated[str, _enum("PAYMENT_CARD")]
+TokenTypeText = Annotated[str, _enum("MULTI_USE", "SINGLE_USE")]
+TransactionTypeText = Annotated[str, _enum("SALE", "REFUND")]
+TransactionEventTypeText = Annotated[
+    str,
+    _enum(
+        "AUTHORIZATION_SUCCEEDED",
+        "AUTHORIZATION_ADJUSTMENT_SUCCEEDED",
+        "CAPTURE_SUCCEEDED",
+        "CANCELLATION_SUCCEEDED",
+    ),
+]
+StatusReasonTypeText = Annotated[
+    str, _enum("APPLICATION_ERROR", "GATEWAY_REJECTED", "GATEWAY_TIMEOUT", "ISSUER_DECLINED")
+]
+DeclineTypeText = Annotated[str, _enum("SOFT_DECLINE", "HARD_DECLINE")]
+DeclineReasonText = Annotated[
+    str,
+    _enum(
+        "ERROR",
+        "INVALID_CARD_NUMBER",
+        "EXPIRED_CARD",
+        "LOST_OR_STOLEN_CARD",
+        "SUSPECTED_FRAUD",
+        "UNKNOWN",
+        "DECLINED",
+        "REFER_TO_CARD_ISSUER",
+        "DO_NOT_HONOR",
+        "INSUFFICIENT_FUNDS",
+        "WITHDRAWAL_LIMIT_EXCEEDED",
+        "ISSUER_TEMPORARILY_UNAVAILABLE",
+        "AUTHENTICATION_REQUIRED",
+    ),
+]
+RequiredActionText = Annotated[
+    str, _enum("3DS_AUTHENTICATION", "USE_PRIMER_SDK", "PAYMENT_METHOD_VOUCHER", "PROCESSOR_3DS")
+]
+PaymentTypeText = Annotated[str, _enum("FIRST_PAYMENT", "ECOMMERCE", "SUBSCRIPTION", "UNSCHEDULED")]
+AuthorizationTypeText = Annotated[str, _enum("ESTIMATED", "FINAL")]
 
 
 class _Out(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -236,25 +341,25 @@ class PaymentCardData(_Out, kw_only=True, omit_defaults=True):
 class StatusReason(_Out, kw_only=True, omit_defaults=True):
     """StatusReasonAPISchema."""
 
-    type: str
-    declineType: str | None = None
-    code: str | None = None
+    type: StatusReasonTypeText
+    declineType: DeclineTypeText | None = None
+    code: DeclineReasonText | None = None
     message: str | None = None
 
 
 class RequiredAction(_Out, kw_only=True, omit_defaults=True):
-    name: str
+    name: RequiredActionText
     description: str
 
 
 class PaymentMethod(_Out, kw_only=True, omit_defaults=True):
     paymentMethodToken: str
-    paymentMethodType: str
+    paymentMethodType: PaymentMethodTypeText
     isVaulted: bool
     paymentMethodData: PaymentCardData | None = None
     descriptor: str | None = None
-    paymentType: str | None = None
-    authorizationType: str | None = None
+    paymentType: PaymentTypeText | None = None
+    authorizationType: AuthorizationTypeText | None = None
 
 
 class Processor(_Out, kw_only=True, omit_defaults=True):
@@ -264,10 +369,17 @@ class Processor(_Out, kw_only=True, omit_defaults=True):
     amountRefunded: int | None = None
 
 
+class ProcessorSummary(_Out, kw_only=True, omit_defaults=True):
+    """PaymentSummaryProcessorAPISchema."""
+
+    name: str
+    processorMerchantId: str | None = None
+
+
 class TransactionEvent(_Out, kw_only=True, omit_defaults=True):
     id: str
     date: str
-    type: str
+    type: TransactionEventTypeText
     amount: int | None = None
     final: bool | None = None
 
@@ -280,15 +392,15 @@ class TransactionOverview(_Out, kw_only=True, omit_defaults=True):
     id: str
     date: str
     amount: int
-    currencyCode: str
-    transactionType: str
-    type: str
+    currencyCode: CurrencyText
+    transactionType: TransactionTypeText
+    type: TransactionTypeText
     processorName: str
     processor: str
     processorMerchantId: str
-    processorStatus: str
-    status: str
-    cardTokenType: str
+    processorStatus: PaymentStatusText
+    status: PaymentStatusText
+    cardTokenType: CardTokenTypeText
     orderId: str | None = None
     processorTransactionId: str | None = None
     processorStatusReason: StatusReason | None = None
@@ -298,7 +410,7 @@ class TransactionOverview(_Out, kw_only=True, omit_defaults=True):
 
 class ClientSessionAPIResponse(_Out, kw_only=True, omit_defaults=True):
     orderId: str | None = None
-    currencyCode: str | None = None
+    currencyCode: CurrencyText | None = None
     amount: int | None = None
     order: dict[str, Any] | None = None
     customerId: str | None = None
@@ -316,10 +428,10 @@ class PaymentAPIResponse(_Out, kw_only=True, omit_defaults=True):
     id: str
     date: str
     dateUpdated: str
-    status: str
-    cardTokenType: str
+    status: PaymentStatusText
+    cardTokenType: CardTokenTypeText
     orderId: str
-    currencyCode: str
+    currencyCode: CurrencyText
     amount: int
     customerId: str | None = None
     customer: CustomerDetails | None = None
@@ -338,9 +450,9 @@ class PaymentSummary(_Out, kw_only=True, omit_defaults=True):
     id: str
     date: str
     dateUpdated: str
-    status: str
+    status: PaymentStatusText
     orderId: str
-    processor: Processor | None = None  # none yet: held by its routing rule
+    processor: ProcessorSummary | None = None  # none yet: held by its routing rule
     currencyCode: str
     amount: int
     metadata: dict[str, Any] | None = None
@@ -357,8 +469,8 @@ class PaymentInstrument(_Out, kw_only=True, omit_defaults=True):
 
     createdAt: str
     token: str
-    tokenType: str
-    paymentMethodType: str
+    tokenType: TokenTypeText
+    paymentMethodType: PaymentMethodTypeText
     paymentMethodData: PaymentCardData
     deleted: bool
     default: bool

@@ -20,10 +20,12 @@ from gateway.api.primer.schemas import (
     CheckoutPaymentMethodOptions,
     ClientSessionAPIRequest,
     ClientSessionAPIResponse,
+    ClientSessionQuery,
     ClientSessionUpdateAPIRequest,
     ClientSessionWithTokenAPIResponse,
     CustomerDetails,
 )
+from gateway.http.bodies import read_query
 from gateway.http.errors import validation_error
 from gateway.http.responses import JSONResponse
 from workflows import sessions
@@ -117,9 +119,7 @@ async def create_session(call: MerchantCall) -> Response:
 
 @merchant_endpoint("transactions:retrieve")
 async def get_session(call: MerchantCall) -> Response:
-    token = call.request.query_params.get("clientToken")
-    if not token or len(token) > 255 or "\x00" in token:
-        raise sessions.SessionNotFound()
+    token = read_query(call.request, ClientSessionQuery).clientToken
     async with call.services.engine.db.connection() as conn:
         session = await sessions.find(
             conn, call.merchant_id, call.principal.mode or "sandbox", token
