@@ -33,7 +33,7 @@ def app_from_environment() -> Starlette:
     from gateway.logging import configure
 
     settings = settings_module.load()
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     return create_app(settings)
 
 

@@ -1,4 +1,5 @@
-"""structlog, configured once: JSON lines, request context from contextvars, and a scrubber.
+"""structlog, configured once: JSON lines (or, on a terminal, structlog's console renderer),
+request context from contextvars, and a scrubber.
 
 The scrubber runs last before rendering, over every value of every event (nested too): card
 numbers (any 13-19 digit Luhn-valid run, spaces or dashes allowed), CVV/CVC fields, API keys,
@@ -109,9 +110,17 @@ def _stderr_logger(*_: Any) -> structlog.WriteLogger:
     return structlog.WriteLogger(_Stderr())  # type: ignore[arg-type]
 
 
-def configure(level: str = "info") -> None:
+def configure(level: str = "info", format: str = "json") -> None:
+    """`format`: "json", "console", or "auto" (the console renderer when stderr is a terminal,
+    as for someone running `make run`; JSON lines for a collector otherwise)."""
     numeric = logging.getLevelName(level.upper())
-    renderer = structlog.processors.JSONRenderer(serializer=_json_dumps)
+    if format == "auto":
+        format = "console" if sys.stderr.isatty() else "json"
+    renderer: structlog.types.Processor
+    if format == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    else:
+        renderer = structlog.processors.JSONRenderer(serializer=_json_dumps)
     stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[

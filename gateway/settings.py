@@ -37,6 +37,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     database_url: str | None = None
     redis_url: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # JSON lines (for collectors), or structlog's console renderer for a person; "auto" is the
+    # console renderer when stderr is a terminal.
+    log_format: Literal["auto", "json", "console"] = "auto"
     # Gateway processes `gateway serve` runs on the port (uvicorn workers).
     processes: Annotated[int, Meta(ge=1, le=64)] = 1
     db_pool_min: Annotated[int, Meta(ge=1, le=200)] = 2

@@ -41,7 +41,7 @@ def settings() -> Settings:
     root = ctx.find_root()
     if not isinstance(root.obj, Settings):
         root.obj = settings_module.load()
-        configure_logging(root.obj.log_level)
+        configure_logging(root.obj.log_level, root.obj.log_format)
     return root.obj
 
 
