@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.api import health, medusa, operator, primer, processor_events, reference
 from gateway.http.middleware import RequestContext
 from gateway.services import open_services
@@ -40,6 +40,8 @@ def app_from_environment() -> Starlette:
 def create_app(settings: Settings, *, extra: ExtraRoutes | None = None) -> Starlette:
     """The gateway app for `settings`, whose database and Redis URLs must be set."""
 
+    traced = tracing.setup(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_services(settings) as services:
@@ -56,6 +58,8 @@ def create_app(settings: Settings, *, extra: ExtraRoutes | None = None) -> Starl
             finally:
                 stop.set()
                 await asyncio.gather(*tasks)
+                if traced:
+                    tracing.shutdown()
 
     extra = extra or ExtraRoutes()
     # One Mount per API surface, each with its own authentication and error handlers. /admin is
@@ -74,11 +78,12 @@ def create_app(settings: Settings, *, extra: ExtraRoutes | None = None) -> Starl
             Mount("", app=primer.app(extra.primer)),
         ],
         middleware=[
+            *([Middleware(tracing.Traced)] if traced else []),  # outermost: the request's span
             Middleware(
                 RequestContext,
                 max_body_bytes=settings.max_body_bytes,
                 shapes=[(medusa.PREFIX, medusa.errors.shape)],
-            )
+            ),
         ],
         lifespan=lifespan,
     )

@@ -40,6 +40,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # JSON lines (for collectors), or structlog's console renderer for a person; "auto" is the
     # console renderer when stderr is a terminal.
     log_format: Literal["auto", "json", "console"] = "auto"
+    # OpenTelemetry traces (the `traces` extra): exported over OTLP/HTTP, printed, or none.
+    traces: Literal["off", "otlp", "console"] = "off"
     # Gateway processes `gateway serve` runs on the port (uvicorn workers).
     processes: Annotated[int, Meta(ge=1, le=64)] = 1
     db_pool_min: Annotated[int, Meta(ge=1, le=200)] = 2

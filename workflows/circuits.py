@@ -27,7 +27,7 @@ from typing import Protocol
 
 from processors.base import Call, Capabilities, Processor, Result
 from processors.errors import CallFailed
-from workflows import metrics
+from workflows import metrics, tracing
 
 
 @dataclass(frozen=True)
@@ -212,12 +212,20 @@ class Watched:
         """The call, counted on the account's circuit and in the metrics."""
         verb = operation.__name__  # authorize, capture, cancel, refund, adjust, status, resume
         started = time.perf_counter()
-        try:
-            result = await operation(call)
-        except CallFailed as failed:
-            self._count(verb, type(failed).__name__, started)
-            await self._circuits.record(self._merchant_id, self._account, ok=False)
-            raise
+        with tracing.span(
+            f"processor.{verb}",
+            merchant_id=self._merchant_id,
+            processor_account=self._account,
+            processor_operation=verb,
+        ) as span:
+            try:
+                result = await operation(call)
+            except CallFailed as failed:
+                self._count(verb, type(failed).__name__, started)
+                await self._circuits.record(self._merchant_id, self._account, ok=False)
+                raise
+            if span is not None:
+                span.set_attribute("gateway.outcome", result.outcome.value)
         self._count(verb, result.outcome.value, started)
         await self._circuits.record(self._merchant_id, self._account, ok=True)
         return result

@@ -38,7 +38,7 @@ from tenacity import (
 
 from processors.base import Call, Outcome, Processor, Result
 from processors.errors import CallFailed, Misconfigured, OutcomeUnknown, TransientError
-from workflows import metrics, notifications, outcomes, routing
+from workflows import metrics, notifications, outcomes, routing, tracing
 from workflows.circuits import Circuits, LocalCircuits, Watched
 from workflows.credentials import CredentialError
 from workflows.db import Connection, Database, Q, jsonb
@@ -396,7 +396,19 @@ class Runner:
         replay (`operator`) is refused with `KeyForgotten`.
         """
         while True:
-            shown, following = await self._pass(run, owner, plan, view, events, operator)
+            with tracing.span(
+                f"workflow.{run.kind}",
+                run_id=run.id,
+                run_kind=str(run.kind),
+                payment_id=run.payment_id,
+                merchant_id=run.merchant_id,
+                processor_account=run.account,
+                recovery_point=str(run.recovery_point),
+                operator=operator,
+            ) as span:
+                shown, following = await self._pass(run, owner, plan, view, events, operator)
+                if span is not None and following is not None:
+                    span.set_attribute("gateway.fell_back_to", following.account or "")
             if following is None:
                 return shown
             # The attempt fell back to the next account: its attempt, by this process.

@@ -15,7 +15,7 @@ import click
 import msgspec
 import psycopg
 
-from gateway import accounts
+from gateway import accounts, tracing
 from gateway.cli.common import ConfigError, resolved, settings, with_connection
 from gateway.db import migrate as migrations
 from gateway.http.protocol import BoundedHttpToolsProtocol
@@ -57,6 +57,7 @@ def serve() -> None:
     from gateway.app import create_app
 
     given = settings()
+    tracing.require(given)
     _check_port_free(given.host, given.port)
     with resolved(given, need_redis=True) as ready:
         # Decided on the settings as given: once resolved, embedded servers have URLs too.

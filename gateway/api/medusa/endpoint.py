@@ -16,6 +16,7 @@ from gateway.http.errors import InvalidIdempotencyKey
 from gateway.http.idempotency import validate_key
 from gateway.http.merchant import MerchantRequest
 from gateway.services import Services
+from workflows import tracing
 
 T = TypeVar("T")
 
@@ -60,6 +61,7 @@ def medusa_endpoint(scope: str) -> Callable[[Handler], Callable[[Request], Await
             if principal.kind != "merchant":
                 raise MedusaError(401, UNAUTHORIZED, "Operator keys cannot call the admin API")
             structlog.contextvars.bind_contextvars(merchant_id=principal.merchant_id)
+            tracing.annotate(merchant_id=principal.merchant_id)
             if scope not in principal.scopes:
                 raise MedusaError(400, NOT_ALLOWED, f"This API token lacks the scope {scope!r}")
             call = MedusaCall(

@@ -29,6 +29,7 @@ from gateway.http.errors import (
 from gateway.http.idempotency import Claim, IdempotencyScope, fingerprint, validate_key
 from gateway.http.merchant import MerchantRequest
 from gateway.services import Services
+from workflows import tracing
 
 SUPPORTED_API_VERSIONS = ("2.4",)
 # Primer: a request without X-API-VERSION is served by the earliest supported version.
@@ -94,6 +95,7 @@ def merchant_endpoint(scope: str) -> Callable[[Handler], Callable[[Request], Awa
             if principal.kind != "merchant":
                 raise Unauthorized("Operator keys are not valid on merchant endpoints.")
             structlog.contextvars.bind_contextvars(merchant_id=principal.merchant_id)
+            tracing.annotate(merchant_id=principal.merchant_id)
             if scope not in principal.scopes:
                 raise Forbidden(f"This API key lacks the scope {scope!r}.")
             call = MerchantCall(
