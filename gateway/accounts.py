@@ -207,25 +207,63 @@ async def revoke_key(
 _NO_SUCH_KEY = _hash("no such key")
 
 
+@dataclass(frozen=True)
+class StoredKey:
+    """A key as PostgreSQL holds it: its secret only as a hash."""
+
+    key_id: str
+    kind: Kind
+    merchant_id: str | None
+    mode: Mode | None
+    scopes: frozenset[str]
+    secret_hash: bytes
+    revoked: bool
+
+
+async def find_key(conn: psycopg.AsyncConnection, key_id: str) -> StoredKey | None:
+    cur = await conn.execute(QUERIES["find_api_key"], {"id": key_id})
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    _, kind, merchant_id, mode, scopes, secret_hash, revoked_at = row
+    return StoredKey(
+        key_id,
+        kind,
+        merchant_id,
+        mode,
+        frozenset(scopes),
+        bytes(secret_hash),
+        revoked_at is not None,
+    )
+
+
+def check(stored: StoredKey | None, presented: str) -> Principal | None:
+    """The principal `presented` proves against the key stored under its id, or None (unknown,
+    wrong secret, revoked, malformed). The hashes are compared in constant time, and an unknown
+    id takes the same path as a wrong secret."""
+    parsed = parse_key(presented)
+    if parsed is None:
+        return None
+    label, key_id, secret = parsed
+    matches = hmac.compare_digest(
+        _hash(secret), stored.secret_hash if stored is not None else _NO_SUCH_KEY
+    )
+    if stored is None or stored.key_id != key_id or not matches or stored.revoked:
+        return None
+    if label != (stored.mode if stored.kind == "merchant" else "operator"):
+        return None  # a key whose readable prefix was edited is not the key that was issued
+    return Principal(
+        key_id=key_id,
+        kind=stored.kind,
+        merchant_id=stored.merchant_id,
+        mode=stored.mode,
+        scopes=stored.scopes,
+    )
+
+
 async def authenticate(conn: psycopg.AsyncConnection, presented: str) -> Principal | None:
     """The principal a presented key proves, or None (unknown, wrong secret, revoked, malformed)."""
     parsed = parse_key(presented)
     if parsed is None:
         return None
-    label, key_id, secret = parsed
-    cur = await conn.execute(QUERIES["find_api_key"], {"id": key_id})
-    row = await cur.fetchone()
-    stored_hash = bytes(row[5]) if row is not None else _NO_SUCH_KEY
-    matches = hmac.compare_digest(_hash(secret), stored_hash)
-    if row is None or not matches or row[6] is not None:
-        return None
-    _, kind, merchant_id, mode, scopes = row[:5]
-    if label != (mode if kind == "merchant" else "operator"):
-        return None  # a key whose readable prefix was edited is not the key that was issued
-    return Principal(
-        key_id=key_id,
-        kind=kind,
-        merchant_id=merchant_id,
-        mode=mode,
-        scopes=frozenset(scopes),
-    )
+    return check(await find_key(conn, parsed[1]), presented)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from gateway.circuits import RedisCircuits
 from gateway.db import create_pool
 from gateway.http.idempotency import FinishedLookup, IdempotencyGuard, Record
 from gateway.http.throttle import AuthThrottle
+from gateway.keycache import KeyCache
 from gateway.logging import get_logger
 from gateway.settings import Settings, previous_secret_keys
 from gateway.webhooks.delivery import Deliverer
@@ -40,6 +42,7 @@ class Services:
     reads: Reads
     webhooks: Deliverer
     box: CredentialBox  # seals and opens stored secrets (processor accounts, webhook endpoints)
+    keys: KeyCache  # API keys that authenticated, for a few seconds (revocation ends it)
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -171,6 +174,14 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             webhook_schedule(settings),
             timeout_seconds=settings.webhook_timeout_seconds,
         )
+        subscriber = Redis.from_url(
+            settings.redis_url or "",
+            socket_connect_timeout=settings.redis_timeout_seconds,
+            health_check_interval=5,
+        )
+        keys = KeyCache(subscriber, settings.key_cache_seconds)
+        stop = asyncio.Event()
+        following = asyncio.create_task(keys.follow(stop))
         try:
             yield Services(
                 settings=settings,
@@ -186,8 +197,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 reads=engine.reads,
                 webhooks=webhooks,
                 box=box,
+                keys=keys,
             )
         finally:
+            stop.set()
+            await following
             await webhooks.aclose()
             await engine.aclose()
             await redis.aclose()

@@ -40,6 +40,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # JSON lines (for collectors), or structlog's console renderer for a person; "auto" is the
     # console renderer when stderr is a terminal.
     log_format: Literal["auto", "json", "console"] = "auto"
+    # API keys that authenticated are kept this long in each process (0: read every time); a
+    # revocation drops them at once while Redis is up (see gateway/keycache.py).
+    key_cache_seconds: Annotated[float, Meta(ge=0, le=60)] = 5.0
     # OpenTelemetry traces (the `traces` extra): exported over OTLP/HTTP, printed, or none.
     traces: Literal["off", "otlp", "console"] = "off"
     # Gateway processes `gateway serve` runs on the port (uvicorn workers).

@@ -15,12 +15,13 @@ from typing import TypeVar
 import click
 import msgspec
 import psycopg
+from redis.asyncio import Redis
 
 from gateway import GatewayError
 from gateway import settings as settings_module
 from gateway.db import migrate
 from gateway.logging import configure as configure_logging
-from gateway.services import Services, open_services
+from gateway.services import Services, open_redis, open_services
 from gateway.settings import Settings
 from workflows.db import Connection, translated
 
@@ -93,6 +94,20 @@ def with_connection(work: Callable[[Connection], Awaitable[T]]) -> T:
             async with conn:
                 with translated():
                     return await work(conn)
+
+        return asyncio.run(run())
+
+
+def with_redis(work: Callable[[Redis], Awaitable[T]]) -> T:
+    """Run `work` with a Redis client on the gateway's Redis."""
+    with resolved(settings(), need_redis=True) as ready:
+
+        async def run() -> T:
+            redis = open_redis(ready)
+            try:
+                return await work(redis)
+            finally:
+                await redis.aclose()
 
         return asyncio.run(run())
 

@@ -7,7 +7,8 @@ from datetime import datetime
 import click
 
 from gateway import accounts
-from gateway.cli.common import CommandError, actor, with_connection
+from gateway.cli.common import CommandError, actor, with_connection, with_redis
+from gateway.keycache import publish_revocation
 from workflows import merchants
 from workflows.db import Connection
 
@@ -111,3 +112,11 @@ def revoke(key: str) -> None:
         click.echo(f"{key_id} was already revoked on {before:%Y-%m-%d %H:%M:%S}")
     else:
         click.echo(f"revoked {key_id}")
+    # Gateway processes keep keys that authenticated for a few seconds: tell them now (again,
+    # for a key revoked before: that time's message may not have reached them).
+    if not with_redis(lambda redis: publish_revocation(redis, key_id)):
+        click.echo(
+            "Redis could not be reached: gateway processes refuse the key within "
+            "GATEWAY_KEY_CACHE_SECONDS (while Redis is down they read every key anew)",
+            err=True,
+        )

@@ -45,10 +45,19 @@ async def authenticate(
         if admission.by_address:
             raise TooManyFailedAuthentications(headers=retry)
         raise TooManyRequests(headers=retry)
-    async with services.engine.db.connection() as conn:
-        principal = await accounts.authenticate(conn, presented)
-        if principal is not None and admission.first_of_minute:
-            await accounts.touch(conn, principal.key_id)
+    key_id = parsed[1]
+    stored = services.keys.get(key_id)
+    if stored is None or admission.first_of_minute:
+        async with services.engine.db.connection() as conn:
+            if stored is None:
+                stored = await accounts.find_key(conn, key_id)
+            principal = accounts.check(stored, presented)
+            if principal is not None and admission.first_of_minute:
+                await accounts.touch(conn, principal.key_id)
+        if principal is not None and stored is not None:
+            services.keys.put(stored)
+    else:
+        principal = accounts.check(stored, presented)
     if principal is None:
         await services.auth_throttle.failed(address)
         raise Unauthorized()
