@@ -50,6 +50,9 @@ class KeyCache:
         self._seconds = seconds
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._subscribed = False  # only then is an entry trusted
+        # Moves on at every revocation heard and every (re)subscription: a key read from
+        # PostgreSQL before one of them may be stale, and is not kept (see `put`).
+        self._generation = 0
 
     @property
     def following(self) -> bool:
@@ -67,8 +70,16 @@ class KeyCache:
             return None
         return entry.stored
 
-    def put(self, stored: accounts.StoredKey) -> None:
-        if not self._subscribed or self._seconds <= 0 or stored.revoked:
+    def generation(self) -> int:
+        """Taken before a key is read from PostgreSQL, and given back to `put`."""
+        return self._generation
+
+    def put(self, stored: accounts.StoredKey, generation: int) -> None:
+        """Keep a key read from PostgreSQL, unless a revocation (of any key) was heard, or the
+        subscription changed, since `generation` was taken: the read may predate it."""
+        if generation != self._generation or not self._subscribed or self._seconds <= 0:
+            return
+        if stored.revoked:
             return
         self._entries[stored.key_id] = _Entry(stored, time.monotonic() + self._seconds)
         self._entries.move_to_end(stored.key_id)
@@ -76,7 +87,13 @@ class KeyCache:
             self._entries.popitem(last=False)
 
     def drop(self, key_id: str) -> None:
+        self._generation += 1
         self._entries.pop(key_id, None)
+
+    def _forget(self, subscribed: bool) -> None:
+        self._generation += 1
+        self._entries.clear()
+        self._subscribed = subscribed
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Follow the revocations channel until `stop`: resubscribe whenever it is lost, with the
@@ -85,8 +102,7 @@ class KeyCache:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(CHANNEL)
-                self._entries.clear()
-                self._subscribed = True
+                self._forget(subscribed=True)
                 while not stop.is_set():
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message["type"] == "message":
@@ -95,8 +111,7 @@ class KeyCache:
             except (RedisError, OSError) as error:
                 log.warning("api_key_revocations_unfollowed", error=type(error).__name__)
             finally:
-                self._subscribed = False
-                self._entries.clear()
+                self._forget(subscribed=False)
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
             with contextlib.suppress(TimeoutError):

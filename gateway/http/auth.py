@@ -47,6 +47,7 @@ async def authenticate(
         raise TooManyRequests(headers=retry)
     key_id = parsed[1]
     stored = services.keys.get(key_id)
+    generation = services.keys.generation()
     if stored is None or admission.first_of_minute:
         async with services.engine.db.connection() as conn:
             if stored is None:
@@ -55,7 +56,7 @@ async def authenticate(
             if principal is not None and admission.first_of_minute:
                 await accounts.touch(conn, principal.key_id)
         if principal is not None and stored is not None:
-            services.keys.put(stored)
+            services.keys.put(stored, generation)
     else:
         principal = accounts.check(stored, presented)
     if principal is None:

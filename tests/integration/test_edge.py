@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+import time
 from typing import Any
 
 import httpx
@@ -11,9 +13,10 @@ import msgspec
 import pytest
 
 from gateway import accounts
+from gateway.keycache import publish_revocation
 from gateway.settings import Settings
 from tests.conftest import run_gateway
-from tests.integration.conftest import GatewayFactory, SomeMerchant, new_merchant
+from tests.integration.conftest import GatewayFactory, Running, SomeMerchant, new_merchant
 
 CAPTURE = "/probe/pay_1/capture"
 BODY = {"amount": 100}
@@ -74,14 +77,23 @@ async def test_a_key_whose_readable_prefix_was_edited_is_401(
 
 
 async def test_a_revoked_key_is_refused_at_once(
-    client: httpx.AsyncClient, merchant: SomeMerchant, db: Any
+    running: Running, merchant: SomeMerchant, db: Any
 ) -> None:
+    """As `gateway keys revoke` does it: the revocation, then its message to every process
+    (test_key_cache.py has the cases where the message cannot be sent)."""
+    client = running.client
     assert (
         await client.post(CAPTURE, json=BODY, headers={"X-API-KEY": merchant.key})
     ).status_code == 200
     key_id = accounts.parse_key(merchant.key)[1]  # type: ignore[index]
     await accounts.revoke_key(db, key_id)
-    response = await client.post(CAPTURE, json=BODY, headers={"X-API-KEY": merchant.key})
+    assert await publish_revocation(running.services.redis, key_id)
+    deadline = time.monotonic() + 20
+    while True:
+        response = await client.post(CAPTURE, json=BODY, headers={"X-API-KEY": merchant.key})
+        if response.status_code != 200 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)  # the message is on its way through Redis
     assert_envelope(response, 401, "Unauthorized")
 
 
