@@ -277,14 +277,21 @@ async def emit(
     kind: EventType,
     view: Any,
     transaction_id: str | None = None,
+    *,
+    endpoints: bool | None = None,
 ) -> None:
     """The event of a change, in the change's transaction (the payment locked), with a delivery
     to each of the merchant's active endpoints of the payment's mode; nothing if it has none.
     `view`: the payment as the change left it, or a callable reading it (awaited only when
-    there is an endpoint to deliver to)."""
-    cur = await conn.execute(Q["has_webhook_endpoints"], {"merchant_id": merchant_id, "mode": mode})
-    row = await cur.fetchone()
-    if not (row and row[0]):
+    there is an endpoint to deliver to). `endpoints`: whether there is one, when the
+    transaction has read it already (with the payment it locked)."""
+    if endpoints is None:
+        cur = await conn.execute(
+            Q["has_webhook_endpoints"], {"merchant_id": merchant_id, "mode": mode}
+        )
+        row = await cur.fetchone()
+        endpoints = bool(row and row[0])
+    if not endpoints:
         return
     if callable(view):
         view = await view()

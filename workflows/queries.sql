@@ -114,10 +114,17 @@ VALUES (%(merchant_id)s, %(id)s, %(mode)s, 'PENDING', %(order_id)s, %(currency_c
     %(customer_id)s, %(customer)s, %(order_details)s, %(metadata)s, %(payment_options)s,
     %(payment_method_token)s, %(card_token_type)s, %(card)s, %(card_last4)s, %(processor)s,
     %(processor_account)s, %(processor_merchant_id)s, %(sale_id)s)
-RETURNING *;
+RETURNING *, EXISTS (SELECT 1 FROM webhook_endpoints w
+                     WHERE w.merchant_id = payments.merchant_id AND w.mode = payments.mode
+                       AND w.state = 'active') AS webhook_endpoints;
 
 -- name: lock_payment
-SELECT * FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
+-- With whether the merchant has an endpoint to tell of a change (read here, in the change's
+-- transaction, rather than in a statement of its own when the change is announced).
+SELECT p.*, EXISTS (SELECT 1 FROM webhook_endpoints w
+                    WHERE w.merchant_id = p.merchant_id AND w.mode = p.mode
+                      AND w.state = 'active') AS webhook_endpoints
+FROM payments p WHERE p.merchant_id = %(merchant_id)s AND p.id = %(id)s FOR UPDATE OF p;
 
 -- name: place_payment
 -- A held payment, authorized on the processor the merchant named: its account and card, as

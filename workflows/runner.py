@@ -288,7 +288,13 @@ async def announce_status(conn: Connection, payment: Payment, view: ViewReader) 
     account = payment.processor_account or payment.processor
     metrics.PAYMENT_STATUS.labels(account, payment.status.value).inc()
     await notifications.emit(
-        conn, payment.merchant_id, payment.mode, payment.id, EventType.PAYMENT_STATUS, view
+        conn,
+        payment.merchant_id,
+        payment.mode,
+        payment.id,
+        EventType.PAYMENT_STATUS,
+        view,
+        endpoints=payment.webhook_endpoints,
     )
 
 
@@ -870,6 +876,7 @@ class Runner:
                 EventType.PAYMENT_REFUND,
                 view,
                 transaction_id=run.transaction_id,
+                endpoints=before.webhook_endpoints,
             )
 
     @staticmethod
