@@ -34,6 +34,12 @@ from tools.bench import run as bench
     help="connections of the latency run",
 )
 @click.option("--latency-duration", type=float, default=10.0, show_default=True)
+@click.option(
+    "--floor-clients",
+    default="16",
+    show_default=True,
+    help="pgbench clients of the floor: a number, or 'peak' for the gateway's peak concurrency",
+)
 def main(
     duration: float,
     concurrency: str,
@@ -41,6 +47,7 @@ def main(
     latency_ms: int,
     latency_concurrency: int,
     latency_duration: float,
+    floor_clients: str,
 ) -> None:
     """Measure throughput and latency against the gateway's own limits (see the README)."""
     try:
@@ -49,6 +56,8 @@ def main(
         raise click.BadParameter(
             "numbers separated by commas, e.g. 16,64", param_hint="--concurrency"
         ) from None
+    if floor_clients != "peak" and not (floor_clients.isdigit() and int(floor_clients) > 0):
+        raise click.BadParameter("a positive number, or 'peak'", param_hint="--floor-clients")
     options = bench.Options(
         seconds=duration,
         concurrency=sweep,
@@ -56,6 +65,7 @@ def main(
         latency_ms=latency_ms,
         latency_concurrency=latency_concurrency,
         latency_seconds=latency_duration,
+        floor_clients="peak" if floor_clients == "peak" else int(floor_clients),
     )
     given = settings()
     with resolved(given, need_redis=True) as ready:

@@ -5,7 +5,9 @@ Scenarios, in one invocation on one machine:
   concurrency with the most captures/s;
 - db limit (a): the same SQL straight through psycopg at the peak concurrency;
 - http limit (b): a bare Starlette route, same server settings, same body sizes, same concurrency;
-- latency: the sandbox answering captures after `latency_ms`, at `latency_concurrency`.
+- latency: the sandbox answering captures after `latency_ms`, at `latency_concurrency`;
+- floor: PostgreSQL alone doing the minimal durable work of a create and a capture (four commits),
+  driven by pgbench (floor.py), at `floor_clients` clients (a number, or the peak's concurrency).
 Then every payment captured during the run is checked: its figures must equal the sum of its
 transactions.
 """
@@ -27,7 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import msgspec
@@ -36,7 +38,7 @@ import psycopg
 
 from gateway import accounts
 from gateway.settings import Settings
-from tools.bench import database
+from tools.bench import database, floor
 from tools.bench.load import LoadResult, bare_requests, create_and_capture
 from workflows import merchants
 from workflows.db import Q
@@ -53,6 +55,7 @@ class Options:
     latency_ms: int = 300
     latency_concurrency: int = 2000
     latency_seconds: float = 10.0
+    floor_clients: int | Literal["peak"] = 16
 
 
 @dataclass
@@ -150,6 +153,8 @@ def run(settings: Settings, options: Options, *, embedded: bool) -> dict[str, An
         )
     )
     http_limit = _bare(best.concurrency, options.seconds, body_size, logs)
+    floor_clients = best.concurrency if options.floor_clients == "peak" else options.floor_clients
+    the_floor = floor.run(settings.database_url, clients=floor_clients, seconds=options.seconds)
     checked, mismatches = asyncio.run(_check_figures(settings.database_url, merchant_id))
 
     report["scenarios"] = [_scenario("gateway", result) for result in sweep] + [
@@ -166,6 +171,16 @@ def run(settings: Settings, options: Options, *, embedded: bool) -> dict[str, An
         "gatewayOverHttpLimit": _ratio(
             best.per_second("capture"), http_limit.per_second("capture")
         ),
+        # A create and a capture per iteration: the gateway's pairs/s are its captures/s.
+        "gatewayOverFloor": (
+            _ratio(best.per_second("capture"), the_floor.pairs_per_second)
+            if the_floor.pairs_per_second
+            else None
+        ),
+    }
+    report["floor"] = {
+        **the_floor.summary(),
+        "clientsFrom": "peak" if options.floor_clients == "peak" else "option",
     }
     report["latency"] = {
         "processorLatencyMs": options.latency_ms,
@@ -237,12 +252,33 @@ def print_report(report: dict[str, Any]) -> None:
             f"{s['name']:<18}{s['concurrency']:>6}{rates}  "
             f"{_latencies(cap):<30}{_latencies(cre):<30}{errors or '-'}"
         )
+    f = report["floor"]
+    if f["unavailable"] is None:
+        rates = f"{f['pairsPerSecond']:>12.1f}{f['pairsPerSecond']:>11.1f}"
+        work = f"avg {f['paymentLatencyAvgMs']} ms per payment (create + capture, 4 commits)"
+        print(f"{'floor (pgbench)':<18}{f['clients']:>6}{rates}  {work:<60}-")
+    else:
+        print(f"{'floor (pgbench)':<18}{f['clients']:>6}  unavailable: {f['unavailable']}")
     p, lat = report["peak"], report["latency"]
+    over_floor = p["gatewayOverFloor"] if p["gatewayOverFloor"] is not None else "unavailable"
     print(
         f"peak at concurrency {p['concurrency']}: {p['capturesPerSecond']} captures/s, "
         f"p99 {p['captureP99Ms']} ms; gateway / db limit = {p['gatewayOverDbLimit']}, "
-        f"gateway / http limit = {p['gatewayOverHttpLimit']}"
+        f"gateway / http limit = {p['gatewayOverHttpLimit']}, gateway / floor = {over_floor}"
     )
+    if f["unavailable"] is None:
+        clients = f"{f['clients']} clients" + (
+            " (the peak's)" if f["clientsFrom"] == "peak" else ""
+        )
+        print(
+            f"floor: PostgreSQL alone, pgbench, {clients}, {f['script']} "
+            f"(fsync {f['fsync']}, synchronous_commit {f['synchronousCommit']}): "
+            f"{f['pairsPerSecond']} pairs/s (a create and a capture each); "
+            f"{f['paymentsSettled']} settled payments checked, {f['mismatches']} mismatches; "
+            f"gateway / floor = {over_floor}"
+        )
+    else:
+        print(f"floor: unavailable ({f['unavailable']}); gateway / floor not measured")
     print(
         f"latency {lat['processorLatencyMs']} ms: {lat['maxInFlight']} payments in flight at once, "
         f"{lat['capturesPerSecond']} captures/s against concurrency / latency = "
