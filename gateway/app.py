@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway import metrics
+from gateway import console, metrics
 from gateway.api import health, medusa, operator, primer, processor_events
 from gateway.http.middleware import RequestContext
 from gateway.services import open_services
@@ -70,6 +70,7 @@ def create_app(settings: Settings, *, extra: ExtraRoutes | None = None) -> Starl
             Mount(medusa.PREFIX, app=medusa.app()),
             Mount("/admin", app=operator.app(extra.operator)),
             Mount("/webhooks", app=processor_events.app()),
+            Mount("/console", app=console.app()),
             Mount("", app=primer.app(extra.primer)),
         ],
         middleware=[
