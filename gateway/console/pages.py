@@ -237,8 +237,13 @@ class Moment:
 
 
 def _moments(view: Any, runs: list[tuple[Run, list[HistoryEntry]]], deliveries: Any) -> list[Any]:
-    moments = [
-        Moment(t.created_at, "transaction", f"{t.type} {t.processor_status}", f"{t.amount} {t.id}")
+    moments = [  # a transaction's status is its current one, not the one it was created with
+        Moment(
+            t.created_at,
+            "transaction",
+            f"{t.type} created",
+            f"{t.amount}, now {t.processor_status}, {t.id}",
+        )
         for t in view.transactions
     ]
     moments += [

@@ -70,10 +70,15 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 def _same_origin(request: Request) -> bool:
-    """A POST whose Origin (browsers send one) is another site's is refused, the sign-in form's
-    included (which has no session yet to bind a token to)."""
+    """Whether a POST comes from the console's own pages, as the browser tells: a form posted
+    from another site is refused, the sign-in form's included (it has no session yet to bind a
+    token to). Browsers send Sec-Fetch-Site; the Origin is only a fallback, since under the
+    console's `Referrer-Policy: no-referrer` a browser may send `Origin: null`."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return True
     return origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
 

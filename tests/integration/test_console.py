@@ -140,6 +140,18 @@ async def test_a_wrong_key_is_refused_and_throttled_as_on_the_api(
     assert api.status_code == 429
 
 
+async def test_a_sign_in_posted_from_another_site_is_refused(running: Running, db: Any) -> None:
+    key = (await operator_key(db)).secret
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
+        refused = await running.client.post(LOGIN, data={"key": key}, headers=headers)
+        assert refused.status_code == 403, headers
+        assert "set-cookie" not in refused.headers
+    same = await running.client.post(
+        LOGIN, data={"key": key}, headers={"Sec-Fetch-Site": "same-origin", "Origin": "null"}
+    )
+    assert same.status_code == 303
+
+
 async def test_pages_without_a_session_send_to_the_sign_in_page(running: Running) -> None:
     for path in ("/console/", "/console/payments", "/console/runs", "/console/routing"):
         answer = await running.client.get(path)
@@ -240,6 +252,7 @@ async def test_a_replay_without_the_sessions_token_is_refused_and_changes_nothin
         ({"csrf": token[:-1] + ("a" if token[-1] != "a" else "b")}, {}),
         ({"csrf": others_token}, {}),  # another session's
         ({"csrf": token}, {"Origin": "https://evil.example"}),  # another site's form
+        ({"csrf": token}, {"Sec-Fetch-Site": "cross-site"}),  # as a browser says it
     ):
         refused = await client.post(f"/console/runs/{run.id}/replay", data=form, headers=headers)
         assert refused.status_code == 403, form
