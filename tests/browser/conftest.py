@@ -86,7 +86,9 @@ def screenshots() -> Path:
     return directory
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: while Playwright's sync API is open its event loop counts
+# as running in this thread, and pytest-asyncio's tests after these could not start theirs.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

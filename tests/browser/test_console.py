@@ -71,7 +71,7 @@ def cli(env: dict[str, str], *args: str) -> str:
     return done.stdout.strip()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def processes() -> Any:
     started: list[subprocess.Popen[bytes]] = []
     yield started
@@ -85,8 +85,10 @@ def processes() -> Any:
                 process.wait()
 
 
-@pytest.fixture
-def shop_gateway(settings: Settings, processes: Any, tmp_path: Path) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def shop_gateway(
+    settings: Settings, processes: Any, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     """A gateway process with its own worker, a merchant with two sandbox accounts (one
     unreachable), routing rules, a webhook endpoint nobody listens on, a few payments, and one
     whose capture is stuck."""
@@ -102,7 +104,7 @@ def shop_gateway(settings: Settings, processes: Any, tmp_path: Path) -> dict[str
         GATEWAY_CIRCUIT_FAILURES="3",
         GATEWAY_CIRCUIT_COOL_OFF_SECONDS="3600",
     )
-    _, base = start_gateway(env, processes, tmp_path / "gateway.log")
+    _, base = start_gateway(env, processes, tmp_path_factory.mktemp("gateway") / "gateway.log")
     merchant = f"acme-{secrets.token_hex(3)}"
     cli(env, "merchants", "create", merchant)
     cli(
@@ -320,7 +322,10 @@ def test_pages_read_without_javascript(
     page.fill("#key", shop_gateway["operator"])
     page.click("button:has-text('Sign in')")
     expect(page.locator("h1")).to_have_text("Overview")
-    page.goto(f"{base}/console/runs")
+    page.goto(f"{base}/console/payments")
+    page.select_option("select[name=merchant]", label=shop_gateway["merchant"])
+    page.fill("input[name=order_id]", shop_gateway["order"])
+    page.click("button:has-text('Search')")
     page.click(f"text={shop_gateway['payment']}")
     expect(page.locator("h1")).to_contain_text(shop_gateway["payment"])
     expect(page.locator("h2", has_text="Workflow runs")).to_be_visible()
