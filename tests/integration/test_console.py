@@ -278,6 +278,17 @@ async def test_a_replay_without_the_sessions_token_is_refused_and_changes_nothin
     assert "already succeeded" in html.unescape(again.text)
 
 
+async def test_a_replay_without_a_session_goes_to_the_sign_in_page_and_changes_nothing(
+    stuck: Any,
+) -> None:
+    running, shop, payment, run = stuck
+    answer = await running.client.post(f"/console/runs/{run.id}/replay", data={"csrf": "x"})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == LOGIN
+    assert (await running.services.reads.run(run.id)).state == "stuck"
+    assert (await shop.get(payment["id"]))["status"] == "AUTHORIZED"
+
+
 async def test_a_stuck_run_is_resolved_with_the_operators_word(stuck: Any, db: Any) -> None:
     running, shop, payment, run = stuck
     await sign_in(running.client, (await operator_key(db)).secret)
