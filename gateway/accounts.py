@@ -202,6 +202,14 @@ async def revoke_key(
     return key_id, row[2]
 
 
+async def operator_key_active(conn: psycopg.AsyncConnection, key_id: str) -> bool:
+    """Whether `key_id` is an operator key that is not revoked (a console session holds only
+    its key's id, and asks this at every request)."""
+    cur = await conn.execute(QUERIES["find_api_key"], {"id": key_id})
+    row = await cur.fetchone()
+    return row is not None and row[1] == "operator" and row[6] is None
+
+
 # A well-formed hash to compare against when the id is unknown, so that an unknown id and a
 # wrong secret take the same path.
 _NO_SUCH_KEY = _hash("no such key")

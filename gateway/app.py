@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway import metrics, tracing
+from gateway import console, metrics, tracing
 from gateway.api import health, medusa, operator, primer, processor_events, reference
 from gateway.http.middleware import RequestContext
 from gateway.services import open_services
@@ -75,6 +75,8 @@ def create_app(settings: Settings, *, extra: ExtraRoutes | None = None) -> Starl
             Mount(medusa.PREFIX, app=medusa.app()),
             Mount("/admin", app=operator.app(extra.operator)),
             Mount("/webhooks", app=processor_events.app()),
+            Route("/console", endpoint=console.to_console),  # the bare path: to its pages
+            Mount("/console", app=console.app()),
             Mount("", app=primer.app(extra.primer)),
         ],
         middleware=[

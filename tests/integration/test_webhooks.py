@@ -221,7 +221,9 @@ async def test_a_receiver_down_for_the_whole_schedule_gets_it_once_redelivered(
     # The receiver is back; an operator redelivers what failed.
     receiver.default = 200
     since = (datetime.now().astimezone() - timedelta(hours=1)).isoformat()
-    redelivered = run_gateway(own, "webhooks", "redeliver", "--failed-since", since)
+    redelivered = run_gateway(
+        own, "webhooks", "redeliver", "--failed-since", since, "--merchant", merchant.name
+    )
     assert redelivered.returncode == 0, redelivered.stderr
     assert "2 delivery(ies) due again now" in redelivered.stdout
     await deliver_all(running, merchant)
