@@ -25,6 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from gateway import accounts
@@ -35,6 +36,8 @@ log = get_logger(__name__)
 # One channel for the whole deployment (pub/sub reaches every node of a Redis Cluster).
 CHANNEL = "gateway:api-key-revocations"
 MAX_ENTRIES = 10_000
+HEARTBEAT = 1.0  # seconds between pings of the subscription
+SILENCE = 3.0  # seconds without a word from it (a pong, a message) before it counts as lost
 
 
 @dataclass(frozen=True)
@@ -53,14 +56,16 @@ class KeyCache:
         # Moves on at every revocation heard and every (re)subscription: a key read from
         # PostgreSQL before one of them may be stale, and is not kept (see `put`).
         self._generation = 0
+        self._heard = 0.0  # monotonic: when the subscription last said anything
 
     @property
     def following(self) -> bool:
-        """Whether revocations reach this process (only then is the cache used)."""
-        return self._subscribed
+        """Whether revocations reach this process (only then is the cache used): subscribed,
+        and heard from within SILENCE seconds."""
+        return self._subscribed and time.monotonic() - self._heard <= SILENCE
 
     def get(self, key_id: str) -> accounts.StoredKey | None:
-        if not self._subscribed:
+        if not self.following:
             return None
         entry = self._entries.get(key_id)
         if entry is None:
@@ -77,7 +82,7 @@ class KeyCache:
     def put(self, stored: accounts.StoredKey, generation: int) -> None:
         """Keep a key read from PostgreSQL, unless a revocation (of any key) was heard, or the
         subscription changed, since `generation` was taken: the read may predate it."""
-        if generation != self._generation or not self._subscribed or self._seconds <= 0:
+        if generation != self._generation or not self.following or self._seconds <= 0:
             return
         if stored.revoked:
             return
@@ -94,29 +99,57 @@ class KeyCache:
         self._generation += 1
         self._entries.clear()
         self._subscribed = subscribed
+        if subscribed:
+            self._heard = time.monotonic()
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Follow the revocations channel until `stop`: resubscribe whenever it is lost, with the
-        cache off (and emptied) meanwhile."""
+        cache off (and emptied) meanwhile. The subscription is pinged every HEARTBEAT seconds and
+        counts as lost when nothing (not even the pong) came back for SILENCE seconds: a
+        connection that went silent without closing (a partition, a hung proxy) is not trusted."""
+        was_following = True
         while not stop.is_set():
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(CHANNEL)
-                self._forget(subscribed=True)
-                while not stop.is_set():
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None and message["type"] == "message":
-                        data = message["data"]
-                        self.drop(data.decode() if isinstance(data, bytes) else str(data))
-            except (RedisError, OSError) as error:
-                log.warning("api_key_revocations_unfollowed", error=type(error).__name__)
+                await self._listen(pubsub, stop)
+            except (RedisError, OSError, _Silent) as error:
+                if was_following:  # once per outage, not at every attempt
+                    log.warning("api_key_revocations_unfollowed", error=type(error).__name__)
+            except Exception:
+                log.exception("api_key_revocations_unfollowed")
             finally:
+                was_following = self._subscribed
                 self._forget(subscribed=False)
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(Exception):
                     await pubsub.aclose()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
-        await self._redis.aclose()
+        with contextlib.suppress(Exception):
+            await self._redis.aclose()
+
+    async def _listen(self, pubsub: PubSub, stop: asyncio.Event) -> None:
+        heard = pinged = time.monotonic()
+        while not stop.is_set():
+            message = await pubsub.get_message(timeout=HEARTBEAT)
+            now = time.monotonic()
+            if message is not None:
+                heard = self._heard = now
+                kind = message["type"]
+                if kind == "subscribe":  # Redis has it: from now on no revocation is missed
+                    self._forget(subscribed=True)
+                elif kind == "message":
+                    data = message["data"]
+                    self.drop(data.decode() if isinstance(data, bytes) else str(data))
+            if now - heard > SILENCE:
+                raise _Silent()
+            if now - pinged >= HEARTBEAT:
+                await pubsub.ping()
+                pinged = now
+
+
+class _Silent(Exception):
+    """The subscription's connection answered nothing for SILENCE seconds."""
 
 
 async def publish_revocation(redis: Redis, key_id: str) -> bool:

@@ -174,10 +174,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             webhook_schedule(settings),
             timeout_seconds=settings.webhook_timeout_seconds,
         )
+        # The revocations' subscriber: its own client, whose reads wait (it pings itself).
         subscriber = Redis.from_url(
             settings.redis_url or "",
             socket_connect_timeout=settings.redis_timeout_seconds,
-            health_check_interval=5,
+            socket_timeout=5.0,
         )
         keys = KeyCache(subscriber, settings.key_cache_seconds)
         stop = asyncio.Event()

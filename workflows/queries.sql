@@ -119,12 +119,7 @@ RETURNING *, EXISTS (SELECT 1 FROM webhook_endpoints w
                        AND w.state = 'active') AS webhook_endpoints;
 
 -- name: lock_payment
--- With whether the merchant has an endpoint to tell of a change (read here, in the change's
--- transaction, rather than in a statement of its own when the change is announced).
-SELECT p.*, EXISTS (SELECT 1 FROM webhook_endpoints w
-                    WHERE w.merchant_id = p.merchant_id AND w.mode = p.mode
-                      AND w.state = 'active') AS webhook_endpoints
-FROM payments p WHERE p.merchant_id = %(merchant_id)s AND p.id = %(id)s FOR UPDATE OF p;
+SELECT * FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
 
 -- name: place_payment
 -- A held payment, authorized on the processor the merchant named: its account and card, as
@@ -290,7 +285,12 @@ WITH finished AS (
     WHERE merchant_id = %(merchant_id)s AND id = %(capture_event_id)s
       AND %(capture_event_id)s::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM finished)
 )
-SELECT id FROM finished;
+-- And whether the merchant has an endpoint to tell of the change: read here, after the payment's
+-- lock was taken (a statement that waited for it would see endpoints as they were before).
+SELECT id, EXISTS (SELECT 1 FROM webhook_endpoints w
+                   WHERE w.merchant_id = %(merchant_id)s AND w.mode = %(mode)s
+                     AND w.state = 'active') AS webhook_endpoints
+FROM finished;
 
 -- name: run_key_age
 SELECT greatest(clock_timestamp() - coalesce(key_created_at, created_at), interval '0')

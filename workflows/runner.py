@@ -833,9 +833,11 @@ class Runner:
                     "capture_event_id": run.capture_event_id,
                     "capture_released": released,
                     "capture_refunded": refunded,
+                    "mode": payment.mode,
                 },
             )
-            recorded = await cur.fetchone() is not None
+            row = await cur.fetchone()
+            recorded = row is not None
             next_run = None
             if recorded and following is not None:
                 next_run = await self._next_attempt(
@@ -845,8 +847,8 @@ class Runner:
             reader = ViewReader(
                 conn, run.merchant_id, run.payment_id, self._processors.display_name
             )
-            if recorded:
-                await self._notify(conn, run, payment, changes, reader)
+            if row is not None:
+                await self._notify(conn, run, payment, changes, reader, endpoints=row[1])
             if view and next_run is None:
                 shown = await reader(events)
         if recorded and result is None:
@@ -860,13 +862,22 @@ class Runner:
 
     @staticmethod
     async def _notify(
-        conn: Connection, run: Run, before: Payment, changes: outcomes.Changes, view: ViewReader
+        conn: Connection,
+        run: Run,
+        before: Payment,
+        changes: outcomes.Changes,
+        view: ViewReader,
+        *,
+        endpoints: bool,
     ) -> None:
         """The merchant's notifications of what phase 3 changed, in its transaction: the
-        payment's new status, and a refund's end."""
+        payment's new status, and a refund's end. `endpoints`: whether the merchant has one to
+        tell, as phase 3's statement read it."""
         after = changes.payment
         if after is not None and after.status is not before.status:
-            await announce_status(conn, after, view)
+            await announce_status(
+                conn, msgspec.structs.replace(after, webhook_endpoints=endpoints), view
+            )
         if run.kind is RunKind.REFUND and changes.state.finished:
             await notifications.emit(
                 conn,
@@ -876,7 +887,7 @@ class Runner:
                 EventType.PAYMENT_REFUND,
                 view,
                 transaction_id=run.transaction_id,
-                endpoints=before.webhook_endpoints,
+                endpoints=endpoints,
             )
 
     @staticmethod

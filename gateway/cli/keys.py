@@ -7,7 +7,7 @@ from datetime import datetime
 import click
 
 from gateway import accounts
-from gateway.cli.common import CommandError, actor, with_connection, with_redis
+from gateway.cli.common import CommandError, actor, settings, with_connection, with_redis
 from gateway.keycache import publish_revocation
 from workflows import merchants
 from workflows.db import Connection
@@ -114,7 +114,15 @@ def revoke(key: str) -> None:
         click.echo(f"revoked {key_id}")
     # Gateway processes keep keys that authenticated for a few seconds: tell them now (again,
     # for a key revoked before: that time's message may not have reached them).
-    if not with_redis(lambda redis: publish_revocation(redis, key_id)):
+    given = settings()
+    if given.database_url and not given.redis_url:
+        # A database named but no Redis: not the embedded one (it is not the gateways').
+        click.echo(
+            "GATEWAY_REDIS_URL is not set: gateway processes could not be told; they refuse the "
+            "key within GATEWAY_KEY_CACHE_SECONDS (set it, and revoke again, to tell them now)",
+            err=True,
+        )
+    elif not with_redis(lambda redis: publish_revocation(redis, key_id)):
         click.echo(
             "Redis could not be reached: gateway processes refuse the key within "
             "GATEWAY_KEY_CACHE_SECONDS (while Redis is down they read every key anew)",

@@ -49,9 +49,9 @@ async def authenticate(
     stored = services.keys.get(key_id)
     generation = services.keys.generation()
     if stored is None or admission.first_of_minute:
+        # (Once a minute a kept key is read again too: its connection is open for `touch`.)
         async with services.engine.db.connection() as conn:
-            if stored is None:
-                stored = await accounts.find_key(conn, key_id)
+            stored = await accounts.find_key(conn, key_id)
             principal = accounts.check(stored, presented)
             if principal is not None and admission.first_of_minute:
                 await accounts.touch(conn, principal.key_id)

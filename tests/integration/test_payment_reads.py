@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.contract import primer_contract
-from tests.integration.conftest import new_merchant
+from tests.integration.conftest import SomeMerchant, new_merchant
 from tests.integration.shop import DECLINED_VISA, MASTERCARD, Shop
 
 
@@ -119,3 +120,37 @@ async def test_every_2xx_body_of_a_whole_lifecycle_matches_primers_schema(shop: 
     await page(shop)
     # tokenize x3, create x3, capture x2, refund, get x2, cancel, list: each checked
     assert contract.checked - before == 13
+
+
+async def test_what_was_stored_stays_readable_when_primers_lists_are_stricter(
+    client: httpx.AsyncClient, merchant: SomeMerchant, db: Any
+) -> None:
+    """Country codes are checked against Primer's list on the way in; a payment stored when any
+    two letters were taken (Kosovo's XK, say) is still read, captured and answered."""
+    shop = Shop(client, merchant.key)
+    customer = {"billingAddress": {"city": "Pristina", "countryCode": "GB"}}
+    payment = await shop.create(1000, customer=customer)
+    refused = await shop.call(
+        "POST",
+        "/payments",
+        {
+            "orderId": "o",
+            "currencyCode": "EUR",
+            "amount": 1,
+            "paymentMethodToken": await shop.tokenize(),
+            "customer": {"billingAddress": {"countryCode": "XK"}},
+        },
+    )
+    assert refused.status_code == 422
+    await db.execute(
+        "UPDATE payments SET customer = jsonb_set(customer, '{billingAddress,countryCode}', "
+        "'\"XK\"') WHERE merchant_id = %s AND id = %s",
+        (merchant.id, payment["id"]),
+    )
+    read = await client.get(f"/payments/{payment['id']}", headers={"X-API-KEY": merchant.key})
+    assert read.status_code == 200
+    assert read.json()["customer"]["billingAddress"]["countryCode"] == "XK"
+    captured = await client.post(
+        f"/payments/{payment['id']}/capture", json={}, headers={"X-API-KEY": merchant.key}
+    )
+    assert captured.status_code == 200 and captured.json()["status"] == "SETTLED"

@@ -18,8 +18,7 @@ PRIMER = "Primer Payments API v2.4"
 # Where the gateway knowingly differs from Primer's spec, and why. Anything else is drift.
 DEVIATIONS = {
     # Primer's prose: "The only required field for the request is `clientToken`"; its schema
-    # does not list it. A session cannot be read or changed without its token.
-    "GET /client-session: query parameter clientToken: required differs": "prose",
+    # does not list it. A session cannot be changed without its token.
     "PATCH /client-session body: required fields differ: the gateway's only ['clientToken'], "
     "Primer's only []": "prose",
     # `expand` is taken by every other payment operation of Primer's; resume answers with the

@@ -159,6 +159,7 @@ async def _run_phases(
                 "capture_event_id": None,
                 "capture_released": 0,
                 "capture_refunded": 0,
+                "mode": "sandbox",
             },
         )
         # The payment read back for the answer, in the same transaction (as the engine does).

@@ -46,11 +46,11 @@ def _card_token_type(p: model.Payment) -> str:
     return "PROCESSOR_TOKEN" if p.card is None else "CARD_PAN"
 
 
-def _customer(customer: model.Customer | None) -> schemas.CustomerDetails | None:
+def _customer(customer: model.Customer | None) -> schemas.CustomerDetailsOut | None:
     if customer is None:
         return None
     # Both spell the fields the same in JSON: the domain's encoding is read as Primer's.
-    return msgspec.convert(msgspec.to_builtins(customer), schemas.CustomerDetails)
+    return msgspec.convert(msgspec.to_builtins(customer), schemas.CustomerDetailsOut)
 
 
 def payment(view: model.PaymentView, *, expand_events: bool = False) -> schemas.PaymentAPIResponse:

@@ -245,9 +245,9 @@ class PaymentQuery(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class ClientSessionQuery(msgspec.Struct, kw_only=True, frozen=True):
-    """GET /client-session."""
+    """GET /client-session (a missing token names no session, as Primer answers it)."""
 
-    clientToken: Annotated[str, Meta(min_length=1, max_length=255)]
+    clientToken: str | None = None
 
 
 class PaymentMethodsQuery(msgspec.Struct, kw_only=True, frozen=True):
@@ -369,6 +369,33 @@ class Processor(_Out, kw_only=True, omit_defaults=True):
     amountRefunded: int | None = None
 
 
+class AddressOut(_Out, kw_only=True, omit_defaults=True):
+    """An address as stored: rendered as it is, never checked again (what was accepted when it
+    was stored stays readable)."""
+
+    firstName: str | None = None
+    lastName: str | None = None
+    addressLine1: str | None = None
+    addressLine2: str | None = None
+    city: str | None = None
+    state: str | None = None
+    countryCode: Annotated[str, _enum(*CountryCode)] | None = None
+    postalCode: str | None = None
+
+
+class CustomerDetailsOut(_Out, kw_only=True, omit_defaults=True):
+    """CustomerDetailsAPISchema, as stored."""
+
+    emailAddress: str | None = None
+    mobileNumber: str | None = None
+    firstName: str | None = None
+    lastName: str | None = None
+    billingAddress: AddressOut | None = None
+    shippingAddress: AddressOut | None = None
+    taxId: str | None = None
+    nationalDocumentId: str | None = None
+
+
 class ProcessorSummary(_Out, kw_only=True, omit_defaults=True):
     """PaymentSummaryProcessorAPISchema."""
 
@@ -414,7 +441,7 @@ class ClientSessionAPIResponse(_Out, kw_only=True, omit_defaults=True):
     amount: int | None = None
     order: dict[str, Any] | None = None
     customerId: str | None = None
-    customer: CustomerDetails | None = None
+    customer: CustomerDetailsOut | None = None
     metadata: dict[str, Any] | None = None
     paymentMethod: dict[str, Any] | None = None
 
@@ -434,7 +461,7 @@ class PaymentAPIResponse(_Out, kw_only=True, omit_defaults=True):
     currencyCode: CurrencyText
     amount: int
     customerId: str | None = None
-    customer: CustomerDetails | None = None
+    customer: CustomerDetailsOut | None = None
     order: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     paymentMethod: PaymentMethod

@@ -24,6 +24,7 @@ from gateway.api.primer.schemas import (
     ClientSessionUpdateAPIRequest,
     ClientSessionWithTokenAPIResponse,
     CustomerDetails,
+    CustomerDetailsOut,
 )
 from gateway.http.bodies import read_query
 from gateway.http.errors import validation_error
@@ -76,7 +77,7 @@ def _rendered(fields: SessionFields) -> dict[str, Any]:
         "amount": fields.amount,
         "order": fields.order,
         "customerId": fields.customer_id,
-        "customer": msgspec.convert(msgspec.to_builtins(fields.customer), CustomerDetails)
+        "customer": msgspec.convert(msgspec.to_builtins(fields.customer), CustomerDetailsOut)
         if fields.customer
         else None,
         "metadata": fields.metadata,
@@ -120,6 +121,8 @@ async def create_session(call: MerchantCall) -> Response:
 @merchant_endpoint("transactions:retrieve")
 async def get_session(call: MerchantCall) -> Response:
     token = read_query(call.request, ClientSessionQuery).clientToken
+    if not token or len(token) > 255:
+        raise sessions.SessionNotFound()
     async with call.services.engine.db.connection() as conn:
         session = await sessions.find(
             conn, call.merchant_id, call.principal.mode or "sandbox", token

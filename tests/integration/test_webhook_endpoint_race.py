@@ -1,0 +1,82 @@
+"""An endpoint added while a change waits for its payment's lock gets that change's event: the
+change commits after the endpoint, so the endpoint hears of it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import msgspec
+import psycopg
+
+from gateway.settings import Settings
+from tests.integration.conftest import GatewayFactory, SomeMerchant
+from tests.integration.shop import Shop
+from tests.integration.test_webhooks import endpoint_of
+from workflows.credentials import new_master_key
+
+DEADLINE = 30.0
+
+
+async def until(check: Any, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+async def test_an_endpoint_added_while_a_capture_waits_for_the_lock_hears_of_it(
+    gateway: GatewayFactory, settings: Settings, merchant: SomeMerchant, db: Any
+) -> None:
+    running = await gateway(msgspec.structs.replace(settings, secret_key=new_master_key()))
+    shop = Shop(running.client, merchant.key)
+    # The processor takes a while to answer the capture: time to hold the payment's lock.
+    payment = await shop.create(
+        2000, metadata={"sandbox_fault_on": "capture", "sandbox_latency_ms": 500}
+    )
+    capture = asyncio.create_task(
+        shop.call("POST", f"/payments/{payment['id']}/capture", {}, key="race-1")
+    )
+
+    async def capture_sent() -> bool:
+        cur = await db.execute(
+            "SELECT 1 FROM workflow_runs WHERE merchant_id = %s AND payment_id = %s "
+            "AND kind = 'capture'",
+            (merchant.id, payment["id"]),
+        )
+        return await cur.fetchone() is not None
+
+    await until(capture_sent, "the capture's phase 1")
+    holder = await psycopg.AsyncConnection.connect(settings.database_url or "")
+    try:
+        await holder.execute(
+            "SELECT 1 FROM payments WHERE merchant_id = %s AND id = %s FOR UPDATE",
+            (merchant.id, payment["id"]),
+        )
+
+        async def phase_3_waits() -> bool:
+            cur = await db.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE %s",
+                ("%FROM payments%FOR UPDATE%",),
+            )
+            row = await cur.fetchone()
+            return bool(row and row[0])
+
+        await until(phase_3_waits, "the capture's phase 3 to wait for the payment's lock")
+        endpoint, _ = await endpoint_of(running, merchant, "https://example.com/hooks")
+    finally:
+        await holder.rollback()
+        await holder.close()
+    answer = await capture
+    assert answer.status_code == 200 and answer.json()["status"] == "SETTLED"
+    cur = await db.execute(
+        "SELECT e.snapshot->'payment'->>'status' FROM webhook_events e "
+        "JOIN webhook_deliveries d ON d.merchant_id = e.merchant_id AND d.event_id = e.id "
+        "WHERE e.merchant_id = %s AND e.payment_id = %s AND d.endpoint_id = %s",
+        (merchant.id, payment["id"], endpoint),
+    )
+    assert [row[0] for row in await cur.fetchall()] == ["SETTLED"]
