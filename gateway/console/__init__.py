@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.console import operations, pages, signin
 from gateway.console.errors import DatabaseUnavailable, NotFound, PageError
 from gateway.console.render import page
+from gateway.http.errors import ApiError
 from gateway.logging import get_logger
 from workflows.errors import StorageUnavailable
 
@@ -42,7 +43,8 @@ SECURITY_HEADERS = [
 
 async def to_console(request: Request) -> Response:
     """`/console` as typed: its pages are under `/console/`."""
-    return RedirectResponse("/console/", status_code=308)
+    headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
+    return RedirectResponse("/console/", status_code=308, headers=headers)
 
 
 ROUTES = [
@@ -77,6 +79,12 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return await _page_error(
         request, PageError(str(error.detail), status=error.status_code, title=title)
     )
+
+
+async def _api_error(request: Request, error: Exception) -> Response:
+    """What the gateway's edge refuses on the way (a body past its limit, read as it streams)."""
+    assert isinstance(error, ApiError)
+    return await _page_error(request, PageError(error.description, status=error.status))
 
 
 async def _storage_unavailable(request: Request, error: Exception) -> Response:
@@ -120,6 +128,7 @@ def app() -> ASGIApp:
             PageError: _page_error,
             HTTPException: _http_error,
             StorageUnavailable: _storage_unavailable,
+            ApiError: _api_error,
             Exception: _unexpected,
         },
     )

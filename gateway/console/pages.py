@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.datastructures import QueryParams
@@ -116,8 +116,12 @@ class Search:
         }
 
 
-def _date(text: str, name: str, problems: list[str]) -> datetime | None:
-    """A date or date and time (a browser's date/datetime-local field); UTC unless it says."""
+def _date(
+    text: str, name: str, problems: list[str], *, end_of_day: bool = False
+) -> datetime | None:
+    """A date or date and time (a browser's date/datetime-local field); UTC unless it says. A
+    date alone is its day's first moment, or with `end_of_day` its last (a "to" date takes in
+    its own day)."""
     if not text:
         return None
     try:
@@ -125,6 +129,8 @@ def _date(text: str, name: str, problems: list[str]) -> datetime | None:
     except ValueError:
         problems.append(f"{name}: not a date ({text[:40]!r})")
         return None
+    if end_of_day and len(text) == len("2024-05-01"):
+        value += timedelta(days=1, microseconds=-1)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -168,7 +174,7 @@ def read_search(params: QueryParams) -> Search:
         order_id=params.get("order_id", "").strip(),
         customer_id=params.get("customer_id", "").strip(),
         from_date=_date(params.get("from_date", ""), "from_date", problems),
-        to_date=_date(params.get("to_date", ""), "to_date", problems),
+        to_date=_date(params.get("to_date", ""), "to_date", problems, end_of_day=True),
         min_amount=_amount(params.get("min_amount", ""), "min_amount", problems),
         max_amount=_amount(params.get("max_amount", ""), "max_amount", problems),
         processor=processor,

@@ -9,6 +9,8 @@ request checks that the key is still an active operator key.
 from __future__ import annotations
 
 import functools
+import hmac
+import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -145,11 +147,57 @@ def operator_page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
-async def login_form(request: Request) -> Response:
-    return page(
+# The sign-in form's own token (there is no session yet to bind one to): a random value set
+# in a cookie of the sign-in page's path and in the form, which must match. Another site can
+# neither read the cookie nor set it, so it cannot sign a browser in to its own session.
+LOGIN_COOKIE = "gw_console_login"
+LOGIN_TOKEN_SECONDS = 15 * 60
+
+
+def _login_page(
+    request: Request,
+    *,
+    next_page: str,
+    message: str,
+    error: str,
+    status: int = 200,
+    token: str | None = None,
+) -> Response:
+    """The sign-in page, with a new token (or, shown again after a refusal, the one given)."""
+    fresh = token is None
+    token = token or secrets.token_urlsafe(32)
+    answer = page(
         request,
         "login.html",
-        next=_next_page(request.query_params.get("next")),
+        status=status,
+        next=next_page,
+        message=message,
+        error=error,
+        login_token=token,
+    )
+    if not fresh:
+        return answer
+    answer.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        max_age=LOGIN_TOKEN_SECONDS,
+        path=LOGIN,
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return answer
+
+
+def _login_token_matches(request: Request, form: Mapping[str, str]) -> bool:
+    cookie, given = request.cookies.get(LOGIN_COOKIE, ""), form.get("login_token", "")
+    return bool(cookie) and hmac.compare_digest(cookie.encode(), given.encode())
+
+
+async def login_form(request: Request) -> Response:
+    return _login_page(
+        request,
+        next_page=_next_page(request.query_params.get("next")),
         message=MESSAGES.get(request.query_params.get("reason", ""), ""),
         error="",
     )
@@ -160,10 +208,19 @@ async def login(request: Request) -> Response:
     if not _same_origin(request):
         raise FormRefused()
     form = await read_form(request)
+    if not _login_token_matches(request, form):
+        raise FormRefused()
     next_page = _next_page(form.get("next"))
 
     def refused(error: str, status: int, headers: Mapping[str, str] | None = None) -> Response:
-        answer = page(request, "login.html", status=status, next=next_page, message="", error=error)
+        answer = _login_page(
+            request,
+            next_page=next_page,
+            message="",
+            error=error,
+            status=status,
+            token=form["login_token"],
+        )
         answer.headers.update(headers or {})
         return answer
 

@@ -8,6 +8,7 @@ import html
 import re
 import secrets
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -34,8 +35,16 @@ def csrf_of(page: httpx.Response) -> str:
     return found.group(1)
 
 
+def login_token_of(page: httpx.Response) -> str:
+    found = re.search(r'name="login_token" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
 async def sign_in(client: httpx.AsyncClient, key: str, **form: str) -> httpx.Response:
-    return await client.post(LOGIN, data={"key": key, **form})
+    """As a browser does: the sign-in page (its token, in the form and a cookie), then the form."""
+    token = login_token_of(await client.get(LOGIN))
+    return await client.post(LOGIN, data={"key": key, "login_token": token, **form})
 
 
 async def operator_key(db: Any) -> accounts.NewKey:
@@ -142,12 +151,25 @@ async def test_a_wrong_key_is_refused_and_throttled_as_on_the_api(
 
 async def test_a_sign_in_posted_from_another_site_is_refused(running: Running, db: Any) -> None:
     key = (await operator_key(db)).secret
+    token = login_token_of(await running.client.get(LOGIN))
+    form = {"key": key, "login_token": token}
     for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
-        refused = await running.client.post(LOGIN, data={"key": key}, headers=headers)
+        refused = await running.client.post(LOGIN, data=form, headers=headers)
         assert refused.status_code == 403, headers
         assert "set-cookie" not in refused.headers
+    # A browser that says nothing of where the form came from (no Sec-Fetch-Site, Origin null,
+    # as another site's page can arrange): the form's token, which only the sign-in page gave
+    # this browser, must match its cookie.
+    elsewhere = httpx.AsyncClient(
+        transport=running.client._transport, base_url="http://gateway.test"
+    )
+    async with elsewhere:
+        forged = await elsewhere.post(
+            LOGIN, data={"key": key, "login_token": token}, headers={"Origin": "null"}
+        )
+    assert forged.status_code == 403 and "set-cookie" not in forged.headers
     same = await running.client.post(
-        LOGIN, data={"key": key}, headers={"Sec-Fetch-Site": "same-origin", "Origin": "null"}
+        LOGIN, data=form, headers={"Sec-Fetch-Site": "same-origin", "Origin": "null"}
     )
     assert same.status_code == 303
 
@@ -551,3 +573,43 @@ async def test_the_routing_page_shows_the_rules_and_explains_a_payment(
         params={"merchant": merchant.id, "currency": "dollars", "amount": "10", "explain": "1"},
     )
     assert bad.status_code == 400 and "3-letter code" in bad.text
+
+
+async def test_a_body_past_the_limit_is_a_413_page_however_it_is_sent(running: Running) -> None:
+    async def streamed() -> Any:  # no Content-Length: the limit trips while the form is read
+        yield b"key=" + b"a" * 70_000
+
+    answer = await running.client.post(
+        LOGIN, content=streamed(), headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert answer.status_code == 413
+    assert answer.headers["content-type"].startswith("text/html")
+    assert answer.headers["x-frame-options"] == "DENY"
+
+
+async def test_a_to_date_takes_in_its_own_day(
+    console: httpx.AsyncClient, shop: Shop, merchant: SomeMerchant
+) -> None:
+    payment = await shop.create(1000, orderId=f"o-{secrets.token_hex(3)}")
+    today = datetime.now(UTC).date().isoformat()
+    found = await console.get(
+        "/console/payments", params={"merchant": merchant.id, "from_date": today, "to_date": today}
+    )
+    assert payment["id"] in found.text
+    assert f'name="to_date" value="{today}"' in found.text  # the form shows what was asked
+
+
+async def test_the_bare_path_carries_the_consoles_headers_too(running: Running) -> None:
+    bare = await running.client.get("/console")
+    assert bare.status_code == 308
+    assert bare.headers["x-frame-options"] == "DENY"
+    assert bare.headers["content-security-policy"].startswith("default-src 'self'")
+
+
+async def test_a_payments_card_is_shown_as_its_first_6_and_last_4_only(
+    console: httpx.AsyncClient, shop: Shop, merchant: SomeMerchant
+) -> None:
+    payment = await shop.create(1000, orderId=f"o-{secrets.token_hex(3)}")
+    page = await console.get(f"/console/payments/{merchant.id}/{payment['id']}")
+    assert "411111…1111" in page.text
+    assert "expires" not in page.text and "12/2031" not in page.text
