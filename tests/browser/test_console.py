@@ -7,8 +7,6 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +16,12 @@ import pytest
 
 from gateway.settings import Settings
 from tests.conftest import gateway_env
+from tests.integration.conftest import wait_for
 from tests.integration.test_crash import start_gateway, tokenize
 from tests.integration.test_recovery import ATTEMPTS, AUTOMATIC_CALLS, MAX_RECOVERIES
 from workflows.credentials import new_master_key
 
 DEADLINE_SECONDS = 120  # bounds on waiting, never an expected speed
-
-
-def eventually(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"gave up waiting for {what}")
 
 
 class Shop:
@@ -182,7 +172,7 @@ def shop_gateway(
             return None if row is None else (row[0], row[1])
 
         # The worker recovers it until its recoveries are used up: then it is stuck.
-        eventually(lambda: (capture_run() or ("", ""))[1] == "stuck", "the capture to be stuck")
+        wait_for(lambda: (capture_run() or ("", ""))[1] == "stuck", "the capture to be stuck")
         found = capture_run()
         assert found
         run_id = found[0]
@@ -265,7 +255,7 @@ def test_an_operator_replays_a_stuck_capture_and_sees_the_payment_settle(
         page.reload()
         return page.locator("h1 .status").inner_text() == "SETTLED"
 
-    eventually(settled, "the payment to show SETTLED")
+    wait_for(settled, "the payment to show SETTLED")
     expect(page.locator(f"section.run:has-text('{run}') .state")).to_have_text("succeeded")
     expect(page.locator("dl.facts")).to_contain_text("2500")
     shot("09-timeline-settled")

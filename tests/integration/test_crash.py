@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 
 from gateway.settings import Settings
 from tests.conftest import gateway_env
+from tests.integration.conftest import wait_for
 from tests.integration.test_make_run import free_port
 
 DEADLINE_SECONDS = 120  # bounds on waiting, never an expected speed
@@ -37,15 +37,6 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
         GATEWAY_WORKER_IN_PROCESS="false",
         **extra,
     )
-
-
-def wait_for(check, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"gave up waiting for {what}")
 
 
 @pytest.fixture

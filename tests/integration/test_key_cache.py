@@ -17,18 +17,7 @@ from gateway import accounts
 from gateway.keycache import publish_revocation
 from gateway.settings import Settings
 from tests.conftest import clean_env, run_gateway
-from tests.integration.conftest import GatewayFactory, Running, SomeMerchant
-
-DEADLINE = 20.0
-
-
-async def until(check: Any, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"gave up waiting for {what}")
+from tests.integration.conftest import GatewayFactory, Running, SomeMerchant, until
 
 
 async def following(running: Running) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from gateway import accounts
 from gateway.settings import Settings
-from tests.integration.conftest import GatewayFactory, Running
+from tests.integration.conftest import GatewayFactory, Running, until
 from tests.integration.fake_stripe import BASE, FakeStripe, Fault
 from tests.integration.shop import Shop, assert_figures_add_up
 from tests.stripe_contract import stripe_contract
@@ -312,15 +312,6 @@ async def test_without_the_master_key_a_payment_is_refused_before_anything_is_wr
         "SELECT count(*) FROM workflow_runs WHERE idempotency_key = 'no-master-key'"
     )
     assert (await cur.fetchone())[0] == 0
-
-
-async def until(condition: Any, what: str) -> None:
-    """A bound on waiting for something the worker does, not a speed."""
-    for _ in range(400):
-        if await condition():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"never happened: {what}")
 
 
 async def test_a_run_stuck_at_a_slow_processor_holds_up_no_other_run_of_the_worker(

@@ -14,8 +14,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from gateway.settings import Settings
 from tests.conftest import gateway_env
-from tests.integration.conftest import SomeMerchant
-from tests.integration.test_crash import processes, start_gateway, wait_for  # noqa: F401
+from tests.integration.conftest import SomeMerchant, wait_for
+from tests.integration.test_crash import processes, start_gateway  # noqa: F401
 from tests.integration.webhook_receiver import Receiver, serve
 
 CARD = "4111111111111111"

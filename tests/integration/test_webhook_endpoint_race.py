@@ -4,28 +4,16 @@ change commits after the endpoint, so the endpoint hears of it."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import msgspec
 import psycopg
 
 from gateway.settings import Settings
-from tests.integration.conftest import GatewayFactory, SomeMerchant
+from tests.integration.conftest import GatewayFactory, SomeMerchant, until
 from tests.integration.shop import Shop
 from tests.integration.test_webhooks import endpoint_of
 from workflows.credentials import new_master_key
-
-DEADLINE = 30.0
-
-
-async def until(check: Any, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 async def test_an_endpoint_added_while_a_capture_waits_for_the_lock_hears_of_it(

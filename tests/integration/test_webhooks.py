@@ -436,10 +436,15 @@ async def test_an_event_exists_only_with_its_change_committed(
     after the event was written, both roll back; recovered, both commit."""
     running, _ = keyed
     await endpoint_of(running, merchant, receiver.url)
-    notify = Runner._notify
+    notify = Runner._notify  # a staticmethod: the function itself
+    written: list[int] = []
 
-    async def then_fails(self: Runner, *args: Any) -> None:
-        await notify(self, *args)
+    async def then_fails(self: Runner, conn: Any, *args: Any, **kwargs: Any) -> None:
+        await notify(conn, *args, **kwargs)
+        cur = await conn.execute(
+            "SELECT count(*) FROM webhook_events WHERE merchant_id = %s", (merchant.id,)
+        )
+        written.append((await cur.fetchone())[0])  # the event is there, in the transaction
         raise Interrupted()
 
     monkeypatch.setattr(Runner, "_notify", then_fails)
@@ -449,6 +454,7 @@ async def test_an_event_exists_only_with_its_change_committed(
         "POST", "/payments", {**body, "paymentMethodToken": await shop.tokenize()}
     )
     assert answer.status_code == 500
+    assert written == [2]  # PENDING's and AUTHORIZED's, then the interruption
     monkeypatch.undo()
     cur = await db.execute(
         "SELECT p.id, p.status, array_agg(e.snapshot->'payment'->>'status' ORDER BY e.sequence) "
