@@ -108,25 +108,28 @@ class KeyCache:
         counts as lost when nothing (not even the pong) came back for SILENCE seconds: a
         connection that went silent without closing (a partition, a hung proxy) is not trusted."""
         was_following = True
-        while not stop.is_set():
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(CHANNEL)
-                await self._listen(pubsub, stop)
-            except (RedisError, OSError, _Silent) as error:
-                if was_following:  # once per outage, not at every attempt
-                    log.warning("api_key_revocations_unfollowed", error=type(error).__name__)
-            except Exception:
-                log.exception("api_key_revocations_unfollowed")
-            finally:
-                was_following = self._subscribed
-                self._forget(subscribed=False)
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-        with contextlib.suppress(Exception):
-            await self._redis.aclose()
+        try:
+            while not stop.is_set():
+                pubsub = self._redis.pubsub()
+                try:
+                    await pubsub.subscribe(CHANNEL)
+                    await self._listen(pubsub, stop)
+                except (RedisError, OSError, _Silent) as error:
+                    if was_following:  # once per outage, not at every attempt
+                        log.warning("api_key_revocations_unfollowed", error=type(error).__name__)
+                except Exception:
+                    log.exception("api_key_revocations_unfollowed")
+                finally:
+                    was_following = self._subscribed
+                    self._forget(subscribed=False)
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+        finally:  # stopped, or cancelled at shutdown
+            self._forget(subscribed=False)
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
 
     async def _listen(self, pubsub: PubSub, stop: asyncio.Event) -> None:
         heard = pinged = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -202,7 +203,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             )
         finally:
             stop.set()
-            await following
+            following.cancel()  # it may be waiting on Redis: no reason to wait for it
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
             await webhooks.aclose()
             await engine.aclose()
             await redis.aclose()
