@@ -7,8 +7,10 @@ constant time. Only keys that authenticated are kept: a new key works at once, a
 is read every time (and throttled as before).
 
 How long a revoked key can keep working, by case:
-- Redis up (this process subscribed to the revocations channel): not at all. `gateway keys
-  revoke` publishes the key's id after its revocation commits, and every process drops it.
+- Redis up (this process subscribed to the revocations channel): not at all, or, if the
+  subscription's connection dropped just then, until it is made again or counts as lost (3 s
+  at most). `gateway keys revoke` publishes the key's id after its revocation commits, and
+  every process drops it.
 - Redis down, or the subscription lost: the cache is not used; every request reads its key from
   PostgreSQL. On (re)subscribing, the cache starts empty, since a revocation may have been missed.
 - A revocation published while Redis could not be reached from where it was revoked, but was

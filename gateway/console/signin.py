@@ -208,9 +208,18 @@ async def login(request: Request) -> Response:
     if not _same_origin(request):
         raise FormRefused()
     form = await read_form(request)
-    if not _login_token_matches(request, form):
-        raise FormRefused()
     next_page = _next_page(form.get("next"))
+    if not _login_token_matches(request, form):
+        # Not this browser's sign-in page (another tab's, or one past its time): nobody is
+        # signed in; the page is shown again, with a token of its own.
+        return _login_page(
+            request,
+            next_page=next_page,
+            message="",
+            error="This sign-in page was out of date (another tab, or more than 15 minutes "
+            "old): sign in again.",
+            status=403,
+        )
 
     def refused(error: str, status: int, headers: Mapping[str, str] | None = None) -> Response:
         answer = _login_page(
