@@ -23,7 +23,7 @@ async def test_an_endpoint_added_while_a_capture_waits_for_the_lock_hears_of_it(
     shop = Shop(running.client, merchant.key)
     # The processor takes a while to answer the capture: time to hold the payment's lock.
     payment = await shop.create(
-        2000, metadata={"sandbox_fault_on": "capture", "sandbox_latency_ms": 500}
+        2000, metadata={"sandbox_fault_on": "capture", "sandbox_latency_ms": 2000}
     )
     capture = asyncio.create_task(
         shop.call("POST", f"/payments/{payment['id']}/capture", {}, key="race-1")
