@@ -29,12 +29,22 @@ def network_of(number: str) -> str:
 
 # Digits grouped by single spaces, dashes or dots: how a card number is written by hand.
 _DIGIT_GROUPS = re.compile(r"(?<![\d])\d+(?:[ .-]\d+)*(?![\d])")
+# Thirteen digits, each from the next by at most one of those: without them, no group of
+# digits is long enough to be a card number (a quick look before the careful one: every log
+# value and every free-form field is read for cards).
+_THIRTEEN_DIGITS = re.compile(r"\d(?:[ .-]?\d){12}")
 
 
 def card_number_spans(text: str) -> list[tuple[int, int]]:
     """Where `text` holds what may be a card number: a Luhn-valid run of 13 to 19 digits, made
     of whole groups of a digit sequence (so "4111111111111111 123" is found by its first group,
     and a longer id is not cut anywhere to look like one)."""
+    if not _THIRTEEN_DIGITS.search(text):
+        return []
+    return _spans(text)
+
+
+def _spans(text: str) -> list[tuple[int, int]]:
     found: list[tuple[int, int]] = []
     for match in _DIGIT_GROUPS.finditer(text):
         groups = [(m.start(), m.end()) for m in re.finditer(r"\d+", match.group(0))]

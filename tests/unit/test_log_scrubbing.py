@@ -168,3 +168,20 @@ def test_values_of_any_type_holding_a_card_are_scrubbed_by_structure_or_text(
 @given(st.sampled_from(CARDS), st.text(alphabet="0123456789 ", max_size=12))
 def test_a_card_number_followed_by_anything_is_never_logged(card: str, tail: str) -> None:
     assert card not in scrub(f"{card} {tail}")
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet="0123456789 .-x", max_size=40),
+            st.sampled_from(CARDS),
+            st.sampled_from(["4111 1111 1111 1111", "4111-1111-1111-1111", "5555.5555.5555.4444"]),
+        ),
+        max_size=6,
+    )
+)
+def test_the_quick_look_for_cards_misses_none_the_careful_one_finds(parts: list[str]) -> None:
+    from processors.cards import _spans, card_number_spans
+
+    text = "".join(parts)
+    assert card_number_spans(text) == _spans(text)
