@@ -187,6 +187,7 @@ class Payments:
                 conn,
                 payment,
                 ViewReader(conn, payment.merchant_id, payment.id, registry.display_name),
+                endpoints=inserted["webhook_endpoints"],  # read by the insert itself
             )
             return Plan(
                 amount=command.amount,

@@ -194,9 +194,6 @@ class Payment(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     sale_id: str | None = None  # the SALE in force (None: held by its routing rule)
-    # Whether the merchant has an active webhook endpoint for the payment's mode, as read with
-    # the payment in the transaction of a change (None: not read; asked when it is announced).
-    webhook_endpoints: bool | None = None
 
     @property
     def capturable(self) -> int:

@@ -282,9 +282,12 @@ class ViewReader:
         return self._read[events]
 
 
-async def announce_status(conn: Connection, payment: Payment, view: ViewReader) -> None:
+async def announce_status(
+    conn: Connection, payment: Payment, view: ViewReader, *, endpoints: bool | None = None
+) -> None:
     """A payment's new status, in the transaction that set it: counted (metrics) and written to
-    the outbox for the merchant's webhooks."""
+    the outbox for the merchant's webhooks. `endpoints`: whether the merchant has one to tell,
+    when the transaction's own statement read it (None: asked here)."""
     account = payment.processor_account or payment.processor
     metrics.PAYMENT_STATUS.labels(account, payment.status.value).inc()
     await notifications.emit(
@@ -294,7 +297,7 @@ async def announce_status(conn: Connection, payment: Payment, view: ViewReader) 
         payment.id,
         EventType.PAYMENT_STATUS,
         view,
-        endpoints=payment.webhook_endpoints,
+        endpoints=endpoints,
     )
 
 
@@ -875,9 +878,7 @@ class Runner:
         tell, as phase 3's statement read it."""
         after = changes.payment
         if after is not None and after.status is not before.status:
-            await announce_status(
-                conn, msgspec.structs.replace(after, webhook_endpoints=endpoints), view
-            )
+            await announce_status(conn, after, view, endpoints=endpoints)
         if run.kind is RunKind.REFUND and changes.state.finished:
             await notifications.emit(
                 conn,

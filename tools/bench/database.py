@@ -28,7 +28,6 @@ async def run(
     database_url: str,
     *,
     merchant_id: str,
-    key_id: str,
     token: str,
     concurrency: int,
     seconds: float,
@@ -45,9 +44,9 @@ async def run(
     async def user(conn: psycopg.AsyncConnection[Any]) -> None:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            payment_id = await _create(conn, merchant_id, key_id, token)
+            payment_id = await _create(conn, merchant_id, token)
             middle = time.perf_counter()
-            await _capture(conn, merchant_id, key_id, payment_id)
+            await _capture(conn, merchant_id, payment_id)
             operations["create"].latencies.append(middle - started)
             operations["capture"].latencies.append(time.perf_counter() - middle)
 
@@ -169,7 +168,6 @@ async def _run_phases(
 async def _create(
     conn: psycopg.AsyncConnection[Any],
     merchant_id: str,
-    key_id: str,
     token: str,
 ) -> str:
     payment_id = f"pay_{secrets.token_hex(10)}"
@@ -244,7 +242,6 @@ async def _create(
 async def _capture(
     conn: psycopg.AsyncConnection[Any],
     merchant_id: str,
-    key_id: str,
     payment_id: str,
 ) -> None:
     first_phase: list[tuple[str, dict[str, Any]]] = [

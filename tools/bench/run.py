@@ -88,7 +88,7 @@ class Peak:
 def run(settings: Settings, options: Options, *, embedded: bool) -> dict[str, Any]:
     assert settings.database_url and settings.redis_url
     _allow_many_connections(options.latency_concurrency + max(options.concurrency) + 256)
-    merchant_id, key, key_id, token = asyncio.run(_merchant(settings.database_url))
+    merchant_id, key, token = asyncio.run(_merchant(settings.database_url))
     logs = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     report: dict[str, Any] = {
         "machine": _machine(embedded),
@@ -146,7 +146,6 @@ def run(settings: Settings, options: Options, *, embedded: bool) -> dict[str, An
         database.run(
             settings.database_url,
             merchant_id=merchant_id,
-            key_id=key_id,
             token=token,
             concurrency=best.concurrency,
             seconds=options.seconds,
@@ -438,7 +437,7 @@ async def _body_sizes(port: int, key: str, token: str) -> int:
     return len(captured)
 
 
-async def _merchant(database_url: str) -> tuple[str, str, str, str]:
+async def _merchant(database_url: str) -> tuple[str, str, str]:
     conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
     async with conn:
         merchant = await merchants.create_merchant(conn, f"bench-{secrets.token_hex(4)}")
@@ -466,7 +465,7 @@ async def _merchant(database_url: str) -> tuple[str, str, str, str]:
             "WHERE merchant_id = %s AND token = %s",
             (merchant.id, token),
         )
-    return merchant.id, key.secret, key.id, token
+    return merchant.id, key.secret, token
 
 
 async def _check_figures(database_url: str, merchant_id: str) -> tuple[int, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -231,10 +231,13 @@ class RotatedSecret(msgspec.Struct, frozen=True):
     secret: str
 
 
+DeliveryState = Literal["pending", "delivered", "dead"]
+
+
 class DeliveryQuery(msgspec.Struct, frozen=True, kw_only=True):
     """GET /admin/webhooks/{merchant}/deliveries."""
 
-    state: Literal["pending", "delivered", "dead"] | None = None
+    state: DeliveryState | None = None
     limit: Annotated[int, Meta(ge=1, le=500)] = 50
     endpoint: uuid.UUID | None = None
     payment: Id | None = None
@@ -246,7 +249,7 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     paymentId: str
     sequence: int
     type: str
-    state: Annotated[str, Meta(extra_json_schema={"enum": ["pending", "delivered", "dead"]})]
+    state: Annotated[str, Meta(extra_json_schema={"enum": list(get_args(DeliveryState))})]
     attempts: int
     nextAttemptAt: str | None
     createdAt: str
