@@ -106,26 +106,27 @@ class Payments:
         payment_id = new_id("pay")
 
         async def plan(conn: Connection) -> Plan:
-            cur = await conn.execute(Q["merchant_routing"], {"merchant_id": command.merchant_id})
+            cur = await conn.execute(
+                Q["payment_setting"],
+                {"merchant_id": command.merchant_id, "token": command.payment_method_token},
+            )
             row = await cur.fetchone()
             assert row is not None
-            kind, capture_on_create, account, rules, account_state = row
+            kind, capture_on_create, account, rules, account_state = row[:5]
+            # The card behind the token (None: not one of the gateway's tokens in this mode).
+            known = instruments.card_of(row[5:13], command.mode)
+            single_use = bool(row[13])
             routing = MerchantRouting(
                 Route(kind, account, disabled=account_state == "disabled"),
                 bool(capture_on_create),
                 routing_rules.rules_of(rules),
             )
-            facts_card = None
-            if routing.rules is not None:
-                facts_card = await card_behind(
-                    conn, command.merchant_id, command.payment_method_token, command.mode
-                )
             try:
                 routes, decision = await routing_rules.route_for(
                     conn,
                     command.merchant_id,
                     routing,
-                    routing_rules.facts_of(command, facts_card),
+                    routing_rules.facts_of(command, known if routing.rules is not None else None),
                     self.draw(),
                     command.payment_method_token,
                 )
@@ -137,18 +138,17 @@ class Payments:
                 # Sent nowhere yet: recorded with the merchant's configured processor, which
                 # POST /payments/{id}/authorize replaces with the one it names.
                 route = routing.default
-                card = await self._held_card(conn, command)
+                card = self._held_card(command.payment_method_token, known)
             else:
                 route, passed_over = await self._runner.first_usable(
                     command.merchant_id, routes, conn
                 )
-                card = await self._card_of(
-                    conn, command.merchant_id, command.payment_method_token, command.mode, route
-                )
+                card = self._card_for(route, command.payment_method_token, known)
             try:
-                await instruments.use(
-                    conn, command.merchant_id, command.payment_method_token, payment_id
-                )
+                if single_use:  # (a saved token, or a processor's own, any number of times)
+                    await instruments.use(
+                        conn, command.merchant_id, command.payment_method_token, payment_id
+                    )
             except PaymentError as refusal:
                 # The same request again (both idempotency stores forgot it) is a repeat,
                 # not a second use of its token.
@@ -174,6 +174,7 @@ class Payments:
                     "metadata": jsonb(command.metadata),
                     "payment_options": jsonb(command.payment_options),
                     "payment_method_token": command.payment_method_token,
+                    # (And the SALE of its first attempt, by the same statement.)
                     "sale_id": None if held else sale_id,
                     **_placed(command.merchant_id, route, card),
                 },
@@ -181,8 +182,6 @@ class Payments:
             inserted = await cur.fetchone()
             assert inserted is not None
             payment = from_row(Payment, inserted)
-            if not held:
-                await _insert_sale(conn, payment, route)
             await announce_status(
                 conn,
                 payment,
@@ -246,9 +245,8 @@ class Payments:
                     payment_status=payment.status,
                 )
             await self._runner.processor(merchant_id, route.kind, route.account, conn)
-            card = await self._card_of(
-                conn, merchant_id, payment.payment_method_token, payment.mode, route
-            )
+            known = await card_behind(conn, merchant_id, payment.payment_method_token, payment.mode)
+            card = self._card_for(route, payment.payment_method_token, known)
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 Q["place_payment"],
@@ -572,18 +570,26 @@ class Payments:
 
         async def locked_plan(conn: Connection) -> Plan:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(Q["lock_payment"], {"merchant_id": merchant_id, "id": payment_id})
+            key = {"merchant_id": merchant_id, "id": payment_id}
+            await cur.execute(Q["lock_payment_with_sale"], key)
             row = await cur.fetchone()
-            if row is None:
-                raise PaymentNotFound()
+            if row is None:  # (none; or, to be sure, a row the lock's re-check left out)
+                await cur.execute(Q["lock_payment"], key)
+                row = await cur.fetchone()
+                if row is None:
+                    raise PaymentNotFound()
             payment = from_row(Payment, row)
-            # Read after the lock, in a statement of its own: one joined to the lock would see
-            # the SALE as it was before it waited (READ COMMITTED re-reads only the locked row),
-            # missing an authorization's answer that landed meanwhile.
-            found = await conn.execute(
-                Q["sale_transaction"], {"merchant_id": merchant_id, "sale_id": payment.sale_id}
-            )
-            sale = await found.fetchone() or (None, None)
+            sale = (row.get("sale_transaction_id"), row.get("sale_processor_id"))
+            if payment.sale_id is None:
+                sale = (None, None)
+            elif sale[0] != payment.sale_id or sale[1] is None:
+                # The SALE as the joined read saw it may be older than the lock (READ COMMITTED
+                # re-reads only the locked row): read after the lock, in a statement of its own,
+                # unless its processor id was known already (set once, never changed).
+                found = await conn.execute(
+                    Q["sale_transaction"], {"merchant_id": merchant_id, "sale_id": payment.sale_id}
+                )
+                sale = await found.fetchone() or (None, None)
             if sale[0] is not None:  # a held payment has no processor yet
                 await self._runner.processor(
                     merchant_id, payment.processor, payment.processor_account, conn
@@ -617,10 +623,9 @@ class Payments:
         return captured or view
 
     @staticmethod
-    async def _card_of(
-        conn: Connection, merchant_id: str, token: str, mode: str, route: Route
-    ) -> Card | None:
-        """What the gateway kept of the card behind the token; None for a processor's token."""
+    def _card_for(route: Route, token: str, card: Card | None) -> Card | None:
+        """The card a payment on `route` takes: the one the gateway kept behind the token
+        (`card`), or None for a processor's own token."""
         own = registry.kind(route.kind).own_tokens
         if own is not None:
             if not token.startswith(own.prefix):
@@ -629,17 +634,15 @@ class Payments:
                     f"{own.name} ({own.prefix}...) as paymentMethodToken."
                 )
             return None
-        card = await card_behind(conn, merchant_id, token, mode)
         if card is None:
             raise PaymentMethodTokenNotFound()
         return card
 
     @staticmethod
-    async def _held_card(conn: Connection, command: CreatePayment) -> Card | None:
+    def _held_card(token: str, card: Card | None) -> Card | None:
         """A held payment's card (None: a processor's own token), before any processor is
-        chosen: the token must be the gateway's, or look like one a processor issues."""
-        token = command.payment_method_token
-        card = await card_behind(conn, command.merchant_id, token, command.mode)
+        chosen: the token must be the gateway's (`card`, the one kept behind it), or look like
+        one a processor issues."""
         if card is not None:
             return card
         if any(

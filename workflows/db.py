@@ -37,8 +37,15 @@ def load_queries(path: Path) -> dict[str, str]:
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in queries:
             raise ValueError(f"{path.name}: query {name!r} defined twice")
-        queries[name] = body.strip()
+        queries[name] = _compact(body)
     return queries
+
+
+def _compact(body: str) -> str:
+    """A query as sent: without its comment lines and indentation. Shorter text is cheaper to
+    send, and psycopg caches its parse of a query only up to 4 KiB (else it parses every time)."""
+    lines = (line.strip() for line in body.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("--"))
 
 
 Q = load_queries(Path(__file__).with_name("queries.sql"))

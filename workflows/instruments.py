@@ -50,8 +50,12 @@ async def card_behind(conn: Connection, merchant_id: str, token: str, mode: str)
     """The card behind one of the gateway's tokens of the merchant in this mode; None if the token
     is not one (unknown, another mode, or a processor's own token)."""
     cur = await conn.execute(Q["find_instrument"], {"merchant_id": merchant_id, "token": token})
-    instrument = await cur.fetchone()
-    if instrument is None or instrument[6] != mode:
+    return card_of(await cur.fetchone(), mode)
+
+
+def card_of(instrument: Any, mode: str) -> Card | None:
+    """The card of find_instrument's columns (None: no row, or a row of another mode)."""
+    if instrument is None or instrument[0] is None or instrument[6] != mode:
         return None
     network, first6, last4, month, year, holder, _, issuer_country = instrument
     return Card(

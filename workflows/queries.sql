@@ -41,6 +41,23 @@ SELECT network, first6, last4, expiration_month, expiration_year, cardholder_nam
 FROM payment_instruments
 WHERE merchant_id = %(merchant_id)s AND token = %(token)s AND deleted_at IS NULL;
 
+-- name: payment_setting
+-- What a new payment's phase 1 reads, in one round trip: the merchant's settings with its routing
+-- rules in force (NULL: none), and what the gateway keeps of the card behind the token, if it is
+-- one of the gateway's tokens (find_instrument's columns; a deleted one is no longer one), and
+-- whether that token is single-use (not saved for a customer: use_instrument takes it).
+SELECT m.processor, m.capture_on_create, m.processor_account,
+    (SELECT r.rules FROM routing_rules r WHERE r.merchant_id = m.id
+     ORDER BY r.version DESC LIMIT 1) AS rules,
+    (SELECT a.state FROM processor_accounts a
+     WHERE a.merchant_id = m.id AND a.name = m.processor_account) AS account_state,
+    i.network, i.first6, i.last4, i.expiration_month, i.expiration_year, i.cardholder_name,
+    i.mode, i.issuer_country, i.token IS NOT NULL AND i.customer_id IS NULL AS single_use
+FROM merchants m
+LEFT JOIN payment_instruments i
+    ON i.merchant_id = m.id AND i.token = %(token)s AND i.deleted_at IS NULL
+WHERE m.id = %(merchant_id)s;
+
 -- name: use_instrument
 -- A single-use token (not saved for a customer) taken by a payment: locked, so two payments at
 -- once cannot both take it. No row: not one of the gateway's single-use tokens.
@@ -107,16 +124,28 @@ VALUES (%(merchant_id)s, %(token)s, %(mode)s, %(network)s, %(first6)s, %(last4)s
 RETURNING created_at;
 
 -- name: insert_payment
-INSERT INTO payments (merchant_id, id, mode, status, order_id, currency_code, amount, customer_id,
-    customer, order_details, metadata, payment_options, payment_method_token, card_token_type,
-    card, card_last4, processor, processor_account, processor_merchant_id, sale_id)
-VALUES (%(merchant_id)s, %(id)s, %(mode)s, 'PENDING', %(order_id)s, %(currency_code)s, %(amount)s,
-    %(customer_id)s, %(customer)s, %(order_details)s, %(metadata)s, %(payment_options)s,
-    %(payment_method_token)s, %(card_token_type)s, %(card)s, %(card_last4)s, %(processor)s,
-    %(processor_account)s, %(processor_merchant_id)s, %(sale_id)s)
-RETURNING *, EXISTS (SELECT 1 FROM webhook_endpoints w
-                     WHERE w.merchant_id = payments.merchant_id AND w.mode = payments.mode
-                       AND w.state = 'active') AS webhook_endpoints;
+-- A new payment, and the SALE of its first attempt, in one statement.
+WITH inserted AS (
+    INSERT INTO payments (merchant_id, id, mode, status, order_id, currency_code, amount,
+        customer_id, customer, order_details, metadata, payment_options, payment_method_token, card_token_type,
+        card, card_last4, processor, processor_account, processor_merchant_id, sale_id)
+    VALUES (%(merchant_id)s, %(id)s, %(mode)s, 'PENDING', %(order_id)s, %(currency_code)s,
+        %(amount)s, %(customer_id)s, %(customer)s, %(order_details)s, %(metadata)s, %(payment_options)s,
+        %(payment_method_token)s, %(card_token_type)s, %(card)s, %(card_last4)s, %(processor)s,
+        %(processor_account)s, %(processor_merchant_id)s, %(sale_id)s)
+    RETURNING *
+), sale AS (
+    -- The SALE of its first attempt, on the same account (a payment its rule holds has none).
+    INSERT INTO transactions (merchant_id, id, payment_id, type, amount, currency_code, order_id,
+        processor_status, processor, processor_account)
+    SELECT merchant_id, sale_id, id, 'SALE', amount, currency_code, order_id, 'PENDING',
+        processor, processor_account
+    FROM inserted WHERE sale_id IS NOT NULL
+)
+SELECT inserted.*, EXISTS (SELECT 1 FROM webhook_endpoints w
+                           WHERE w.merchant_id = inserted.merchant_id AND w.mode = inserted.mode
+                             AND w.state = 'active') AS webhook_endpoints
+FROM inserted;
 
 -- name: lock_payment
 SELECT * FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
@@ -181,6 +210,17 @@ WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 SELECT processor, processor_account FROM transactions
 WHERE merchant_id = %(merchant_id)s AND id = %(id)s;
 
+-- name: lock_payment_with_sale
+-- The payment locked, with its SALE in force as the statement's snapshot saw it: right if the lock
+-- was free, but a SALE written while the statement waited for the lock is not seen (READ
+-- COMMITTED re-reads only the locked row). The caller takes the SALE's processor id as final only
+-- once known (it never changes once set); else it reads the SALE again (sale_transaction).
+SELECT p.*, t.id AS sale_transaction_id, t.processor_transaction_id AS sale_processor_id
+FROM payments p
+LEFT JOIN transactions t ON t.merchant_id = p.merchant_id AND t.id = p.sale_id
+WHERE p.merchant_id = %(merchant_id)s AND p.id = %(id)s
+FOR UPDATE OF p;
+
 -- name: sale_transaction
 -- The SALE in force (the payment names it: an authorization that fell back has several), read
 -- after the payment's lock in a statement of its own (its processor id may have just landed).
@@ -211,7 +251,11 @@ WITH run AS (
     INSERT INTO workflow_history (merchant_id, run_id, id, event, detail)
     SELECT merchant_id, id, %(history_id)s, %(event)s, %(history_detail)s FROM run
 )
-SELECT * FROM run;
+-- With the payment's row version (xmin) as phase 1 leaves it: phase 3 may then write without
+-- locking the row first, if it is still that version (record_outcome).
+SELECT run.*, (SELECT p.xmin::text FROM payments p
+               WHERE p.merchant_id = run.merchant_id AND p.id = run.payment_id) AS payment_version
+FROM run;
 
 -- name: find_run_by_idempotency_key
 -- A key names one request of the merchant, whatever the operation: its fingerprint (of the
@@ -232,11 +276,27 @@ WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND state = 'running'
   AND lease_owner = %(lease_owner)s;
 
 -- name: record_outcome
--- Phase 3 in one statement, on the payment row locked just before: the run finishes (or waits
--- again) and its history line is written; everything else is written only if this process
--- still held the run's lease (a rescuer that took the run over records the same answer, got
--- with the same processor key). Parts whose parameters are NULL are skipped.
-WITH finished AS (
+-- Phase 3 in one statement: the run finishes (or waits again) and its history line is written;
+-- everything else is written only if this process still held the run's lease (a rescuer that
+-- took the run over records the same answer, got with the same processor key). Parts whose
+-- parameters are NULL are skipped.
+-- Two ways in. The locked way (version NULL): on the payment row this transaction locked just
+-- before. The quick way, straight after phase 1 and on its own (autocommit): `version` is the
+-- payment row's version (xmin) as phase 1 left it, and what the caller decided from that row
+-- is written only if the row is still that version and free to lock at once (SKIP LOCKED: the
+-- statement never waits, so what it reads is current as of the lock), and, if the change is
+-- one the merchant's webhooks hear of (notice), only if the merchant has no endpoint to tell
+-- (the outbox's events are written the locked way). No row back: the caller takes the locked
+-- way, which decides again on the row as it is.
+WITH payment AS MATERIALIZED (
+    SELECT p.merchant_id FROM payments p
+    WHERE p.merchant_id = %(merchant_id)s AND p.id = %(payment_id)s
+      AND (%(version)s::xid IS NULL OR (p.xmin = %(version)s::xid
+        AND NOT (%(notice)s AND EXISTS (SELECT 1 FROM webhook_endpoints w
+                                        WHERE w.merchant_id = %(merchant_id)s
+                                          AND w.mode = %(mode)s AND w.state = 'active'))))
+    FOR UPDATE SKIP LOCKED
+), finished AS (
     UPDATE workflow_runs SET
         state = %(state)s::run_state, recovery_point = %(recovery_point)s,
         attempts = attempts + %(attempts)s, outcome = %(outcome)s, last_error = %(last_error)s,
@@ -248,7 +308,7 @@ WITH finished AS (
                 ELSE make_interval(secs => %(retry_after_seconds)s) END END,
         updated_at = now()
     WHERE merchant_id = %(merchant_id)s AND id = %(run_id)s AND state = 'running'
-      AND lease_owner = %(lease_owner)s
+      AND lease_owner = %(lease_owner)s AND EXISTS (SELECT 1 FROM payment)
     RETURNING merchant_id, id
 ), noted AS (
     INSERT INTO workflow_history (merchant_id, run_id, id, event, detail)
@@ -262,6 +322,7 @@ WITH finished AS (
         required_action = %(required_action)s, updated_at = now()
     WHERE merchant_id = %(merchant_id)s AND id = %(payment_id)s AND %(change_payment)s
       AND EXISTS (SELECT 1 FROM finished)
+    RETURNING *
 ), transacted AS (
     UPDATE transactions SET
         processor_status = coalesce(%(transaction_status)s::payment_status, processor_status),
@@ -272,6 +333,7 @@ WITH finished AS (
         updated_at = now()
     WHERE merchant_id = %(merchant_id)s AND id = %(transaction_id)s AND %(change_transaction)s
       AND EXISTS (SELECT 1 FROM finished)
+    RETURNING *
 ), evented AS (
     INSERT INTO transaction_events (merchant_id, id, payment_id, transaction_id, type, amount,
         final)
@@ -285,12 +347,26 @@ WITH finished AS (
     WHERE merchant_id = %(merchant_id)s AND id = %(capture_event_id)s
       AND %(capture_event_id)s::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM finished)
 )
--- And whether the merchant has an endpoint to tell of the change: read here, after the payment's
+-- Whether the merchant has an endpoint to tell of the change: read here, after the payment's
 -- lock was taken (a statement that waited for it would see endpoints as they were before).
-SELECT id, EXISTS (SELECT 1 FROM webhook_endpoints w
-                   WHERE w.merchant_id = %(merchant_id)s AND w.mode = %(mode)s
-                     AND w.state = 'active') AS webhook_endpoints
-FROM finished;
+-- And, when `view`, the payment as this statement leaves it (payment_view's shape), so that it
+-- need not be read back: the rows it changed as they return, the others as they were.
+SELECT f.id, EXISTS (SELECT 1 FROM webhook_endpoints w
+                     WHERE w.merchant_id = %(merchant_id)s AND w.mode = %(mode)s
+                       AND w.state = 'active') AS webhook_endpoints,
+    CASE WHEN %(view)s THEN coalesce(
+        (SELECT to_jsonb(p) FROM paid p),
+        (SELECT to_jsonb(p) FROM payments p
+         WHERE p.merchant_id = %(merchant_id)s AND p.id = %(payment_id)s)) END AS payment,
+    CASE WHEN %(view)s THEN (
+        SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.created_at, t.id), '[]'::jsonb)
+        FROM (SELECT * FROM transacted
+              UNION ALL
+              SELECT * FROM transactions t
+              WHERE t.merchant_id = %(merchant_id)s AND t.payment_id = %(payment_id)s
+                AND NOT EXISTS (SELECT 1 FROM transacted x WHERE x.id = t.id)) t) END
+        AS transactions
+FROM finished f;
 
 -- name: run_key_age
 SELECT greatest(clock_timestamp() - coalesce(key_created_at, created_at), interval '0')

@@ -4,8 +4,11 @@
    reservations), and writes the run with a freshly generated processor key. Commit.
 2. `drive`: call the processor with that key, retrying only transient failures (bounded, jittered
    backoff); a heartbeat keeps the run's lease while the call lasts.
-3. `record`: one transaction locks the payment, writes the answer's changes (`outcomes.decide`)
-   to the transaction, the payment and the run, and reads the payment back as the edge shows it.
+3. `record`: the answer's changes (`outcomes.decide`) written to the transaction, the payment
+   and the run by one statement, which also returns the payment as the edge shows it. Straight
+   after phase 1 that statement runs on its own, writing only if the payment row is still as
+   phase 1 left it; otherwise (or if it was not) one transaction locks the payment first and
+   decides on the row as it is.
 
 An outcome that stays unknown after the retries leaves the payment's status as it was (with a
 `GATEWAY_TIMEOUT` status reason), marks the transaction unknown, and leaves the run for recovery.
@@ -21,7 +24,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -123,6 +126,9 @@ class Plan:
     # Nothing to send: phase 1 did it all (a payment its routing rule holds is created; a held
     # payment is cancelled). The run records the request, finished with this outcome.
     unsent: RunOutcome | None = None
+    # The payment row's version (PostgreSQL's xmin) as phase 1 committed it: phase 3 may write
+    # what it decides from `payment` without locking first, if the row is still that version.
+    version: str | None = None
 
 
 Planner = Callable[[Connection], Awaitable[Plan]]
@@ -274,6 +280,10 @@ class ViewReader:
         self._processor_name = processor_name
         self._read: dict[bool, PaymentView | None] = {}
 
+    def given(self, view: PaymentView) -> None:
+        """The view (without events) as the transaction's last write returned it."""
+        self._read[False] = view
+
     async def __call__(self, events: bool = False) -> PaymentView | None:
         if events not in self._read:
             self._read[events] = await read_view(
@@ -372,6 +382,7 @@ class Runner:
                 row = await cur.fetchone()
                 assert row is not None
                 run = from_row(Run, row)
+                planned = replace(planned, version=row["payment_version"])
         except Conflict as conflict:
             if conflict.constraint != "workflow_runs_one_per_idempotency_key":
                 raise
@@ -434,7 +445,9 @@ class Runner:
             )
         if plan is not None or not run.may_have_reached_processor:
             # The first pass, or nothing was ever sent: the operation itself.
-            return await self._call(run, owner, processor, call, view=view, events=events)
+            return await self._call(
+                run, owner, processor, call, view=view, events=events, seen=plan
+            )
         # An earlier call may have reached the processor: ask first, and apply a definite answer.
         asking = time.monotonic()
         asked, error = await self._ask(run, owner, processor, call)
@@ -621,12 +634,13 @@ class Runner:
         view: bool,
         events: bool,
         question: Callable[[Call], Awaitable[Result]] | None = None,
+        seen: Plan | None = None,
     ) -> Passed:
         """Phase 2 (the call, retried while nothing definite came back) and phase 3.
 
         A retry after a call that may have reached the processor, once the processor no longer
         honours the key, asks first, as a recovery does. `question`: what a status-only pass
-        asks instead of `status` (a resume)."""
+        asks instead of `status` (a resume). `seen`: phase 1's plan, if this pass follows it."""
         operation = processor.status if status_only else getattr(processor, run.kind)
         if question is not None:
             operation = question
@@ -678,6 +692,7 @@ class Runner:
             view=view,
             events=events,
             asked=answered or (call if status_only else None),
+            seen=seen,
         )
 
     def _retrying(self) -> AsyncRetrying:
@@ -737,9 +752,16 @@ class Runner:
         events: bool,
         asked: Call | None = None,
         resolved: dict[str, Any] | None = None,
+        seen: Plan | None = None,
     ) -> Passed:
-        """Phase 3: the payment locked, the answer's changes (outcomes.decide) in one statement,
-        and (for the edge's answer) the payment read back in the same transaction.
+        """Phase 3: the answer's changes (outcomes.decide) in one statement, which returns the
+        payment as the edge shows it (when `view`).
+
+        Straight after phase 1 (`seen`, the payment as phase 1 left it), the statement runs on
+        its own, without a lock taken first: it writes only if the payment row is still the
+        version phase 1 committed, and there is no webhook event to write (see record_outcome).
+        Otherwise, and whenever it wrote nothing, one transaction locks the payment and decides
+        on the row as it is.
 
         An authorization's answer that falls back (outcomes.falls_back), with an account of its
         rule left to try, ends this attempt only: the run is given the next attempt (its SALE,
@@ -749,6 +771,45 @@ class Runner:
         `asked`: the answer is a status question's, read against this call's figures; if the
         payment's captures or refunds moved since, it is no answer (asked again later), or for
         an operator's resolution (`resolved`), refused."""
+        answer = outcomes.UNREACHABLE if never_reached else result
+        if (
+            seen is not None
+            and seen.version is not None
+            and asked is None
+            and resolved is None
+            and not events
+            and not (answer is not None and self._may_fall_back(run, seen.payment, answer))
+        ):
+            changes = self._decide(run, seen.payment, answer)
+            async with self._db.connection() as conn:
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(
+                    Q["record_outcome"],
+                    self._outcome_params(
+                        run,
+                        owner,
+                        seen.payment,
+                        changes,
+                        attempts,
+                        error,
+                        reached=reached,
+                        detail={},
+                        version=seen.version,
+                        view=view,
+                    ),
+                )
+                row = await cur.fetchone()
+                if row is not None:
+                    # The statement found the merchant with no endpoint to tell, if any change
+                    # needed telling: the notifications are counted only.
+                    reader = ViewReader(
+                        conn, run.merchant_id, run.payment_id, self._processors.display_name
+                    )
+                    if row["payment"] is not None:
+                        reader.given(self._view_of(row))
+                    await self._notify(conn, run, seen.payment, changes, reader, endpoints=False)
+                    self._logged(run, result, error)
+                    return (await reader() if view else None), None
         shown = None
         async with self._db.transaction() as conn:
             payment = await self._payment_of(conn, run, lock=True)
@@ -760,22 +821,15 @@ class Runner:
                     )
                 error = OutcomeUnknown("the payment changed while the processor was asked")
                 result = None
-            answer = outcomes.UNREACHABLE if never_reached else result
+                answer = None
             following = None
             if answer is not None and self._may_fall_back(run, payment, answer):
                 following = await self._next_route(conn, run, payment)
             if following is not None:
                 changes = outcomes.fell_back(run, payment, answer)  # type: ignore[arg-type]
             else:
-                changes = outcomes.decide(
-                    run,
-                    payment,
-                    answer,
-                    recovery_backoff_seconds=self.config.recovery_backoff_seconds,
-                    poll_seconds=self.config.settlement_poll_seconds,
-                )
-            failure = None if error is None else f"{type(error).__name__}: {error}"
-            detail: dict[str, Any] = {"attempts": attempts}
+                changes = self._decide(run, payment, answer)
+            detail: dict[str, Any] = {}
             if following is not None:
                 detail["account"] = payment.processor_account or payment.processor
                 detail["next_account"] = following[0].name
@@ -785,59 +839,22 @@ class Runner:
                 detail["asked_status"] = True  # the answer of a status question, nothing re-sent
             if resolved is not None:
                 detail.update(resolved)
-            if changes.outcome is not None:
-                detail.update(msgspec.to_builtins(changes.outcome))
-            if failure:
-                detail["error"] = failure
-            figures = changes.payment or payment
-            transaction = changes.transaction
-            event = changes.event
-            released, refunded = changes.refunded_of_capture or (0, 0)
-            cur = await conn.execute(
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
                 Q["record_outcome"],
-                {
-                    "merchant_id": run.merchant_id,
-                    "run_id": run.id,
-                    "payment_id": run.payment_id,
-                    "transaction_id": run.transaction_id,
-                    "lease_owner": owner,
-                    "state": changes.state,
-                    "recovery_point": changes.recovery_point,
-                    "attempts": attempts,
-                    "outcome": jsonb(changes.outcome),
-                    "last_error": failure,
-                    "reached": reached,
-                    "retry_after_seconds": changes.retry_after_seconds,
-                    "history_id": uuid.uuid4(),
-                    "event": "resolved" if resolved is not None else changes.history_event,
-                    "history_detail": jsonb(detail),
-                    "change_payment": changes.payment is not None,
-                    "status": figures.status,
-                    "status_reason": jsonb(figures.status_reason),
-                    "amount": figures.amount,
-                    "amount_authorized": figures.amount_authorized,
-                    "amount_captured": figures.amount_captured,
-                    "amount_refunded": figures.amount_refunded,
-                    "capture_reserved": figures.capture_reserved,
-                    "refund_reserved": figures.refund_reserved,
-                    "captures_closed": figures.captures_closed,
-                    "required_action": jsonb(figures.required_action),
-                    "change_transaction": transaction is not None,
-                    "transaction_status": transaction.status if transaction else None,
-                    "transaction_reason": jsonb(transaction.reason) if transaction else None,
-                    "processor_transaction_id": (
-                        transaction.processor_transaction_id if transaction else None
-                    ),
-                    "outcome_unknown": transaction.outcome_unknown if transaction else False,
-                    "event_id": uuid.uuid4(),
-                    "event_type": event.type if event else None,
-                    "event_amount": event.amount if event else None,
-                    "event_final": event.final if event else None,
-                    "capture_event_id": run.capture_event_id,
-                    "capture_released": released,
-                    "capture_refunded": refunded,
-                    "mode": payment.mode,
-                },
+                self._outcome_params(
+                    run,
+                    owner,
+                    payment,
+                    changes,
+                    attempts,
+                    error,
+                    reached=reached,
+                    detail=detail,
+                    resolved=resolved is not None,
+                    # (After a fallback's next attempt, read once that is written.)
+                    view=view and following is None,
+                ),
             )
             row = await cur.fetchone()
             recorded = row is not None
@@ -851,17 +868,122 @@ class Runner:
                 conn, run.merchant_id, run.payment_id, self._processors.display_name
             )
             if row is not None:
-                await self._notify(conn, run, payment, changes, reader, endpoints=row[1])
+                if row["payment"] is not None:
+                    reader.given(self._view_of(row))
+                await self._notify(
+                    conn, run, payment, changes, reader, endpoints=row["webhook_endpoints"]
+                )
             if view and next_run is None:
                 shown = await reader(events)
-        if recorded and result is None:
-            log.warning("processor_outcome_unknown", run_id=run.id, error=str(error))
-        if recorded and result is not None and result.outcome is Outcome.MISMATCH:
-            log.error("reconciliation_needed", run_id=run.id, payment_id=run.payment_id)
+        if recorded:
+            self._logged(run, result, error)
         if next_run is not None:
             log.info("authorization_fell_back", run_id=run.id, account=following[0].name)  # type: ignore[index]
             return None, next_run if resolved is None else None
         return shown, None
+
+    def _decide(self, run: Run, payment: Payment, answer: Result | None) -> outcomes.Changes:
+        return outcomes.decide(
+            run,
+            payment,
+            answer,
+            recovery_backoff_seconds=self.config.recovery_backoff_seconds,
+            poll_seconds=self.config.settlement_poll_seconds,
+        )
+
+    def _view_of(self, row: dict[str, Any]) -> PaymentView:
+        """The payment as record_outcome returned it (`view`)."""
+        payment = msgspec.convert(row["payment"], Payment)
+        return PaymentView(
+            payment=payment,
+            transactions=msgspec.convert(row["transactions"], list[Transaction]),
+            events=[],
+            processor_name=self._processors.display_name(payment.processor),
+        )
+
+    @staticmethod
+    def _logged(run: Run, result: Result | None, error: Exception | None) -> None:
+        if result is None:
+            log.warning("processor_outcome_unknown", run_id=run.id, error=str(error))
+        elif result.outcome is Outcome.MISMATCH:
+            log.error("reconciliation_needed", run_id=run.id, payment_id=run.payment_id)
+
+    @staticmethod
+    def _outcome_params(
+        run: Run,
+        owner: str,
+        payment: Payment,
+        changes: outcomes.Changes,
+        attempts: int,
+        error: Exception | None,
+        *,
+        reached: bool,
+        detail: dict[str, Any],
+        resolved: bool = False,
+        version: str | None = None,
+        view: bool,
+    ) -> dict[str, Any]:
+        """record_outcome's parameters: `changes` decided on `payment`; `version`: that row's
+        version, for the statement on its own (None: the row is locked already)."""
+        failure = None if error is None else f"{type(error).__name__}: {error}"
+        detail = {"attempts": attempts, **detail}
+        if changes.outcome is not None:
+            detail.update(msgspec.to_builtins(changes.outcome))
+        if failure:
+            detail["error"] = failure
+        figures = changes.payment or payment
+        transaction = changes.transaction
+        event = changes.event
+        released, refunded = changes.refunded_of_capture or (0, 0)
+        after = changes.payment
+        return {
+            "merchant_id": run.merchant_id,
+            "run_id": run.id,
+            "payment_id": run.payment_id,
+            "transaction_id": run.transaction_id,
+            "lease_owner": owner,
+            "version": version,
+            # Would the merchant's webhooks hear of it (see _notify)?
+            "notice": (after is not None and after.status is not payment.status)
+            or (run.kind is RunKind.REFUND and changes.state.finished),
+            "view": view,
+            "state": changes.state,
+            "recovery_point": changes.recovery_point,
+            "attempts": attempts,
+            "outcome": jsonb(changes.outcome),
+            "last_error": failure,
+            "reached": reached,
+            "retry_after_seconds": changes.retry_after_seconds,
+            "history_id": uuid.uuid4(),
+            "event": "resolved" if resolved else changes.history_event,
+            "history_detail": jsonb(detail),
+            "change_payment": changes.payment is not None,
+            "status": figures.status,
+            "status_reason": jsonb(figures.status_reason),
+            "amount": figures.amount,
+            "amount_authorized": figures.amount_authorized,
+            "amount_captured": figures.amount_captured,
+            "amount_refunded": figures.amount_refunded,
+            "capture_reserved": figures.capture_reserved,
+            "refund_reserved": figures.refund_reserved,
+            "captures_closed": figures.captures_closed,
+            "required_action": jsonb(figures.required_action),
+            "change_transaction": transaction is not None,
+            "transaction_status": transaction.status if transaction else None,
+            "transaction_reason": jsonb(transaction.reason) if transaction else None,
+            "processor_transaction_id": (
+                transaction.processor_transaction_id if transaction else None
+            ),
+            "outcome_unknown": transaction.outcome_unknown if transaction else False,
+            "event_id": uuid.uuid4(),
+            "event_type": event.type if event else None,
+            "event_amount": event.amount if event else None,
+            "event_final": event.final if event else None,
+            "capture_event_id": run.capture_event_id,
+            "capture_released": released,
+            "capture_refunded": refunded,
+            "mode": payment.mode,
+        }
 
     @staticmethod
     async def _notify(

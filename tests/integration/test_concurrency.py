@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from tests.integration.conftest import until
 from tests.integration.shop import Shop, assert_figures_add_up
 
 
@@ -201,3 +202,35 @@ async def test_a_finished_capture_left_in_flight_in_redis_is_answered_as_done(
         assert msgspec.json.decode(await redis.get(redis_key))["s"] == "processed"
     finally:
         await redis.aclose()
+
+
+async def test_a_capture_whose_payment_changed_during_its_call_records_on_the_payment_as_it_is(
+    shop: Shop, db: Any
+) -> None:
+    """Phase 3 writes without a lock only on the payment row as phase 1 left it: a capture
+    reserved by another request while this one's call was out is kept, not overwritten."""
+    # Every capture of this payment takes the sandbox 1.5 s: time for the second to reserve.
+    payment = await shop.create(
+        1000, metadata={"sandbox_fault_on": "capture", "sandbox_latency_ms": 1500}
+    )
+    first = asyncio.create_task(shop.capture(payment["id"], key="first", amount=300, final=False))
+
+    async def first_reserved() -> bool:
+        cur = await db.execute(
+            "SELECT capture_reserved FROM payments WHERE id = %s", (payment["id"],)
+        )
+        row = await cur.fetchone()
+        return bool(row and row[0] == 300)
+
+    await until(first_reserved, "the first capture's phase 1")
+    second = await shop.capture(payment["id"], key="second", amount=200, final=False)
+    done = await first
+    assert (done.status_code, second.status_code) == (200, 200), (done.text, second.text)
+    after = await shop.get(payment["id"])
+    assert after["processor"]["amountCaptured"] == 500
+    assert after["status"] == "PARTIALLY_SETTLED"
+    assert_figures_add_up(after)
+    cur = await db.execute(
+        "SELECT capture_reserved, amount_captured FROM payments WHERE id = %s", (payment["id"],)
+    )
+    assert await cur.fetchone() == (0, 500)

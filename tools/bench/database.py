@@ -85,7 +85,7 @@ async def _run_phases(
             elif name == "sale_transaction":
                 assert await cur.fetchone() is not None
         assert sale_id is not None
-        await conn.execute(
+        started = await conn.execute(
             Q["insert_run"],
             {
                 **key,
@@ -109,6 +109,9 @@ async def _run_phases(
                 "history_detail": Jsonb({}),
             },
         )
+        run_row = await started.fetchone()
+        assert run_row is not None
+        version = run_row[-1]  # payment_version: the row as phase 1 left it
     # Phase 2: the sandbox's own ledger (the call itself).
     await conn.execute(
         sandbox._RECORD_AND_DO,
@@ -123,46 +126,47 @@ async def _run_phases(
             "settled": True,
         },
     )
-    # Phase 3: the payment locked, the outcome in one statement (as the engine does).
-    async with conn.transaction():
-        await conn.execute(Q["lock_payment"], key)
-        figures = _figures(merchant_id, payment_id, status, amount)
-        await conn.execute(
-            Q["record_outcome"],
-            {
-                **figures,
-                "payment_id": payment_id,
-                "run_id": run_id,
-                "transaction_id": sale_id,
-                "lease_owner": owner,
-                "state": "succeeded",
-                "recovery_point": "finished",
-                "attempts": 1,
-                "outcome": Jsonb({"outcome": status}),
-                "last_error": None,
-                "reached": True,
-                "retry_after_seconds": 0,
-                "history_id": uuid.uuid4(),
-                "event": "succeeded",
-                "history_detail": Jsonb({}),
-                "change_payment": True,
-                "change_transaction": True,
-                "transaction_status": status,
-                "transaction_reason": None,
-                "processor_transaction_id": "sbx_bench",
-                "outcome_unknown": False,
-                "event_id": uuid.uuid4(),
-                "event_type": event,
-                "event_amount": amount,
-                "event_final": True if kind == "capture" else None,
-                "capture_event_id": None,
-                "capture_released": 0,
-                "capture_refunded": 0,
-                "mode": "sandbox",
-            },
-        )
-        # The payment read back for the answer, in the same transaction (as the engine does).
-        await conn.execute(Q["payment_view"], {**key, "payment_id": payment_id})
+    # Phase 3: the outcome in one statement on its own, which returns the payment as the answer
+    # shows it (as the engine does straight after phase 1).
+    figures = _figures(merchant_id, payment_id, status, amount)
+    cur = await conn.execute(
+        Q["record_outcome"],
+        {
+            **figures,
+            "version": version,
+            "notice": True,
+            "view": True,
+            "payment_id": payment_id,
+            "run_id": run_id,
+            "transaction_id": sale_id,
+            "lease_owner": owner,
+            "state": "succeeded",
+            "recovery_point": "finished",
+            "attempts": 1,
+            "outcome": Jsonb({"outcome": status}),
+            "last_error": None,
+            "reached": True,
+            "retry_after_seconds": 0,
+            "history_id": uuid.uuid4(),
+            "event": "succeeded",
+            "history_detail": Jsonb({}),
+            "change_payment": True,
+            "change_transaction": True,
+            "transaction_status": status,
+            "transaction_reason": None,
+            "processor_transaction_id": "sbx_bench",
+            "outcome_unknown": False,
+            "event_id": uuid.uuid4(),
+            "event_type": event,
+            "event_amount": amount,
+            "event_final": True if kind == "capture" else None,
+            "capture_event_id": None,
+            "capture_released": 0,
+            "capture_refunded": 0,
+            "mode": "sandbox",
+        },
+    )
+    assert await cur.fetchone() is not None  # written: the row was as phase 1 left it
 
 
 async def _create(
@@ -182,8 +186,7 @@ async def _create(
     }
     sale_id = f"txn_{secrets.token_hex(10)}"
     first_phase: list[tuple[str, dict[str, Any]]] = [
-        ("merchant_routing", {"merchant_id": merchant_id}),
-        ("find_instrument", {"merchant_id": merchant_id, "token": token}),
+        ("payment_setting", {"merchant_id": merchant_id, "token": token}),
         (
             "insert_payment",
             {
@@ -205,23 +208,7 @@ async def _create(
                 "processor": "sandbox",
                 "processor_account": None,
                 "processor_merchant_id": merchant_id,
-                "sale_id": sale_id,
-            },
-        ),
-        (
-            "insert_transaction",
-            {
-                "merchant_id": merchant_id,
-                "id": sale_id,
-                "payment_id": payment_id,
-                "type": "SALE",
-                "amount": 1000,
-                "currency_code": "EUR",
-                "order_id": "bench",
-                "reason": None,
-                "processor_status": "PENDING",
-                "processor": "sandbox",
-                "processor_account": None,
+                "sale_id": sale_id,  # (and its SALE, by the same statement)
             },
         ),
     ]
