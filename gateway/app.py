@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
-from gateway import console, metrics, tracing
+from gateway import console, metrics, runtime, tracing
 from gateway.api import health, medusa, operator, primer, processor_events, reference
 from gateway.http.middleware import RequestContext
 from gateway.services import open_services
@@ -34,7 +34,9 @@ def app_from_environment() -> Starlette:
 
     settings = settings_module.load()
     configure(settings.log_level, settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    runtime.tune_collector()
+    return app
 
 
 def create_app(settings: Settings, *, extra: ExtraRoutes | None = None) -> Starlette:

@@ -2,7 +2,7 @@
 
 Each command is phase 1's plan (the lifecycle rules, the reservation, the rows it adds) handed to
 the runner, which writes the run, calls the processor and records the answer. Each returns the
-payment as it stands after the answer was recorded, read in phase 3's own transaction.
+payment as it stands after the answer was recorded, as phase 3's statement returned it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Phase 3, decided: what a processor's answer (or its absence) changes, as pure values.
 
-`decide` reads the run, the payment as locked in phase 3, and the answer, and returns the
-`Changes` that one statement (`record_outcome`) then writes: the run's new state and history
-line, and, only if this process still holds the run's lease, the payment's figures, the
-transaction, an event, and a targeted refund's capture event.
+`decide` reads the run, the payment (as phase 1 left it, or as locked in phase 3: see
+`runner._record`) and the answer, and returns the `Changes` that one statement
+(`record_outcome`) then writes: the run's new state and history line, and, only if this process
+still holds the run's lease, the payment's figures, the transaction, an event, and a targeted
+refund's capture event.
 """
 
 from __future__ import annotations

@@ -328,7 +328,9 @@ WITH payment AS MATERIALIZED (
         processor_status = coalesce(%(transaction_status)s::payment_status, processor_status),
         status_reason = CASE WHEN %(transaction_status)s::payment_status IS NULL
             THEN status_reason ELSE %(transaction_reason)s END,
-        processor_transaction_id = coalesce(%(processor_transaction_id)s, processor_transaction_id),
+        -- The processor's id of a transaction is set once (a follow-up's phase 1 relies on it:
+        -- lock_payment_with_sale): a later answer naming another leaves it as it is.
+        processor_transaction_id = coalesce(processor_transaction_id, %(processor_transaction_id)s),
         outcome_unknown = %(outcome_unknown)s,
         updated_at = now()
     WHERE merchant_id = %(merchant_id)s AND id = %(transaction_id)s AND %(change_transaction)s

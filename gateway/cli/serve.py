@@ -15,7 +15,7 @@ import click
 import msgspec
 import psycopg
 
-from gateway import accounts, tracing
+from gateway import accounts, runtime, tracing
 from gateway.cli.common import ConfigError, resolved, settings, with_connection
 from gateway.db import migrate as migrations
 from gateway.http.protocol import BoundedHttpToolsProtocol
@@ -82,6 +82,7 @@ def serve() -> None:
             target: Any = "gateway.app:app_from_environment"
         else:
             target = create_app(ready)
+            runtime.tune_collector()
         # uvicorn re-raises the signal that stopped it once it has shut down: let SIGTERM unwind
         # like Ctrl-C does, so that embedded servers this process started are stopped too.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)

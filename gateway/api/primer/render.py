@@ -6,7 +6,7 @@ The one place that knows how a domain record looks in Primer's JSON: the respons
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -16,7 +16,9 @@ from workflows import model
 
 
 def _date(value: datetime) -> str:
-    return value.isoformat()
+    """In UTC, whatever the database session's time zone: an answer rendered from a row that
+    psycopg loaded and one from a statement's JSON (runner.record_outcome) read the same."""
+    return value.astimezone(UTC).isoformat()
 
 
 def card_data(card: model.Card) -> schemas.PaymentCardData:
