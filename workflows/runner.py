@@ -782,9 +782,8 @@ class Runner:
         ):
             changes = self._decide(run, seen.payment, answer)
             async with self._db.connection() as conn:
-                cur = conn.cursor(row_factory=dict_row)
-                await cur.execute(
-                    Q["record_outcome"],
+                row = await self._write(
+                    conn,
                     self._outcome_params(
                         run,
                         owner,
@@ -798,7 +797,6 @@ class Runner:
                         view=view,
                     ),
                 )
-                row = await cur.fetchone()
                 if row is not None:
                     # The statement found the merchant with no endpoint to tell, if any change
                     # needed telling: the notifications are counted only.
@@ -839,9 +837,8 @@ class Runner:
                 detail["asked_status"] = True  # the answer of a status question, nothing re-sent
             if resolved is not None:
                 detail.update(resolved)
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                Q["record_outcome"],
+            row = await self._write(
+                conn,
                 self._outcome_params(
                     run,
                     owner,
@@ -856,7 +853,6 @@ class Runner:
                     view=view and following is None,
                 ),
             )
-            row = await cur.fetchone()
             recorded = row is not None
             next_run = None
             if recorded and following is not None:
@@ -881,6 +877,13 @@ class Runner:
             log.info("authorization_fell_back", run_id=run.id, account=following[0].name)  # type: ignore[index]
             return None, next_run if resolved is None else None
         return shown, None
+
+    @staticmethod
+    async def _write(conn: Connection, params: dict[str, Any]) -> dict[str, Any] | None:
+        """record_outcome: its row if it wrote (see _outcome_params), else None."""
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(Q["record_outcome"], params)
+        return await cur.fetchone()
 
     def _decide(self, run: Run, payment: Payment, answer: Result | None) -> outcomes.Changes:
         return outcomes.decide(
