@@ -7,6 +7,7 @@ payment as it stands after the answer was recorded, as phase 3's statement retur
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import secrets
 import uuid
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from msgspec.structs import replace
 from psycopg.rows import dict_row
 
@@ -62,15 +64,20 @@ from workflows.runner import (
     new_id,
     read_view,
 )
+from workflows.sessions import PaymentFieldMissing, SessionFields
 
 
 @dataclass(frozen=True, kw_only=True)
 class CreatePayment:
+    """A new payment. What the request leaves out (None) is taken from the client session its
+    card was entered in, if any (see `completed`); order_id, currency_code and amount are
+    required from one or the other."""
+
     merchant_id: str
     mode: str
-    order_id: str
-    currency_code: str
-    amount: int
+    order_id: str | None
+    currency_code: str | None
+    amount: int | None
     payment_method_token: str
     customer_id: str | None = None
     customer: Customer | None = None
@@ -78,6 +85,27 @@ class CreatePayment:
     metadata: dict[str, Any] | None = None
     payment_options: PaymentOptions | None = None
     idempotency: RequestKey | None = None
+
+
+def completed(command: CreatePayment, given: SessionFields | None) -> CreatePayment:
+    """The command with what it leaves out taken from its card's client session (`given`);
+    PaymentFieldMissing if an order id, currency or amount is still missing."""
+    given = given or SessionFields()
+    filled = dataclasses.replace(
+        command,
+        order_id=command.order_id or given.order_id,
+        currency_code=command.currency_code or given.currency_code,
+        amount=command.amount if command.amount is not None else given.amount,
+        customer_id=command.customer_id or given.customer_id,
+        customer=command.customer or given.customer,
+        order_details=(command.order_details if command.order_details is not None else given.order),
+        metadata=command.metadata if command.metadata is not None else given.metadata,
+        payment_options=command.payment_options or given.payment_options,
+    )
+    for name in ("order_id", "currency_code", "amount"):
+        if getattr(filled, name) is None:
+            raise PaymentFieldMissing(name)
+    return filled
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,21 +129,29 @@ class Payments:
         # A number in [0, 1) for the routing rules' splits (a test passes a seeded one).
         self.draw = draw or random.random
 
-    async def authorize(self, command: CreatePayment, *, events: bool = False) -> PaymentView:
-        """Create and authorize a payment (and capture it, if the merchant says so)."""
+    async def authorize(self, asked: CreatePayment, *, events: bool = False) -> PaymentView:
+        """Create and authorize a payment (and capture it, if the merchant says so): `asked`
+        completed from its card's client session first (PaymentFieldMissing)."""
         payment_id = new_id("pay")
 
         async def plan(conn: Connection) -> Plan:
             cur = await conn.execute(
                 Q["payment_setting"],
-                {"merchant_id": command.merchant_id, "token": command.payment_method_token},
+                {
+                    "merchant_id": asked.merchant_id,
+                    "token": asked.payment_method_token,
+                    "mode": asked.mode,
+                },
             )
             row = await cur.fetchone()
             assert row is not None
             kind, capture_on_create, account, rules, account_state = row[:5]
             # The card behind the token (None: not one of the gateway's tokens in this mode).
-            known = instruments.card_of(row[5:13], command.mode)
+            known = instruments.card_of(row[5:13], asked.mode)
             single_use = bool(row[13])
+            session = None if row[14] is None else msgspec.convert(row[14], SessionFields)
+            command = completed(asked, session)
+            assert command.amount is not None  # (completed)
             routing = MerchantRouting(
                 Route(kind, account, disabled=account_state == "disabled"),
                 bool(capture_on_create),
@@ -204,14 +240,14 @@ class Payments:
 
         run, owner, planned = await self._runner.start(
             RunKind.AUTHORIZE,
-            command.merchant_id,
+            asked.merchant_id,
             payment_id,
-            command.idempotency,
+            asked.idempotency,
             plan,
             target="",
         )
         if planned.unsent:
-            return await self.view(command.merchant_id, payment_id, events=events)
+            return await self.view(asked.merchant_id, payment_id, events=events)
         return await self._driven(run, owner, planned, events)
 
     async def authorize_on(

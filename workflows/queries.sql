@@ -45,14 +45,19 @@ WHERE merchant_id = %(merchant_id)s AND token = %(token)s AND deleted_at IS NULL
 -- What a new payment's phase 1 reads, in one round trip: the merchant's settings with its routing
 -- rules in force (NULL: none), and what the gateway keeps of the card behind the token, if it is
 -- one of the gateway's tokens (find_instrument's columns; a deleted one is no longer one), and
--- whether that token is single-use (not saved for a customer: use_instrument takes it).
+-- whether that token is single-use (not saved for a customer: use_instrument takes it); and the
+-- details of the client session the card was entered in, if it was (and has not expired).
 SELECT m.processor, m.capture_on_create, m.processor_account,
     (SELECT r.rules FROM routing_rules r WHERE r.merchant_id = m.id
      ORDER BY r.version DESC LIMIT 1) AS rules,
     (SELECT a.state FROM processor_accounts a
      WHERE a.merchant_id = m.id AND a.name = m.processor_account) AS account_state,
     i.network, i.first6, i.last4, i.expiration_month, i.expiration_year, i.cardholder_name,
-    i.mode, i.issuer_country, i.token IS NOT NULL AND i.customer_id IS NULL AS single_use
+    i.mode, i.issuer_country, i.token IS NOT NULL AND i.customer_id IS NULL AS single_use,
+    (SELECT s.fields FROM payment_instruments si
+     JOIN client_sessions s ON s.merchant_id = si.merchant_id AND s.id = si.client_session
+     WHERE si.merchant_id = m.id AND si.token = %(token)s AND si.mode = %(mode)s
+       AND s.mode = si.mode AND s.expires_at > now()) AS session_fields
 FROM merchants m
 LEFT JOIN payment_instruments i
     ON i.merchant_id = m.id AND i.token = %(token)s AND i.deleted_at IS NULL
@@ -863,10 +868,3 @@ FOR UPDATE;
 UPDATE client_sessions SET fields = %(fields)s, updated_at = now()
 WHERE merchant_id = %(merchant_id)s AND id = %(id)s
 RETURNING *;
-
--- name: client_session_of_instrument
--- (A session that expired gives nothing any more: its details may be stale.)
-SELECT s.fields FROM payment_instruments i
-JOIN client_sessions s ON s.merchant_id = i.merchant_id AND s.id = i.client_session
-WHERE i.merchant_id = %(merchant_id)s AND i.token = %(token)s AND i.mode = %(mode)s
-  AND s.mode = i.mode AND s.expires_at > now();

@@ -57,6 +57,8 @@ class RulesVersion:
 
 
 def facts_of(command: CreatePayment, card: Card | None) -> Facts:
+    """The facts of a command completed from its session (commands.completed)."""
+    assert command.currency_code is not None and command.amount is not None
     return _facts(
         command.currency_code,
         command.amount,

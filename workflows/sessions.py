@@ -26,6 +26,14 @@ class SessionNotFound(PaymentError):
     """No client session of this merchant has this token (unknown, or expired)."""
 
 
+class PaymentFieldMissing(PaymentError):
+    """A new payment lacks a field that neither its request nor its card's session gives."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field} is required: neither the request nor the session gives it")
+        self.field = field  # the domain's name: order_id, currency_code or amount
+
+
 class SessionFields(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
     """What a session holds (every field optional: they are known as checkout goes on)."""
 
@@ -116,15 +124,3 @@ async def update(
         updated = await cur.fetchone()
     assert updated is not None
     return _session(updated)
-
-
-async def of_payment_method(
-    conn: Connection, merchant_id: str, mode: str, payment_method_token: str
-) -> SessionFields | None:
-    """The details of the (unexpired) session a card was tokenized in, if it was."""
-    cur = await conn.execute(
-        Q["client_session_of_instrument"],
-        {"merchant_id": merchant_id, "mode": mode, "token": payment_method_token},
-    )
-    row = await cur.fetchone()
-    return None if row is None else msgspec.convert(row[0], SessionFields)

@@ -3,7 +3,8 @@ gateway turned tracing on; nothing at all otherwise.
 
 Only ids and outcomes become attributes (run, payment, merchant, processor account, operation,
 outcome): never card data, a token, a key or a secret. The tracer is looked up at each
-span, so a provider set after import (by `gateway.tracing.setup`) is the one used.
+span, so a provider set after import (by `gateway.tracing.setup`) is the one used; until one is
+set, a span is nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ Attribute = str | int | bool
 @contextlib.contextmanager
 def span(name: str, **attributes: Attribute | None) -> Iterator[Any]:
     """A span around the block (a child of the current one), or nothing when tracing is off."""
-    if trace is None:
+    if trace is None or isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        # Off (no provider installed): not even OpenTelemetry's no-op span, whose context
+        # switching cost a request about 1.5% of its CPU.
         yield None
         return
     given = {f"gateway.{k}": v for k, v in attributes.items() if v is not None}

@@ -6,6 +6,7 @@ neither it nor psutil (the `bench` extra).
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -22,7 +23,13 @@ from tools.bench import run as bench
     show_default=True,
     help="connections, comma-separated for a sweep",
 )
-@click.option("--processes", type=int, default=1, show_default=True, help="gateway processes")
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=lambda: os.cpu_count() or 1,
+    show_default="the machine's cores",
+    help="gateway processes",
+)
 @click.option(
     "--latency-ms", type=int, default=300, show_default=True, help="sandbox processor latency"
 )

@@ -186,7 +186,7 @@ async def _create(
     }
     sale_id = f"txn_{secrets.token_hex(10)}"
     first_phase: list[tuple[str, dict[str, Any]]] = [
-        ("payment_setting", {"merchant_id": merchant_id, "token": token}),
+        ("payment_setting", {"merchant_id": merchant_id, "token": token, "mode": "sandbox"}),
         (
             "insert_payment",
             {

@@ -69,6 +69,10 @@ def _answer(view: PaymentView, claim: Claim, expand: Expand | None) -> Response:
     return JSONResponse(render.payment(view, expand_events=bool(expand)))
 
 
+# The domain's names of a new payment's required fields, as Primer's request names them.
+_CREATION_FIELDS = {"order_id": "orderId", "currency_code": "currencyCode", "amount": "amount"}
+
+
 @merchant_endpoint("transactions:authorize")
 async def create_payment(call: MerchantCall) -> Response:
     body = await call.body(PaymentCreationAPIRequest)
@@ -81,40 +85,33 @@ async def create_payment(call: MerchantCall) -> Response:
         order=body.order,
         metadata=body.metadata,
     )
-    # The card's client session, if it was entered in one, gives what the request leaves out.
-    async with call.services.engine.db.connection() as conn:
-        session = await sessions.of_payment_method(
-            conn, call.merchant_id, call.principal.mode or "sandbox", body.paymentMethodToken
+
+    async def work(claim: Claim) -> Response:
+        # The card's client session, if it was entered in one, gives what the request leaves
+        # out (read by the engine's phase 1 with the merchant's settings).
+        command = CreatePayment(
+            merchant_id=call.merchant_id,
+            mode=call.principal.mode or "sandbox",
+            order_id=body.orderId,
+            currency_code=body.currencyCode,
+            amount=body.amount,
+            payment_method_token=body.paymentMethodToken,
+            customer_id=body.customerId,
+            customer=converted(body.customer, Customer),
+            order_details=body.order,
+            metadata=body.metadata,
+            payment_options=converted(body.paymentMethod, PaymentOptions),
+            idempotency=_request_key(claim),
         )
-    given = session or sessions.SessionFields()
-    order_id = body.orderId or given.order_id
-    currency = body.currencyCode or given.currency_code
-    amount = body.amount if body.amount is not None else given.amount
-    for name, value in (("orderId", order_id), ("currencyCode", currency), ("amount", amount)):
-        if value is None:
+        try:
+            view = await call.services.engine.payments.authorize(command, events=bool(body.expand))
+        except sessions.PaymentFieldMissing as missing:
+            name = _CREATION_FIELDS[missing.field]
             raise validation_error(
                 "PaymentCreationAPIRequest",
                 "Field required: neither the request nor the payment method's client session "
                 f"gives it - at `$.{name}`",
-            )
-    assert order_id is not None and currency is not None and amount is not None
-
-    async def work(claim: Claim) -> Response:
-        command = CreatePayment(
-            merchant_id=call.merchant_id,
-            mode=call.principal.mode or "sandbox",
-            order_id=order_id,
-            currency_code=currency,
-            amount=amount,
-            payment_method_token=body.paymentMethodToken,
-            customer_id=body.customerId or given.customer_id,
-            customer=converted(body.customer, Customer) or given.customer,
-            order_details=body.order if body.order is not None else given.order,
-            metadata=body.metadata if body.metadata is not None else given.metadata,
-            payment_options=converted(body.paymentMethod, PaymentOptions) or given.payment_options,
-            idempotency=_request_key(claim),
-        )
-        view = await call.services.engine.payments.authorize(command, events=bool(body.expand))
+            ) from None
         return _answer(view, claim, body.expand)
 
     return await call.once("create", body, work, durable=False)
