@@ -150,7 +150,15 @@ class Payments:
             known = instruments.card_of(row[5:13], asked.mode)
             single_use = bool(row[13])
             session = None if row[14] is None else msgspec.convert(row[14], SessionFields)
-            command = completed(asked, session)
+            try:
+                command = completed(asked, session)
+            except PaymentFieldMissing:
+                # The same request again, once its session expired, is a repeat all the same.
+                if asked.idempotency is not None:
+                    repeat = await keyed_run(conn, asked.merchant_id, asked.idempotency)
+                    if repeat is not None:
+                        raise repeat from None
+                raise
             assert command.amount is not None  # (completed)
             routing = MerchantRouting(
                 Route(kind, account, disabled=account_state == "disabled"),

@@ -26,8 +26,10 @@ from tools.bench import run as bench
 @click.option(
     "--processes",
     type=click.IntRange(1, 64),
-    default=lambda: os.cpu_count() or 1,
-    show_default="the machine's cores",
+    # One per core this process may run on, up to 4: each has its own pool of connections
+    # (GATEWAY_DB_POOL_MAX, 20), and the embedded PostgreSQL takes 100 at most.
+    default=lambda: min(4, len(os.sched_getaffinity(0)) or 1),
+    show_default="the machine's cores, at most 4",
     help="gateway processes",
 )
 @click.option(

@@ -9,10 +9,11 @@ from gateway.http.errors import (
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
     InternalError,
+    validation_error,
 )
 from workflows import errors as domain
 from workflows.instruments import InvalidPaymentInstrument
-from workflows.sessions import SessionNotFound
+from workflows.sessions import PaymentFieldMissing, SessionNotFound
 
 
 class PaymentNotFound(ApiError):
@@ -131,6 +132,9 @@ class ProcessorUnavailable(ApiError):
     recovery = "The gateway's operator must complete the processor account's set-up."
 
 
+# A new payment's required fields: the domain's names, as Primer's request names them.
+_CREATION_FIELDS = {"order_id": "orderId", "currency_code": "currencyCode", "amount": "amount"}
+
 _DOMAIN: dict[type[domain.PaymentError], type[ApiError]] = {
     domain.ProcessorUnavailable: ProcessorUnavailable,
     domain.PaymentNotFound: PaymentNotFound,
@@ -164,5 +168,11 @@ def from_payment_error(error: domain.PaymentError) -> ApiError:
         return IdempotencyKeyInProgress(headers={"Retry-After": "1"})
     if isinstance(error, domain.PaymentNotFound):
         return PaymentNotFound()  # never a hint about whose payment it might be
+    if isinstance(error, PaymentFieldMissing):
+        return validation_error(
+            "PaymentCreationAPIRequest",
+            "Field required: neither the request nor the payment method's client session gives "
+            f"it - at `$.{_CREATION_FIELDS[error.field]}`",
+        )
     answer = _DOMAIN.get(type(error), InternalError)
     return answer(str(error), payment_id=error.payment_id, payment_status=error.payment_status)

@@ -36,7 +36,6 @@ from gateway.http.errors import validation_error
 from gateway.http.idempotency import Claim
 from gateway.http.responses import JSONResponse
 from processors import registry
-from workflows import sessions
 from workflows.commands import CreatePayment
 from workflows.errors import PaymentNotFound
 from workflows.model import Customer, Payment, PaymentOptions, PaymentView
@@ -69,10 +68,6 @@ def _answer(view: PaymentView, claim: Claim, expand: Expand | None) -> Response:
     return JSONResponse(render.payment(view, expand_events=bool(expand)))
 
 
-# The domain's names of a new payment's required fields, as Primer's request names them.
-_CREATION_FIELDS = {"order_id": "orderId", "currency_code": "currencyCode", "amount": "amount"}
-
-
 @merchant_endpoint("transactions:authorize")
 async def create_payment(call: MerchantCall) -> Response:
     body = await call.body(PaymentCreationAPIRequest)
@@ -103,15 +98,8 @@ async def create_payment(call: MerchantCall) -> Response:
             payment_options=converted(body.paymentMethod, PaymentOptions),
             idempotency=_request_key(claim),
         )
-        try:
-            view = await call.services.engine.payments.authorize(command, events=bool(body.expand))
-        except sessions.PaymentFieldMissing as missing:
-            name = _CREATION_FIELDS[missing.field]
-            raise validation_error(
-                "PaymentCreationAPIRequest",
-                "Field required: neither the request nor the payment method's client session "
-                f"gives it - at `$.{name}`",
-            ) from None
+        # (A field neither gives: PaymentFieldMissing, Primer's validation error; errors.py.)
+        view = await call.services.engine.payments.authorize(command, events=bool(body.expand))
         return _answer(view, claim, body.expand)
 
     return await call.once("create", body, work, durable=False)
