@@ -78,7 +78,7 @@ async def _run_phases(
             if name == "sale_transaction":  # a follow-up: the SALE the locked payment names
                 params = {**params, "sale_id": sale_id}
             cur = await conn.execute(Q[name], params)
-            if name == "lock_payment":
+            if name == "lock_payment_with_sale":  # the SALE's processor id known: no re-read
                 row = await cur.fetchone()
                 assert row is not None and cur.description is not None
                 sale_id = row[[c.name for c in cur.description].index("sale_id")]
@@ -232,8 +232,7 @@ async def _capture(
     payment_id: str,
 ) -> None:
     first_phase: list[tuple[str, dict[str, Any]]] = [
-        ("lock_payment", {"merchant_id": merchant_id, "id": payment_id}),
-        ("sale_transaction", {"merchant_id": merchant_id}),
+        ("lock_payment_with_sale", {"merchant_id": merchant_id, "id": payment_id}),
         (
             "update_payment",
             {
