@@ -7,6 +7,8 @@ applies the answer: the processor does the capture once, even one that forgot th
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 import signal
 import subprocess
@@ -44,9 +46,11 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        # The whole group: a gateway of several processes leaves its workers running when only
+        # its supervisor is killed.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def start_gateway(
@@ -59,6 +63,7 @@ def start_gateway(
         env={**env, "GATEWAY_PORT": str(port)},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, killed whole by `processes`
     )
     processes.append(gateway)
     base = f"http://127.0.0.1:{port}"
