@@ -170,7 +170,7 @@ class Payments:
                     conn,
                     command.merchant_id,
                     routing,
-                    routing_rules.facts_of(command, known if routing.rules is not None else None),
+                    routing_rules.facts_of(command, known),
                     self.draw(),
                     command.payment_method_token,
                 )

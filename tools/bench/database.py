@@ -75,15 +75,11 @@ async def _run_phases(
     key = {"merchant_id": merchant_id, "id": payment_id, "payment_id": payment_id}
     async with conn.transaction():
         for name, params in first_phase:
-            if name == "sale_transaction":  # a follow-up: the SALE the locked payment names
-                params = {**params, "sale_id": sale_id}
             cur = await conn.execute(Q[name], params)
             if name == "lock_payment_with_sale":  # the SALE's processor id known: no re-read
                 row = await cur.fetchone()
                 assert row is not None and cur.description is not None
                 sale_id = row[[c.name for c in cur.description].index("sale_id")]
-            elif name == "sale_transaction":
-                assert await cur.fetchone() is not None
         assert sale_id is not None
         started = await conn.execute(
             Q["insert_run"],
