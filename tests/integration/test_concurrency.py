@@ -7,8 +7,10 @@ from collections import Counter
 from typing import Any
 
 import msgspec
+import psycopg
 from redis.asyncio import Redis
 
+from gateway.settings import Settings
 from tests.integration.conftest import until
 from tests.integration.shop import Shop, assert_figures_add_up
 
@@ -234,3 +236,66 @@ async def test_a_capture_whose_payment_changed_during_its_call_records_on_the_pa
         "SELECT capture_reserved, amount_captured FROM payments WHERE id = %s", (payment["id"],)
     )
     assert await cur.fetchone() == (0, 500)
+
+
+async def test_a_cancel_that_waited_for_the_authorizations_record_sees_its_processor_id(
+    shop: Shop, db: Any, settings: Settings
+) -> None:
+    """A follow-up's phase 1 reads the payment with its SALE in one locking statement; one that
+    waited for the lock while the authorization's answer was written takes the answer's
+    processor id, not the snapshot's (none yet), and voids the authorization."""
+    payment = await shop.create(1000)
+    assert payment["status"] == "AUTHORIZED"
+    cur = await db.execute(
+        "SELECT sale_id, (SELECT processor_transaction_id FROM transactions t "
+        "WHERE t.merchant_id = p.merchant_id AND t.id = p.sale_id) FROM payments p WHERE id = %s",
+        (payment["id"],),
+    )
+    sale_id, authorization = await cur.fetchone()
+    assert authorization
+    # As the payment was while its authorization was out: pending, its SALE without an id.
+    await db.execute(
+        "UPDATE payments SET status = 'PENDING', amount_authorized = 0 WHERE id = %s",
+        (payment["id"],),
+    )
+    await db.execute(
+        "UPDATE transactions SET processor_transaction_id = NULL, processor_status = 'PENDING' "
+        "WHERE id = %s",
+        (sale_id,),
+    )
+    # The authorization's record, in a transaction that holds the payment's lock meanwhile.
+    recorder = await psycopg.AsyncConnection.connect(settings.database_url or "")
+    try:
+        await recorder.execute(
+            "UPDATE payments SET status = 'AUTHORIZED', amount_authorized = 1000 WHERE id = %s",
+            (payment["id"],),
+        )
+        await recorder.execute(
+            "UPDATE transactions SET processor_transaction_id = %s, "
+            "processor_status = 'AUTHORIZED' WHERE id = %s",
+            (authorization, sale_id),
+        )
+        cancel = asyncio.create_task(shop.cancel(payment["id"], key="cancel-after-wait"))
+
+        async def cancel_waits() -> bool:
+            cur = await db.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE %s",
+                ("%FROM payments%FOR UPDATE%",),
+            )
+            row = await cur.fetchone()
+            return bool(row and row[0])
+
+        await until(cancel_waits, "the cancel's phase 1 to wait for the payment's lock")
+        await recorder.commit()
+    finally:
+        await recorder.close()
+    cancelled = await cancel
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "CANCELLED"
+    # The void was sent to the processor.
+    cur = await db.execute(
+        "SELECT count(*) FROM sandbox_calls WHERE reference = %s AND verb = 'cancel'",
+        (payment["id"],),
+    )
+    assert await cur.fetchone() == (1,)
