@@ -67,6 +67,21 @@ async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
     pytest.fail(f"gave up waiting for {what}")
 
 
+async def until_waiting_for_lock(db: Any, like: str, what: str) -> None:
+    """Until a statement whose text is `like` (SQL LIKE) waits for a lock another holds."""
+
+    async def waits() -> bool:
+        cur = await db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE %s",
+            (like,),
+        )
+        row = await cur.fetchone()
+        return bool(row and row[0])
+
+    await until(waits, what)
+
+
 @dataclass
 class Probe:
     """What the probe handler did: how often it ran, and a gate that holds it open."""

@@ -11,7 +11,7 @@ import psycopg
 from redis.asyncio import Redis
 
 from gateway.settings import Settings
-from tests.integration.conftest import until
+from tests.integration.conftest import until, until_waiting_for_lock
 from tests.integration.shop import Shop, assert_figures_add_up
 
 
@@ -277,16 +277,9 @@ async def test_a_cancel_that_waited_for_the_authorizations_record_sees_its_proce
         )
         cancel = asyncio.create_task(shop.cancel(payment["id"], key="cancel-after-wait"))
 
-        async def cancel_waits() -> bool:
-            cur = await db.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE %s",
-                ("%FROM payments%FOR UPDATE%",),
-            )
-            row = await cur.fetchone()
-            return bool(row and row[0])
-
-        await until(cancel_waits, "the cancel's phase 1 to wait for the payment's lock")
+        await until_waiting_for_lock(
+            db, "%FROM payments%FOR UPDATE%", "the cancel's phase 1 to wait for the payment's lock"
+        )
         await recorder.commit()
     finally:
         await recorder.close()

@@ -10,7 +10,12 @@ import msgspec
 import psycopg
 
 from gateway.settings import Settings
-from tests.integration.conftest import GatewayFactory, SomeMerchant, until
+from tests.integration.conftest import (
+    GatewayFactory,
+    SomeMerchant,
+    until,
+    until_waiting_for_lock,
+)
 from tests.integration.shop import Shop
 from tests.integration.test_webhooks import endpoint_of
 from workflows.credentials import new_master_key
@@ -45,16 +50,9 @@ async def test_an_endpoint_added_while_a_capture_waits_for_the_lock_hears_of_it(
             (merchant.id, payment["id"]),
         )
 
-        async def phase_3_waits() -> bool:
-            cur = await db.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE %s",
-                ("%FROM payments%FOR UPDATE%",),
-            )
-            row = await cur.fetchone()
-            return bool(row and row[0])
-
-        await until(phase_3_waits, "the capture's phase 3 to wait for the payment's lock")
+        await until_waiting_for_lock(
+            db, "%FROM payments%FOR UPDATE%", "the capture's phase 3 to wait for the payment's lock"
+        )
         endpoint, _ = await endpoint_of(running, merchant, "https://example.com/hooks")
     finally:
         await holder.rollback()
