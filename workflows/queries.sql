@@ -155,6 +155,10 @@ FROM inserted;
 -- name: lock_payment
 SELECT * FROM payments WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
 
+-- name: lock_run
+-- A run's row, locked after its payment's (phase 3's locked way, before record_outcome).
+SELECT 1 FROM workflow_runs WHERE merchant_id = %(merchant_id)s AND id = %(id)s FOR UPDATE;
+
 -- name: place_payment
 -- A held payment, authorized on the processor the merchant named: its account and card, as
 -- insert_payment would have written them.
@@ -293,6 +297,9 @@ WHERE merchant_id = %(merchant_id)s AND id = %(id)s AND state = 'running'
 -- one the merchant's webhooks hear of (notice), only if the merchant has no endpoint to tell
 -- (the outbox's events are written the locked way). No row back: the caller takes the locked
 -- way, which decides again on the row as it is.
+-- Either way the statement waits for no lock (the locked way took the payment's and the run's
+-- before, lock_run; the quick way skips): one that waited would commit a change after, say, a
+-- webhook endpoint added meanwhile, which its snapshot did not see.
 WITH payment AS MATERIALIZED (
     SELECT p.merchant_id FROM payments p
     WHERE p.merchant_id = %(merchant_id)s AND p.id = %(payment_id)s
@@ -300,6 +307,11 @@ WITH payment AS MATERIALIZED (
         AND NOT (%(notice)s AND EXISTS (SELECT 1 FROM webhook_endpoints w
                                         WHERE w.merchant_id = %(merchant_id)s
                                           AND w.mode = %(mode)s AND w.state = 'active'))))
+    FOR UPDATE SKIP LOCKED
+), locked_run AS MATERIALIZED (
+    -- After the payment's lock, as every writer of both takes them.
+    SELECT r.id FROM workflow_runs r
+    WHERE r.merchant_id = %(merchant_id)s AND r.id = %(run_id)s AND EXISTS (SELECT 1 FROM payment)
     FOR UPDATE SKIP LOCKED
 ), finished AS (
     UPDATE workflow_runs SET
@@ -313,7 +325,7 @@ WITH payment AS MATERIALIZED (
                 ELSE make_interval(secs => %(retry_after_seconds)s) END END,
         updated_at = now()
     WHERE merchant_id = %(merchant_id)s AND id = %(run_id)s AND state = 'running'
-      AND lease_owner = %(lease_owner)s AND EXISTS (SELECT 1 FROM payment)
+      AND lease_owner = %(lease_owner)s AND EXISTS (SELECT 1 FROM locked_run)
     RETURNING merchant_id, id
 ), noted AS (
     INSERT INTO workflow_history (merchant_id, run_id, id, event, detail)

@@ -811,6 +811,8 @@ class Runner:
         shown = None
         async with self._db.transaction() as conn:
             payment = await self._payment_of(conn, run, lock=True)
+            # The run's row too, before record_outcome takes its snapshot (see there).
+            await conn.execute(Q["lock_run"], {"merchant_id": run.merchant_id, "id": run.id})
             if asked is not None and result is not None and _figures_moved(run, payment, asked):
                 if resolved is not None:
                     raise RunNotResolvable(
