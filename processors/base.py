@@ -86,6 +86,8 @@ class StatusReason(msgspec.Struct, frozen=True, rename="camel", omit_defaults=Tr
 @dataclass(frozen=True)
 class Result:
     outcome: Outcome
+    # The processor's id of the operation: the same in every answer about it (its first one is
+    # the one the gateway keeps, and follow-ups are sent with it).
     processor_transaction_id: str | None = None
     reason: StatusReason | None = None
     required_action: str | None = None  # e.g. "3DS_AUTHENTICATION" with PENDING
