@@ -43,6 +43,8 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The processes a test started, each in a process group of its own
+    (`start_new_session=True`), killed whole afterwards."""
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for process in started:
@@ -188,6 +190,9 @@ def test_a_gateway_killed_mid_capture_is_completed_by_a_worker_with_one_capture(
         env=environment(settings),
         stdout=(tmp_path / "worker.log").open("wb"),
         stderr=subprocess.STDOUT,
+        # A group of its own, as `processes` kills: else a worker still running when the test
+        # failed would be out of reach of its killpg, and the wait after it would never end.
+        start_new_session=True,
     )
     processes.append(worker)
 
